@@ -1,0 +1,450 @@
+//! Reuseport groups (`struct sock_reuseport`, `net/core/sock_reuseport.c`),
+//! the listener table, selection (§4.2) and migration targets (§4.3).
+
+use crate::policy::{Policy, PolicyContext, PolicyDecision, PolicyStats};
+use serde::Serialize;
+use sim_core::{FourTuple, SimTime};
+use sim_tcp::{
+    reciprocal_scale, Listener, ListenerId, MigrateFailure, MigrateOutcome, MigratingSock,
+    ReuseportHooks, Selection, TCP_SYNCOOKIE_VALID,
+};
+use std::net::{IpAddr, SocketAddr};
+
+/// `INIT_SOCKS`: initial size of a group's `socks` array.
+pub const INIT_SOCKS: usize = 128;
+/// Upper bound of `max_socks` (`U16_MAX`).
+pub const MAX_SOCKS_LIMIT: usize = 65_535;
+
+/// A reuseport group id (index into [`ReuseportTable::groups`]).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct GroupId(pub u32);
+
+/// `struct sock_reuseport` (§2.3).
+#[derive(Clone, Debug)]
+pub struct Group {
+    /// Group identity: the exact bound address and port.
+    pub local: SocketAddr,
+    /// `socks[0..max_socks)`; live section `[0, num_socks)`, closed section
+    /// `[max_socks - num_closed_socks, max_socks)`.
+    pub socks: Vec<Option<ListenerId>>,
+    /// `num_socks`.
+    pub num_socks: usize,
+    /// `num_closed_socks`.
+    pub num_closed_socks: usize,
+    /// The attached policy, if any (§2.7).
+    pub policy: Option<usize>,
+    /// `synq_overflow_ts`.
+    pub synq_overflow_ts: Option<SimTime>,
+    /// False once `num_socks + num_closed_socks` reached 0 (the group is freed).
+    pub alive: bool,
+}
+
+impl Group {
+    fn new(local: SocketAddr) -> Self {
+        Group {
+            local,
+            socks: vec![None; INIT_SOCKS],
+            num_socks: 0,
+            num_closed_socks: 0,
+            policy: None,
+            synq_overflow_ts: None,
+            alive: true,
+        }
+    }
+
+    /// `max_socks`.
+    pub fn max_socks(&self) -> usize {
+        self.socks.len()
+    }
+
+    /// The live section.
+    pub fn live(&self) -> impl Iterator<Item = ListenerId> + '_ {
+        self.socks[..self.num_socks].iter().map(|s| s.expect("live slot"))
+    }
+
+    /// The closed section, top first.
+    pub fn closed(&self) -> impl Iterator<Item = ListenerId> + '_ {
+        let max = self.max_socks();
+        self.socks[max - self.num_closed_socks..].iter().rev().map(|s| s.expect("closed slot"))
+    }
+
+    /// `reuseport_grow`: double `socks` when full, live entries at the
+    /// front and closed entries at the end. Returns false at the limit.
+    fn grow_if_full(&mut self) -> bool {
+        let max = self.max_socks();
+        if self.num_socks + self.num_closed_socks < max {
+            return true;
+        }
+        let new_max = (max * 2).min(MAX_SOCKS_LIMIT);
+        if new_max == max {
+            return false;
+        }
+        let mut socks = vec![None; new_max];
+        socks[..self.num_socks].copy_from_slice(&self.socks[..self.num_socks]);
+        socks[new_max - self.num_closed_socks..].copy_from_slice(&self.socks[max - self.num_closed_socks..]);
+        self.socks = socks;
+        true
+    }
+
+    fn add_live(&mut self, l: ListenerId) {
+        assert!(self.grow_if_full(), "reuseport group full ({MAX_SOCKS_LIMIT} sockets)");
+        self.socks[self.num_socks] = Some(l);
+        self.num_socks += 1;
+    }
+
+    fn add_closed(&mut self, l: ListenerId) {
+        assert!(self.grow_if_full(), "reuseport group full ({MAX_SOCKS_LIMIT} sockets)");
+        let max = self.max_socks();
+        self.socks[max - self.num_closed_socks - 1] = Some(l);
+        self.num_closed_socks += 1;
+    }
+
+    /// `__reuseport_detach_sock`: swap-remove from the live section.
+    fn detach_live(&mut self, l: ListenerId) -> bool {
+        let Some(i) = self.socks[..self.num_socks].iter().position(|&s| s == Some(l)) else {
+            return false;
+        };
+        self.num_socks -= 1;
+        self.socks[i] = self.socks[self.num_socks];
+        self.socks[self.num_socks] = None;
+        true
+    }
+
+    /// `__reuseport_detach_closed_sock`: the gap is filled with the lowest
+    /// closed entry.
+    fn detach_closed(&mut self, l: ListenerId) -> bool {
+        let max = self.max_socks();
+        let lo = max - self.num_closed_socks;
+        let Some(i) = self.socks[lo..].iter().position(|&s| s == Some(l)) else {
+            return false;
+        };
+        self.socks[lo + i] = self.socks[lo];
+        self.socks[lo] = None;
+        self.num_closed_socks -= 1;
+        true
+    }
+
+    fn is_empty(&self) -> bool {
+        self.num_socks + self.num_closed_socks == 0
+    }
+
+    /// `reuseport_select_sock_by_hash` (§4.2): `socks[reciprocal_scale(h, n)]`.
+    pub fn select_by_hash(&self, hash: u32) -> Option<ListenerId> {
+        if self.num_socks == 0 {
+            return None;
+        }
+        self.socks[reciprocal_scale(hash, self.num_socks as u32) as usize]
+    }
+}
+
+/// Per-listener data the reuseport layer keeps.
+#[derive(Clone, Debug, Default)]
+struct Member {
+    group: Option<GroupId>,
+    /// Worker generation, for policies that steer to the newest workers.
+    generation: u32,
+}
+
+/// All reuseport groups of one network namespace, the listener table (the
+/// hashed listeners, in insertion order) and the attached policies.
+#[derive(Clone, Debug, Default)]
+pub struct ReuseportTable {
+    /// Every group ever created (freed groups stay, `alive = false`).
+    pub groups: Vec<Group>,
+    members: Vec<Member>,
+    hashed: Vec<ListenerId>,
+    /// Policies known to this namespace (attached or not).
+    pub policies: Vec<Policy>,
+    /// `synq_overflow_ts` of listeners without a group.
+    lone_overflow: Vec<Option<SimTime>>,
+}
+
+fn family_compatible(listener: IpAddr, packet_local: IpAddr, v6only: bool) -> bool {
+    match (listener, packet_local) {
+        (IpAddr::V4(_), IpAddr::V4(_)) | (IpAddr::V6(_), IpAddr::V6(_)) => true,
+        (IpAddr::V6(_), IpAddr::V4(_)) => !v6only,
+        (IpAddr::V4(_), IpAddr::V6(_)) => false,
+    }
+}
+
+impl ReuseportTable {
+    /// An empty table.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn member(&mut self, l: ListenerId) -> &mut Member {
+        if self.members.len() <= l.index() {
+            self.members.resize(l.index() + 1, Member::default());
+        }
+        &mut self.members[l.index()]
+    }
+
+    /// The group of listener `l` (live or closed section), if any.
+    pub fn group_of(&self, l: ListenerId) -> Option<GroupId> {
+        self.members.get(l.index()).and_then(|m| m.group)
+    }
+
+    /// A group by id.
+    pub fn group(&self, g: GroupId) -> &Group {
+        &self.groups[g.0 as usize]
+    }
+
+    /// Sets the worker generation of `l` (used by `newest_generation` policies).
+    pub fn set_generation(&mut self, l: ListenerId, generation: u32) {
+        self.member(l).generation = generation;
+    }
+
+    /// Registers a policy; returns its index.
+    pub fn add_policy(&mut self, policy: Policy) -> usize {
+        self.policies.push(policy);
+        self.policies.len() - 1
+    }
+
+    /// `reuseport_attach_prog` through listener `via` (§2.7, §5.9). A bound
+    /// socket without a group gets one now (`reuseport_alloc`). The policy's
+    /// socket array is filled with the group's live members.
+    pub fn attach_policy(&mut self, via: ListenerId, local: SocketAddr, policy: usize) {
+        let g = match self.group_of(via) {
+            Some(g) => g,
+            None => {
+                let g = self.new_group(local);
+                self.groups[g.0 as usize].add_live(via);
+                self.member(via).group = Some(g);
+                g
+            }
+        };
+        let group = &mut self.groups[g.0 as usize];
+        if let Some(old) = group.policy {
+            self.policies[old].attached = false;
+        }
+        group.policy = Some(policy);
+        let live: Vec<ListenerId> = group.live().collect();
+        let p = &mut self.policies[policy];
+        p.attached = true;
+        for l in live {
+            p.sockarray_insert(l);
+        }
+    }
+
+    /// Detaches the policy of `via`'s group. Not possible through a shut-down
+    /// member (§5.9): returns false then.
+    pub fn detach_policy(&mut self, via: ListenerId, via_listening: bool) -> bool {
+        if !via_listening {
+            return false;
+        }
+        let Some(g) = self.group_of(via) else {
+            return false;
+        };
+        if let Some(p) = self.groups[g.0 as usize].policy.take() {
+            self.policies[p].attached = false;
+        }
+        true
+    }
+
+    /// The decisions of each policy so far.
+    pub fn policy_stats(&self) -> Vec<(&str, &PolicyStats)> {
+        self.policies.iter().map(|p| (p.name.as_str(), &p.stats)).collect()
+    }
+
+    fn new_group(&mut self, local: SocketAddr) -> GroupId {
+        self.groups.push(Group::new(local));
+        GroupId(self.groups.len() as u32 - 1)
+    }
+
+    fn free_if_empty(&mut self, g: GroupId) {
+        let group = &mut self.groups[g.0 as usize];
+        if group.is_empty() && group.alive {
+            group.alive = false;
+            if let Some(p) = group.policy.take() {
+                self.policies[p].attached = false;
+            }
+        }
+    }
+
+    fn find_hashed_match(&self, listeners: &[Listener], l: ListenerId) -> Option<ListenerId> {
+        let me = &listeners[l.index()];
+        self.hashed.iter().copied().find(|&o| o != l && listeners[o.index()].local == me.local)
+    }
+
+    fn policy_of(&self, g: GroupId) -> Option<usize> {
+        self.groups[g.0 as usize].policy
+    }
+
+    fn run_policy(
+        &mut self,
+        listeners: &[Listener],
+        g: GroupId,
+        ctx: PolicyContext,
+        closing: Option<ListenerId>,
+        hash: u32,
+    ) -> Option<PolicyDecision> {
+        let p = self.policy_of(g)?;
+        let group = &self.groups[g.0 as usize];
+        let policy = &mut self.policies[p];
+        if ctx.is_migration() && !policy.kind.migrate_capable() {
+            return None;
+        }
+        let live: Vec<(ListenerId, u32)> = group
+            .live()
+            .map(|l| (l, self.members.get(l.index()).map_or(0, |m| m.generation)))
+            .collect();
+        Some(policy.decide(listeners, &live, ctx, closing, hash))
+    }
+}
+
+impl ReuseportHooks for ReuseportTable {
+    fn on_listen(&mut self, listeners: &[Listener], id: ListenerId, resurrect: bool) {
+        let old = self.group_of(id);
+        let anchor = self.find_hashed_match(listeners, id);
+        let local = listeners[id.index()].local;
+        match (old, resurrect) {
+            // Already a live member (a group made by attach on the unhashed socket).
+            (Some(g), false) => {
+                if !self.groups[g.0 as usize].live().any(|l| l == id) {
+                    self.groups[g.0 as usize].add_live(id);
+                }
+            }
+            (old, _) => {
+                // reuseport_resurrect (§5.9) / inet_reuseport_add_sock (§5.1).
+                if let Some(g) = old {
+                    let group = &mut self.groups[g.0 as usize];
+                    if !group.detach_closed(id) {
+                        group.detach_live(id);
+                    }
+                    self.member(id).group = None;
+                    self.free_if_empty(g);
+                }
+                let g = match anchor.and_then(|a| self.group_of(a)) {
+                    Some(g) => g,
+                    None => self.new_group(local),
+                };
+                self.groups[g.0 as usize].add_live(id);
+                self.member(id).group = Some(g);
+                // A worker started after the policy was attached: user space
+                // inserts it into the policy's socket array. A resurrected
+                // socket is not put back (§5.9).
+                if !resurrect {
+                    if let Some(p) = self.groups[g.0 as usize].policy {
+                        self.policies[p].sockarray_insert(id);
+                    }
+                }
+            }
+        }
+        self.hashed.push(id);
+    }
+
+    fn on_stop_listen(&mut self, _listeners: &[Listener], id: ListenerId, migrate_req: bool) {
+        if let Some(pos) = self.hashed.iter().position(|&l| l == id) {
+            self.hashed.remove(pos);
+        }
+        let Some(g) = self.group_of(id) else {
+            return;
+        };
+        // bpf_sk_reuseport_detach: the socket leaves every policy map.
+        for p in &mut self.policies {
+            p.sockarray_remove(id);
+        }
+        let capable = migrate_req
+            || self.policy_of(g).is_some_and(|p| self.policies[p].kind.migrate_capable());
+        let group = &mut self.groups[g.0 as usize];
+        group.detach_live(id);
+        if capable {
+            group.add_closed(id);
+        } else {
+            self.member(id).group = None;
+            self.free_if_empty(g);
+        }
+    }
+
+    fn on_destroy(&mut self, id: ListenerId) {
+        let Some(g) = self.group_of(id) else {
+            return;
+        };
+        let group = &mut self.groups[g.0 as usize];
+        if !group.detach_closed(id) {
+            group.detach_live(id);
+        }
+        self.member(id).group = None;
+        self.free_if_empty(g);
+    }
+
+    fn select(&mut self, listeners: &[Listener], tuple: &FourTuple, hash: u32, has_payload: bool) -> Selection {
+        let port = tuple.local.port();
+        let ip = tuple.local.ip();
+        // inet_lhash2_lookup for the exact address first, then the wildcard.
+        let exact = self.hashed.iter().copied().find(|&l| listeners[l.index()].local == tuple.local);
+        let best = exact.or_else(|| {
+            self.hashed.iter().copied().find(|&l| {
+                let lst = &listeners[l.index()];
+                lst.local.port() == port
+                    && lst.local.ip().is_unspecified()
+                    && family_compatible(lst.local.ip(), ip, lst.options.v6only)
+            })
+        });
+        let Some(best) = best else {
+            return Selection::NoListener;
+        };
+        let Some(g) = self.group_of(best) else {
+            return Selection::Listener(best);
+        };
+        if self.groups[g.0 as usize].num_socks == 0 {
+            return Selection::NoListener;
+        }
+        let ctx = PolicyContext::Syn { has_payload };
+        match self.run_policy(listeners, g, ctx, None, hash) {
+            Some(PolicyDecision::Pick(l)) => return Selection::Listener(l),
+            Some(PolicyDecision::Drop) => return Selection::PolicyDrop,
+            Some(PolicyDecision::Pass) | None => {}
+        }
+        match self.groups[g.0 as usize].select_by_hash(hash) {
+            Some(l) => Selection::Listener(l),
+            None => Selection::NoListener,
+        }
+    }
+
+    fn migrate_target(
+        &mut self,
+        listeners: &[Listener],
+        closed: ListenerId,
+        migrating: MigratingSock,
+        migrate_req: bool,
+    ) -> MigrateOutcome {
+        let Some(g) = self.group_of(closed) else {
+            return MigrateOutcome::Detached;
+        };
+        if self.groups[g.0 as usize].num_socks == 0 {
+            return MigrateOutcome::Fail(MigrateFailure::NoLiveMember);
+        }
+        let hash = migrating.hash();
+        let ctx = PolicyContext::from_migrating(migrating);
+        let target = match self.run_policy(listeners, g, ctx, Some(closed), hash) {
+            Some(PolicyDecision::Pick(l)) => l,
+            Some(PolicyDecision::Drop) => return MigrateOutcome::Fail(MigrateFailure::PolicyDrop),
+            // PassNoPick falls back to hash regardless of the sysctl.
+            Some(PolicyDecision::Pass) => self.groups[g.0 as usize].select_by_hash(hash).expect("live member"),
+            None if migrate_req => self.groups[g.0 as usize].select_by_hash(hash).expect("live member"),
+            None => return MigrateOutcome::Fail(MigrateFailure::SysctlOff),
+        };
+        MigrateOutcome::Target(target)
+    }
+
+    fn note_synq_overflow(&mut self, id: ListenerId, now: SimTime) {
+        if let Some(g) = self.group_of(id) {
+            self.groups[g.0 as usize].synq_overflow_ts = Some(now);
+        } else {
+            if self.lone_overflow.len() <= id.index() {
+                self.lone_overflow.resize(id.index() + 1, None);
+            }
+            self.lone_overflow[id.index()] = Some(now);
+        }
+    }
+
+    fn synq_overflow_recent(&self, id: ListenerId, now: SimTime) -> bool {
+        let ts = match self.group_of(id) {
+            Some(g) => self.groups[g.0 as usize].synq_overflow_ts,
+            None => self.lone_overflow.get(id.index()).copied().flatten(),
+        };
+        ts.is_some_and(|t| now.saturating_sub(t) < TCP_SYNCOOKIE_VALID)
+    }
+}

@@ -1,0 +1,111 @@
+//! The listening socket (§2.2).
+
+use crate::{ChildKey, ListenerId};
+use serde::{Deserialize, Serialize};
+use sim_core::SimTime;
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+
+/// `sk_state` of a listener.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ListenerState {
+    /// Bound, not (yet) listening.
+    Bound,
+    /// `TCP_LISTEN`: hashed, selectable.
+    Listen,
+    /// `TCP_CLOSE` after `shutdown()`: still bound, may `listen()` again (§5.9).
+    Shutdown,
+    /// `TCP_CLOSE` after the last reference was closed.
+    Closed,
+}
+
+/// Socket options of a listener.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ListenerOptions {
+    /// `TCP_SYNCNT` (`icsk_syn_retries`), 0 = use `tcp_synack_retries`.
+    pub syn_retries: u8,
+    /// `TCP_FASTOPEN` queue length; 0 = Fast Open off on this listener.
+    pub fastopen_qlen: u32,
+    /// `IPV6_V6ONLY` for an IPv6 wildcard listener.
+    pub v6only: bool,
+}
+
+/// A listening socket (§2.2), with the kernel's field names.
+#[derive(Clone, Debug)]
+pub struct Listener {
+    /// This listener's id.
+    pub id: ListenerId,
+    /// Bound local address (the IP may be unspecified: a wildcard bind).
+    pub local: SocketAddr,
+    /// `sk_state`.
+    pub state: ListenerState,
+    /// `sk_max_ack_backlog` = min(listen backlog, somaxconn).
+    pub backlog: u32,
+    /// The accept queue (`icsk_accept_queue.rskq_accept_*`); its length is `sk_ack_backlog`.
+    pub accept_queue: VecDeque<ChildKey>,
+    /// `qlen`: request sockets owned by this listener.
+    pub syn_qlen: u32,
+    /// `young`: owned requests that never timed out.
+    pub syn_young: u32,
+    /// Socket options.
+    pub options: ListenerOptions,
+    /// Request sockets referencing this listener object (`rsk_listener` refs):
+    /// the object survives a close while this is non-zero (§6.1).
+    pub req_refs: u32,
+    /// `synq_overflow_ts` for a listener without a group.
+    pub synq_overflow_ts: Option<SimTime>,
+    /// Children returned by accept() so far.
+    pub accepted_total: u64,
+    /// Peak SYN-queue length seen.
+    pub peak_syn_qlen: u32,
+    /// Peak accept-queue length seen.
+    pub peak_accept_qlen: u32,
+}
+
+impl Listener {
+    /// A bound, not yet listening socket.
+    pub fn new(id: ListenerId, local: SocketAddr, options: ListenerOptions) -> Self {
+        Listener {
+            id,
+            local,
+            state: ListenerState::Bound,
+            backlog: 0,
+            accept_queue: VecDeque::new(),
+            syn_qlen: 0,
+            syn_young: 0,
+            options,
+            req_refs: 0,
+            synq_overflow_ts: None,
+            accepted_total: 0,
+            peak_syn_qlen: 0,
+            peak_accept_qlen: 0,
+        }
+    }
+
+    /// `sk_ack_backlog`.
+    pub fn ack_backlog(&self) -> u32 {
+        self.accept_queue.len() as u32
+    }
+
+    /// `sk_acceptq_is_full`: `sk_ack_backlog > sk_max_ack_backlog`, so
+    /// backlog + 1 children fit (§5.2 step 2).
+    pub fn accept_queue_is_full(&self) -> bool {
+        self.ack_backlog() > self.backlog
+    }
+
+    /// `inet_csk_reqsk_queue_is_full`: `qlen > sk_max_ack_backlog` (§5.2 step 1).
+    pub fn syn_queue_is_full(&self) -> bool {
+        self.syn_qlen > self.backlog
+    }
+
+    /// Whether the listener is in `TCP_LISTEN`.
+    pub fn is_listening(&self) -> bool {
+        self.state == ListenerState::Listen
+    }
+
+    pub(crate) fn note_queues(&mut self) {
+        self.peak_syn_qlen = self.peak_syn_qlen.max(self.syn_qlen);
+        self.peak_accept_qlen = self.peak_accept_qlen.max(self.ack_backlog());
+    }
+}

@@ -1,0 +1,1078 @@
+//! The server host's TCP stack: listeners, request sockets in ehash, children,
+//! and every rule of §5 that decides whether a connection survives.
+
+use crate::cause::{DropCause, MigrationPath, RstCause};
+use crate::hooks::{MigrateFailure, MigrateOutcome, MigratingSock, ReuseportHooks, Selection};
+use crate::listener::{Listener, ListenerOptions, ListenerState};
+use crate::{ChildKey, Counters, FlowHasher, ListenerId, ReqKey, Sysctls};
+use crate::{TFO_SERVER_COOKIE_NOT_REQD, TFO_SERVER_ENABLE};
+use rustc_hash::FxHashMap;
+use sim_core::{FourTuple, Packet, SimDuration, SimTime, TcpFlags, Timer, TimerArm, TimerFire};
+use slotmap::SlotMap;
+use std::net::SocketAddr;
+
+/// `TCP_TIMEOUT_INIT` (§3).
+pub const TCP_TIMEOUT_INIT: SimDuration = SimDuration::from_secs(1);
+/// `TCP_RTO_MIN` (§3).
+pub const TCP_RTO_MIN: SimDuration = SimDuration::from_millis(200);
+/// `TCP_SYNCOOKIE_VALID` (§3).
+pub const TCP_SYNCOOKIE_VALID: SimDuration = SimDuration::from_secs(120);
+/// `tcp_invalid_ratelimit`: SYN-ACK rate limit for duplicate SYNs (§3).
+pub const TCP_INVALID_RATELIMIT: SimDuration = SimDuration::from_millis(500);
+/// Length of a TCP header without options, what a BPF program sees as the
+/// minimum `len` of a real segment (§2.7).
+const TCP_HEADER_LEN: u32 = 20;
+const WINDOW: u16 = 65_535;
+
+/// A timer of the server stack, carried by the driver's event queue.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ServerTimer {
+    /// `reqsk_timer` of a request socket (§5.3).
+    Req(ReqKey),
+    /// Retransmission timer of a child (Fast Open SYN-ACK, or the response).
+    Child(ChildKey),
+}
+
+/// What happened inside the stack, for the application model and the report.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ServerEvent {
+    /// A child was appended to `listener`'s accept queue (new or migrated).
+    ChildQueued {
+        /// The child.
+        child: ChildKey,
+        /// The listener whose queue it joined.
+        listener: ListenerId,
+    },
+    /// The request bytes of a child arrived.
+    RequestReceived {
+        /// The child.
+        child: ChildKey,
+    },
+    /// The client acknowledged the response and closed: the connection is done.
+    ChildFinished {
+        /// The child.
+        child: ChildKey,
+    },
+    /// A child was destroyed with an RST to the client.
+    ChildReset {
+        /// The child.
+        child: ChildKey,
+        /// Why.
+        cause: RstCause,
+    },
+    /// A child was destroyed without an RST (retransmissions exhausted, or the
+    /// client reset it).
+    ChildGone {
+        /// The child.
+        child: ChildKey,
+    },
+    /// One successful migration hop (`TCPMigrateReqSuccess`).
+    Migrated {
+        /// Which of the three paths.
+        path: MigrationPath,
+        /// The closed listener.
+        from: ListenerId,
+        /// The live target.
+        to: ListenerId,
+        /// True on the first migration of this connection.
+        first: bool,
+    },
+    /// A failed migration (`TCPMigrateReqFailure`).
+    MigrationFailed {
+        /// Which path.
+        path: MigrationPath,
+        /// The closed listener.
+        from: ListenerId,
+        /// Why.
+        reason: MigrateFailure,
+    },
+    /// A silent drop of a segment or of a request socket.
+    Dropped {
+        /// Why.
+        cause: DropCause,
+    },
+}
+
+/// Where the stack's effects go: the driver sends packets, sets timers and
+/// records events. Packets are sent at the `now` of the call.
+pub trait ServerOutput {
+    /// Send `pkt` now; `rst` tags an RST with its cause.
+    fn transmit(&mut self, pkt: Packet, rst: Option<RstCause>);
+    /// Deliver `timer` back to [`ServerStack::on_timer`] at `at`.
+    fn set_timer(&mut self, at: SimTime, timer: ServerTimer);
+    /// Record an event.
+    fn notify(&mut self, ev: ServerEvent);
+}
+
+/// `listen()` errors.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ListenError {
+    /// The socket was closed.
+    Closed,
+}
+
+/// `accept()` errors.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum AcceptError {
+    /// EINVAL: the socket is not listening (§5.6).
+    NotListening,
+}
+
+/// State of a child socket (§2.5).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum ChildState {
+    /// Fast Open child before the final ACK.
+    SynRecv,
+    /// Handshake complete.
+    Established,
+    /// The client sent FIN before the response.
+    CloseWait,
+    /// The response and FIN were sent; waiting for the client's ACK|FIN.
+    FinWait,
+}
+
+struct Request {
+    tuple: FourTuple,
+    listener: ListenerId,
+    hash: u32,
+    snd_isn: u32,
+    rcv_isn: u32,
+    num_timeout: u8,
+    acked: bool,
+    timer: Timer,
+    last_oow_ack: Option<SimTime>,
+    migrated: bool,
+}
+
+struct Child {
+    tuple: FourTuple,
+    hash: u32,
+    state: ChildState,
+    /// Owner while in an accept queue; None once accepted.
+    queued_on: Option<ListenerId>,
+    snd_isn: u32,
+    snd_nxt: u32,
+    rcv_nxt: u32,
+    request_bytes: u32,
+    response_len: u32,
+    timer: Timer,
+    rto: SimDuration,
+    retransmits: u8,
+    migrated: bool,
+}
+
+/// Read-only view of a child, for the driver.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub struct ChildInfo {
+    /// (server address, client address).
+    pub tuple: FourTuple,
+    /// State.
+    pub state: ChildState,
+    /// Request bytes received so far.
+    pub request_bytes: u32,
+    /// Whether the child migrated at least once.
+    pub migrated: bool,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+enum Sock {
+    Req(ReqKey),
+    Child(ChildKey),
+}
+
+/// The TCP stack of one server host (one network namespace).
+pub struct ServerStack<H> {
+    /// The namespace's sysctls; read at each point of use.
+    pub sysctls: Sysctls,
+    /// All listeners ever created, indexed by [`ListenerId`].
+    pub listeners: Vec<Listener>,
+    /// §8 counters.
+    pub counters: Counters,
+    /// The reuseport layer.
+    pub hooks: H,
+    requests: SlotMap<ReqKey, Request>,
+    children: SlotMap<ChildKey, Child>,
+    ehash: FxHashMap<FourTuple, Sock>,
+    flow: FlowHasher,
+}
+
+fn rst_for(pkt: &Packet) -> Packet {
+    // RFC 793 / tcp_v4_send_reset: with ACK, seq = the segment's ack; else RST|ACK.
+    let (flags, seq, ack) = if pkt.flags.contains(TcpFlags::ACK) {
+        (TcpFlags::RST, pkt.ack, 0)
+    } else {
+        let mut len = pkt.payload_len;
+        if pkt.flags.contains(TcpFlags::SYN) {
+            len += 1;
+        }
+        if pkt.flags.contains(TcpFlags::FIN) {
+            len += 1;
+        }
+        (TcpFlags::RST | TcpFlags::ACK, 0, pkt.seq.wrapping_add(len))
+    };
+    Packet {
+        src: pkt.dst,
+        dst: pkt.src,
+        flags,
+        seq,
+        ack,
+        payload_len: 0,
+        fast_open: false,
+        window: 0,
+    }
+}
+
+fn segment(tuple: &FourTuple, flags: TcpFlags, seq: u32, ack: u32, payload_len: u32) -> Packet {
+    Packet {
+        src: tuple.local,
+        dst: tuple.remote,
+        flags,
+        seq,
+        ack,
+        payload_len,
+        fast_open: false,
+        window: WINDOW,
+    }
+}
+
+fn rto_for(timeout: SimDuration, shift: u8, rto_max: SimDuration) -> SimDuration {
+    timeout.checked_shl(u32::from(shift)).unwrap_or(rto_max).min(rto_max)
+}
+
+impl<H: ReuseportHooks> ServerStack<H> {
+    /// An empty stack. `flow` is the namespace's seeded flow hash (§4.1).
+    pub fn new(sysctls: Sysctls, hooks: H, flow: FlowHasher) -> Self {
+        ServerStack {
+            sysctls,
+            listeners: Vec::new(),
+            counters: Counters::default(),
+            hooks,
+            requests: SlotMap::with_key(),
+            children: SlotMap::with_key(),
+            ehash: FxHashMap::default(),
+            flow,
+        }
+    }
+
+    /// `socket()` + `bind()`: a new bound listener socket.
+    pub fn bind(&mut self, local: SocketAddr, options: ListenerOptions) -> ListenerId {
+        let id = ListenerId(self.listeners.len() as u32);
+        self.listeners.push(Listener::new(id, local, options));
+        id
+    }
+
+    /// The flow hash of `tuple` (server's view).
+    pub fn flow_hash(&self, tuple: &FourTuple) -> u32 {
+        self.flow.hash(tuple)
+    }
+
+    /// Number of live request sockets.
+    pub fn request_count(&self) -> usize {
+        self.requests.len()
+    }
+
+    /// Number of live child sockets (queued or accepted).
+    pub fn child_count(&self) -> usize {
+        self.children.len()
+    }
+
+    /// A child's state, if it still exists.
+    pub fn child(&self, c: ChildKey) -> Option<ChildInfo> {
+        self.children.get(c).map(|ch| ChildInfo {
+            tuple: ch.tuple,
+            state: ch.state,
+            request_bytes: ch.request_bytes,
+            migrated: ch.migrated,
+        })
+    }
+
+    /// `listen(fd, backlog)` (§5.1, §5.9).
+    pub fn listen(&mut self, id: ListenerId, backlog: u32) -> Result<(), ListenError> {
+        let somaxconn = self.sysctls.somaxconn;
+        let l = &mut self.listeners[id.index()];
+        l.backlog = backlog.min(somaxconn);
+        match l.state {
+            ListenerState::Listen => Ok(()),
+            ListenerState::Closed => Err(ListenError::Closed),
+            ListenerState::Bound | ListenerState::Shutdown => {
+                let resurrect = l.state == ListenerState::Shutdown;
+                l.state = ListenerState::Listen;
+                self.hooks.on_listen(&self.listeners, id, resurrect);
+                Ok(())
+            }
+        }
+    }
+
+    /// `accept()` (§5.6): pops the accept-queue head.
+    pub fn accept(&mut self, id: ListenerId) -> Result<Option<ChildKey>, AcceptError> {
+        let l = &mut self.listeners[id.index()];
+        if l.state != ListenerState::Listen {
+            return Err(AcceptError::NotListening);
+        }
+        let Some(c) = l.accept_queue.pop_front() else {
+            return Ok(None);
+        };
+        l.accepted_total += 1;
+        self.children[c].queued_on = None;
+        Ok(Some(c))
+    }
+
+    /// `shutdown(SHUT_RDWR)` (`shutdown = true`) or the last `close()` of a
+    /// listener (§5.7).
+    pub fn close_listener(
+        &mut self,
+        now: SimTime,
+        id: ListenerId,
+        shutdown: bool,
+        out: &mut impl ServerOutput,
+    ) {
+        let state = self.listeners[id.index()].state;
+        match state {
+            ListenerState::Closed => return,
+            ListenerState::Shutdown | ListenerState::Bound => {
+                if !shutdown {
+                    self.listeners[id.index()].state = ListenerState::Closed;
+                    self.maybe_destroy_listener(id);
+                }
+                return;
+            }
+            ListenerState::Listen => {}
+        }
+        // Steps 1-2: leave the listener table; group bookkeeping (§6.1).
+        let migrate_req = self.sysctls.tcp_migrate_req == 1;
+        self.hooks.on_stop_listen(&self.listeners, id, migrate_req);
+        // Step 3.
+        self.listeners[id.index()].state = if shutdown {
+            ListenerState::Shutdown
+        } else {
+            ListenerState::Closed
+        };
+        // Step 4: drain the accept queue, head first.
+        while let Some(c) = self.listeners[id.index()].accept_queue.pop_front() {
+            let child = &self.children[c];
+            let m = match child.state {
+                ChildState::SynRecv => MigratingSock::SynRecv { hash: child.hash },
+                _ => MigratingSock::Established { hash: child.hash },
+            };
+            let migrate_req = self.sysctls.tcp_migrate_req == 1;
+            match self.hooks.migrate_target(&self.listeners, id, m, migrate_req) {
+                MigrateOutcome::Target(t) if self.listeners[t.index()].is_listening() => {
+                    // No backlog check on the target (§5.7 step 4).
+                    let target = &mut self.listeners[t.index()];
+                    target.accept_queue.push_back(c);
+                    target.note_queues();
+                    let child = &mut self.children[c];
+                    child.queued_on = Some(t);
+                    let first = !child.migrated;
+                    child.migrated = true;
+                    self.counters.TcpExtTCPMigrateReqSuccess += 1;
+                    out.notify(ServerEvent::Migrated {
+                        path: MigrationPath::AcceptQueue,
+                        from: id,
+                        to: t,
+                        first,
+                    });
+                    out.notify(ServerEvent::ChildQueued { child: c, listener: t });
+                }
+                MigrateOutcome::Target(_) => {
+                    self.migration_failed(MigrationPath::AcceptQueue, id, MigrateFailure::TargetNotListening, out);
+                    self.forget_child(now, c, RstCause::ListenerCloseChild, out);
+                }
+                MigrateOutcome::Fail(reason) => {
+                    self.migration_failed(MigrationPath::AcceptQueue, id, reason, out);
+                    self.forget_child(now, c, RstCause::ListenerCloseChild, out);
+                }
+                MigrateOutcome::Detached => {
+                    self.forget_child(now, c, RstCause::ListenerCloseChild, out);
+                }
+            }
+        }
+        // Step 5: requests are untouched. Step 6: the object may die now.
+        self.maybe_destroy_listener(id);
+    }
+
+    /// Application abort of an accepted child (a killed worker): RST to the
+    /// client (`tcp_disconnect`).
+    pub fn abort(&mut self, now: SimTime, c: ChildKey, out: &mut impl ServerOutput) {
+        if self.children.contains_key(c) {
+            self.forget_child(now, c, RstCause::ApplicationAbort, out);
+        }
+    }
+
+    /// The application writes a response of `len` bytes and closes: data with
+    /// FIN, retransmitted on RTO until the client acknowledges it.
+    pub fn respond(&mut self, now: SimTime, c: ChildKey, len: u32, out: &mut impl ServerOutput) {
+        let Some(child) = self.children.get_mut(c) else {
+            return;
+        };
+        if child.state == ChildState::FinWait {
+            return;
+        }
+        child.response_len = len;
+        child.state = ChildState::FinWait;
+        let pkt = segment(
+            &child.tuple,
+            TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN,
+            child.snd_nxt,
+            child.rcv_nxt,
+            len,
+        );
+        child.snd_nxt = child.snd_nxt.wrapping_add(len + 1);
+        child.retransmits = 0;
+        out.transmit(pkt, None);
+        if let TimerArm::Push(at) = child.timer.arm(now + child.rto) {
+            out.set_timer(at, ServerTimer::Child(c));
+        }
+    }
+
+    /// A segment arrives at the server host.
+    pub fn on_segment(&mut self, now: SimTime, pkt: &Packet, out: &mut impl ServerOutput) {
+        let tuple = pkt.tuple_at_receiver();
+        match self.ehash.get(&tuple).copied() {
+            Some(Sock::Req(r)) => self.request_segment(now, r, pkt, out),
+            Some(Sock::Child(c)) => self.child_segment(now, c, pkt, out),
+            None => self.listener_segment(now, tuple, pkt, RstCause::NoRequest, out),
+        }
+    }
+
+    /// A timer set through [`ServerOutput::set_timer`] fires.
+    pub fn on_timer(&mut self, now: SimTime, timer: ServerTimer, out: &mut impl ServerOutput) {
+        match timer {
+            ServerTimer::Req(r) => {
+                let Some(req) = self.requests.get_mut(r) else {
+                    return;
+                };
+                match req.timer.on_event(now) {
+                    TimerFire::Stale => {}
+                    TimerFire::Rearm(at) => out.set_timer(at, timer),
+                    TimerFire::Fire => self.reqsk_timer_handler(now, r, out),
+                }
+            }
+            ServerTimer::Child(c) => {
+                let Some(child) = self.children.get_mut(c) else {
+                    return;
+                };
+                match child.timer.on_event(now) {
+                    TimerFire::Stale => {}
+                    TimerFire::Rearm(at) => out.set_timer(at, timer),
+                    TimerFire::Fire => self.child_timer(now, c, out),
+                }
+            }
+        }
+    }
+
+    fn migration_failed(
+        &mut self,
+        path: MigrationPath,
+        from: ListenerId,
+        reason: MigrateFailure,
+        out: &mut impl ServerOutput,
+    ) {
+        self.counters.TcpExtTCPMigrateReqFailure += 1;
+        out.notify(ServerEvent::MigrationFailed { path, from, reason });
+    }
+
+    fn send_rst(&mut self, pkt: Packet, cause: RstCause, out: &mut impl ServerOutput) {
+        self.counters.TcpOutRsts += 1;
+        out.transmit(pkt, Some(cause));
+    }
+
+    /// `inet_child_forget` / `tcp_disconnect`: RST to the client and destroy.
+    fn forget_child(&mut self, _now: SimTime, c: ChildKey, cause: RstCause, out: &mut impl ServerOutput) {
+        let child = self.children.remove(c).expect("live child");
+        self.ehash.remove(&child.tuple);
+        if let Some(l) = child.queued_on {
+            let q = &mut self.listeners[l.index()].accept_queue;
+            if let Some(pos) = q.iter().position(|&x| x == c) {
+                q.remove(pos);
+            }
+        }
+        let rst = segment(&child.tuple, TcpFlags::RST | TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0);
+        self.send_rst(rst, cause, out);
+        out.notify(ServerEvent::ChildReset { child: c, cause });
+    }
+
+    fn destroy_child_silently(&mut self, c: ChildKey, out: &mut impl ServerOutput) {
+        let child = self.children.remove(c).expect("live child");
+        self.ehash.remove(&child.tuple);
+        if let Some(l) = child.queued_on {
+            let q = &mut self.listeners[l.index()].accept_queue;
+            if let Some(pos) = q.iter().position(|&x| x == c) {
+                q.remove(pos);
+            }
+        }
+        out.notify(ServerEvent::ChildGone { child: c });
+    }
+
+    /// §6.1: a closed listener's object dies once no request references it.
+    fn maybe_destroy_listener(&mut self, id: ListenerId) {
+        let l = &self.listeners[id.index()];
+        if l.state == ListenerState::Closed && l.req_refs == 0 {
+            self.hooks.on_destroy(id);
+        }
+    }
+
+    /// `inet_csk_reqsk_queue_drop`: unlink a request and decrement its
+    /// listener's SYN-queue counters.
+    fn drop_request(&mut self, r: ReqKey) {
+        let req = self.requests.remove(r).expect("live request");
+        if self.ehash.get(&req.tuple) == Some(&Sock::Req(r)) {
+            self.ehash.remove(&req.tuple);
+        }
+        let l = &mut self.listeners[req.listener.index()];
+        l.syn_qlen -= 1;
+        if req.num_timeout == 0 {
+            l.syn_young -= 1;
+        }
+        l.req_refs -= 1;
+        self.maybe_destroy_listener(req.listener);
+    }
+
+    fn send_synack(&mut self, req: ReqKey, out: &mut impl ServerOutput) {
+        let r = &self.requests[req];
+        let pkt = segment(&r.tuple, TcpFlags::SYN | TcpFlags::ACK, r.snd_isn, r.rcv_isn.wrapping_add(1), 0);
+        out.transmit(pkt, None);
+    }
+
+    /// §4.2 selection, then §5.2 (SYN) or §5.5 (anything else). `ctx` is the
+    /// cause an RST to a non-SYN segment carries.
+    fn listener_segment(
+        &mut self,
+        now: SimTime,
+        tuple: FourTuple,
+        pkt: &Packet,
+        ctx: RstCause,
+        out: &mut impl ServerOutput,
+    ) {
+        let flags = pkt.flags;
+        let hash = self.flow.hash(&tuple);
+        let sel = self.hooks.select(&self.listeners, &tuple, hash, pkt.payload_len > 0);
+        let is_syn = flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK);
+        let l = match sel {
+            Selection::Listener(l) => l,
+            Selection::NoListener | Selection::PolicyDrop => {
+                if flags.contains(TcpFlags::RST) {
+                    out.notify(ServerEvent::Dropped { cause: DropCause::RstNotAnswered });
+                    return;
+                }
+                let cause = match (sel, is_syn) {
+                    (Selection::PolicyDrop, _) => RstCause::PolicyDrop,
+                    (_, true) => RstCause::NoListener,
+                    _ => ctx,
+                };
+                self.send_rst(rst_for(pkt), cause, out);
+                return;
+            }
+        };
+        if flags.contains(TcpFlags::RST) {
+            out.notify(ServerEvent::Dropped { cause: DropCause::RstNotAnswered });
+            return;
+        }
+        if is_syn {
+            self.conn_request(now, l, tuple, hash, pkt, out);
+            return;
+        }
+        if !flags.contains(TcpFlags::ACK) {
+            out.notify(ServerEvent::Dropped { cause: DropCause::ListenerIgnored });
+            return;
+        }
+        // §5.5: syncookie validation when the group overflowed recently.
+        if self.sysctls.tcp_syncookies != 0
+            && !flags.contains(TcpFlags::SYN)
+            && self.hooks.synq_overflow_recent(l, now)
+        {
+            if pkt.ack.wrapping_sub(1) == self.cookie_isn(&tuple) {
+                self.counters.TcpExtSyncookiesRecv += 1;
+                if self.listeners[l.index()].accept_queue_is_full() {
+                    self.counters.TcpExtListenOverflows += 1;
+                    self.counters.TcpExtListenDrops += 1;
+                    out.notify(ServerEvent::Dropped { cause: DropCause::CookieAckAcceptQueueFull });
+                    return;
+                }
+                let c = self.new_child(
+                    tuple,
+                    hash,
+                    ChildState::Established,
+                    pkt.ack.wrapping_sub(1),
+                    pkt.seq,
+                    false,
+                );
+                self.enqueue_child(c, l, out);
+                self.child_data(now, c, pkt, out);
+                return;
+            }
+            self.counters.TcpExtSyncookiesFailed += 1;
+        }
+        self.send_rst(rst_for(pkt), ctx, out);
+    }
+
+    fn cookie_isn(&self, tuple: &FourTuple) -> u32 {
+        self.flow.keyed(tuple, 0xc00c1e)
+    }
+
+    fn new_child(
+        &mut self,
+        tuple: FourTuple,
+        hash: u32,
+        state: ChildState,
+        snd_isn: u32,
+        rcv_nxt: u32,
+        migrated: bool,
+    ) -> ChildKey {
+        let c = self.children.insert(Child {
+            tuple,
+            hash,
+            state,
+            queued_on: None,
+            snd_isn,
+            snd_nxt: snd_isn.wrapping_add(1),
+            rcv_nxt,
+            request_bytes: 0,
+            response_len: 0,
+            timer: Timer::new(),
+            rto: TCP_TIMEOUT_INIT,
+            retransmits: 0,
+            migrated,
+        });
+        self.ehash.insert(tuple, Sock::Child(c));
+        self.counters.TcpPassiveOpens += 1;
+        c
+    }
+
+    fn enqueue_child(&mut self, c: ChildKey, l: ListenerId, out: &mut impl ServerOutput) {
+        let listener = &mut self.listeners[l.index()];
+        listener.accept_queue.push_back(c);
+        listener.note_queues();
+        self.children[c].queued_on = Some(l);
+        out.notify(ServerEvent::ChildQueued { child: c, listener: l });
+    }
+
+    /// §5.2 `tcp_conn_request`.
+    fn conn_request(
+        &mut self,
+        now: SimTime,
+        l: ListenerId,
+        tuple: FourTuple,
+        hash: u32,
+        pkt: &Packet,
+        out: &mut impl ServerOutput,
+    ) {
+        let sys = &self.sysctls;
+        let listener = &self.listeners[l.index()];
+        // Step 1.
+        let mut want_cookie = false;
+        if sys.tcp_syncookies == 2 || listener.syn_queue_is_full() {
+            if sys.tcp_syncookies != 0 {
+                want_cookie = true;
+                self.counters.TcpExtTCPReqQFullDoCookies += 1;
+                self.hooks.note_synq_overflow(l, now);
+            } else {
+                self.counters.TcpExtTCPReqQFullDrop += 1;
+                self.counters.TcpExtListenDrops += 1;
+                out.notify(ServerEvent::Dropped { cause: DropCause::SynQueueFull });
+                return;
+            }
+        }
+        // Step 2: applies even with cookies.
+        if listener.accept_queue_is_full() {
+            self.counters.TcpExtListenOverflows += 1;
+            self.counters.TcpExtListenDrops += 1;
+            out.notify(ServerEvent::Dropped { cause: DropCause::SynAcceptQueueFull });
+            return;
+        }
+        if want_cookie {
+            let isn = self.cookie_isn(&tuple);
+            self.counters.TcpExtSyncookiesSent += 1;
+            out.transmit(segment(&tuple, TcpFlags::SYN | TcpFlags::ACK, isn, pkt.seq.wrapping_add(1), 0), None);
+            return;
+        }
+        // Step 3: syncookies off, less than a quarter of tcp_max_syn_backlog
+        // free, and the peer is not "proven" (no tcp_metrics history is modelled).
+        if sys.tcp_syncookies == 0 {
+            let max = i64::from(sys.tcp_max_syn_backlog);
+            if max - i64::from(listener.syn_qlen) < (max >> 2) {
+                self.counters.TcpExtListenDrops += 1;
+                out.notify(ServerEvent::Dropped { cause: DropCause::SynBacklogQuarter });
+                return;
+            }
+        }
+        let snd_isn = self.flow.keyed(&tuple, u64::from(pkt.seq));
+        // Fast Open (`tcp_try_fastopen`): a child in SYN_RECV straight into
+        // the accept queue, data queued (§5.7 note).
+        let tfo = sys.tcp_fastopen;
+        if pkt.payload_len > 0
+            && tfo & TFO_SERVER_ENABLE != 0
+            && listener.options.fastopen_qlen > 0
+            && (pkt.fast_open || tfo & TFO_SERVER_COOKIE_NOT_REQD != 0)
+        {
+            self.counters.TcpExtTCPFastOpenPassive += 1;
+            let c = self.new_child(tuple, hash, ChildState::SynRecv, snd_isn, pkt.seq.wrapping_add(1), false);
+            let child = &mut self.children[c];
+            child.rcv_nxt = child.rcv_nxt.wrapping_add(pkt.payload_len);
+            child.request_bytes = pkt.payload_len;
+            let synack = segment(&tuple, TcpFlags::SYN | TcpFlags::ACK, snd_isn, child.rcv_nxt, 0);
+            if let TimerArm::Push(at) = child.timer.arm(now + TCP_TIMEOUT_INIT) {
+                out.set_timer(at, ServerTimer::Child(c));
+            }
+            out.transmit(synack, None);
+            self.enqueue_child(c, l, out);
+            out.notify(ServerEvent::RequestReceived { child: c });
+            return;
+        }
+        // Step 4: a request socket in ehash, SYN-ACK, timer at now + 1 s.
+        let listener = &mut self.listeners[l.index()];
+        listener.syn_qlen += 1;
+        listener.syn_young += 1;
+        listener.req_refs += 1;
+        listener.note_queues();
+        let r = self.requests.insert(Request {
+            tuple,
+            listener: l,
+            hash,
+            snd_isn,
+            rcv_isn: pkt.seq,
+            num_timeout: 0,
+            acked: false,
+            timer: Timer::new(),
+            last_oow_ack: None,
+            migrated: false,
+        });
+        self.ehash.insert(tuple, Sock::Req(r));
+        if let TimerArm::Push(at) = self.requests[r].timer.arm(now + TCP_TIMEOUT_INIT) {
+            out.set_timer(at, ServerTimer::Req(r));
+        }
+        self.send_synack(r, out);
+    }
+
+    /// §5.3 `reqsk_timer_handler`.
+    fn reqsk_timer_handler(&mut self, now: SimTime, r: ReqKey, out: &mut impl ServerOutput) {
+        let (l, hash, num_timeout) = {
+            let req = &self.requests[r];
+            (req.listener, req.hash, req.num_timeout)
+        };
+        let mut owner = l;
+        let mut migrated_to = None;
+        if !self.listeners[l.index()].is_listening() {
+            let migrate_req = self.sysctls.tcp_migrate_req == 1;
+            let m = MigratingSock::Request { hash, len: 0 };
+            match self.hooks.migrate_target(&self.listeners, l, m, migrate_req) {
+                MigrateOutcome::Target(t) if self.listeners[t.index()].is_listening() => {
+                    // The clone is counted on the target, with no fullness check.
+                    let target = &mut self.listeners[t.index()];
+                    target.syn_qlen += 1;
+                    if num_timeout == 0 {
+                        target.syn_young += 1;
+                    }
+                    target.note_queues();
+                    owner = t;
+                    migrated_to = Some(t);
+                }
+                other => {
+                    let reason = match other {
+                        MigrateOutcome::Fail(reason) => Some(reason),
+                        MigrateOutcome::Target(_) => Some(MigrateFailure::TargetNotListening),
+                        MigrateOutcome::Detached => None,
+                    };
+                    if let Some(reason) = reason {
+                        self.migration_failed(MigrationPath::SynackTimer, l, reason, out);
+                    }
+                    out.notify(ServerEvent::Dropped { cause: DropCause::RequestTimerNoTarget });
+                    self.drop_request(r);
+                    return;
+                }
+            }
+        }
+        let o = &self.listeners[owner.index()];
+        let mut max_retries = if o.options.syn_retries != 0 {
+            o.options.syn_retries
+        } else {
+            self.sysctls.tcp_synack_retries
+        };
+        // Pruning under SYN-queue pressure: old requests get fewer retries.
+        let qlen = o.syn_qlen;
+        if qlen << 1 > o.backlog.max(8) {
+            let mut young = o.syn_young << 1;
+            while max_retries > 2 {
+                if qlen < young {
+                    break;
+                }
+                max_retries -= 1;
+                young <<= 1;
+            }
+        }
+        self.counters.TcpExtTCPTimeouts += 1;
+        if num_timeout >= max_retries {
+            if let Some(t) = migrated_to {
+                self.migration_failed(MigrationPath::SynackTimer, l, MigrateFailure::RequestExpired, out);
+                let target = &mut self.listeners[t.index()];
+                target.syn_qlen -= 1;
+                if num_timeout == 0 {
+                    target.syn_young -= 1;
+                }
+            }
+            out.notify(ServerEvent::Dropped { cause: DropCause::RequestExpired });
+            self.drop_request(r);
+            return;
+        }
+        // Retransmit the SYN-ACK from the owner and re-arm.
+        self.counters.TcpExtTCPSynRetrans += 1;
+        self.send_synack(r, out);
+        let rto_max = self.sysctls.rto_max();
+        if num_timeout == 0 {
+            self.listeners[owner.index()].syn_young -= 1;
+        }
+        let req = &mut self.requests[r];
+        req.num_timeout += 1;
+        let at = now + rto_for(TCP_TIMEOUT_INIT, req.num_timeout, rto_max);
+        if let TimerArm::Push(at) = req.timer.arm(at) {
+            out.set_timer(at, ServerTimer::Req(r));
+        }
+        if let Some(t) = migrated_to {
+            // The clone replaces the old request in ehash; the old listener's
+            // counters drop the old request (`reqsk_queue_removed`).
+            let first = !req.migrated;
+            req.migrated = true;
+            req.listener = t;
+            let old = &mut self.listeners[l.index()];
+            old.syn_qlen -= 1;
+            if num_timeout == 0 {
+                old.syn_young -= 1;
+            }
+            old.req_refs -= 1;
+            self.listeners[t.index()].req_refs += 1;
+            self.counters.TcpExtTCPMigrateReqSuccess += 1;
+            out.notify(ServerEvent::Migrated {
+                path: MigrationPath::SynackTimer,
+                from: l,
+                to: t,
+                first,
+            });
+            self.maybe_destroy_listener(l);
+        }
+    }
+
+    /// §5.4: a segment for request `r`.
+    fn request_segment(&mut self, now: SimTime, r: ReqKey, pkt: &Packet, out: &mut impl ServerOutput) {
+        let (l, hash, tuple) = {
+            let req = &self.requests[r];
+            (req.listener, req.hash, req.tuple)
+        };
+        let mut s = l;
+        if !self.listeners[l.index()].is_listening() {
+            let migrate_req = self.sysctls.tcp_migrate_req == 1;
+            let m = MigratingSock::Request {
+                hash,
+                len: TCP_HEADER_LEN + pkt.payload_len,
+            };
+            match self.hooks.migrate_target(&self.listeners, l, m, migrate_req) {
+                MigrateOutcome::Target(t) => s = t,
+                other => {
+                    if let MigrateOutcome::Fail(reason) = other {
+                        self.migration_failed(MigrationPath::FinalAck, l, reason, out);
+                    }
+                    // Drop the request and look the segment up again from scratch.
+                    self.drop_request(r);
+                    self.listener_segment(now, tuple, pkt, RstCause::ClosedListenerRequest, out);
+                    return;
+                }
+            }
+        }
+        self.check_req(now, r, s, pkt, out);
+    }
+
+    /// `tcp_check_req` (§5.4 steps 1–7) with `s` the listener that handles it.
+    fn check_req(&mut self, now: SimTime, r: ReqKey, s: ListenerId, pkt: &Packet, out: &mut impl ServerOutput) {
+        let flags = pkt.flags;
+        let (l, snd_isn, rcv_isn, num_timeout, tuple, hash, migrated) = {
+            let q = &self.requests[r];
+            (q.listener, q.snd_isn, q.rcv_isn, q.num_timeout, q.tuple, q.hash, q.migrated)
+        };
+        let has_ack = flags.contains(TcpFlags::ACK);
+        // Step 1: a retransmitted SYN with the original ISN.
+        if flags.contains(TcpFlags::SYN) && !has_ack && !flags.contains(TcpFlags::RST) && pkt.seq == rcv_isn {
+            let rto_max = self.sysctls.rto_max();
+            let req = &mut self.requests[r];
+            let limited = req.last_oow_ack.is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT);
+            if limited {
+                out.notify(ServerEvent::Dropped { cause: DropCause::DuplicateSynRateLimited });
+                return;
+            }
+            req.last_oow_ack = Some(now);
+            let at = now + rto_for(TCP_TIMEOUT_INIT, num_timeout, rto_max);
+            if let TimerArm::Push(at) = req.timer.arm(at) {
+                out.set_timer(at, ServerTimer::Req(r));
+            }
+            self.counters.TcpExtTCPSynRetrans += 1;
+            self.send_synack(r, out);
+            return;
+        }
+        // Step 2: an ACK of the wrong sequence is a listener segment: RST.
+        if has_ack && pkt.ack != snd_isn.wrapping_add(1) {
+            self.send_rst(rst_for(pkt), RstCause::BadAck, out);
+            return;
+        }
+        // Step 3 (PAWS, out of window) is not modelled: no timestamps, and the
+        // model's clients never send outside the window.
+        // Step 4: RST, or a SYN in the window.
+        if flags.contains(TcpFlags::RST) || flags.contains(TcpFlags::SYN) {
+            if !flags.contains(TcpFlags::RST) {
+                self.send_rst(rst_for(pkt), RstCause::SynInWindow, out);
+            } else {
+                out.notify(ServerEvent::Dropped { cause: DropCause::RequestReset });
+            }
+            self.counters.TcpExtEmbryonicRsts += 1;
+            self.drop_request(r);
+            return;
+        }
+        // Step 5.
+        if !has_ack {
+            out.notify(ServerEvent::Dropped { cause: DropCause::NoAckFlag });
+            return;
+        }
+        // Step 6: the accept queue of S is full.
+        if self.listeners[s.index()].accept_queue_is_full() {
+            self.counters.TcpExtListenOverflows += 1;
+            self.counters.TcpExtListenDrops += 1;
+            if s != l {
+                // The counter is bumped without a failure reason of §4.3: the
+                // target was found, its queue was full.
+                self.counters.TcpExtTCPMigrateReqFailure += 1;
+                out.notify(ServerEvent::MigrationFailed {
+                    path: MigrationPath::FinalAck,
+                    from: l,
+                    reason: MigrateFailure::TargetNotListening,
+                });
+            }
+            if self.sysctls.tcp_abort_on_overflow == 0 {
+                self.requests[r].acked = true;
+                out.notify(ServerEvent::Dropped { cause: DropCause::FinalAckAcceptQueueFull });
+            } else {
+                let cause = if s != l {
+                    RstCause::MigratedAcceptQueueOverflow
+                } else {
+                    RstCause::AcceptQueueOverflow
+                };
+                self.send_rst(rst_for(pkt), cause, out);
+                self.counters.TcpExtEmbryonicRsts += 1;
+                self.drop_request(r);
+            }
+            return;
+        }
+        // Step 7: the child replaces the request (inet_csk_complete_hashdance).
+        self.drop_request(r);
+        let c = self.new_child(tuple, hash, ChildState::Established, snd_isn, rcv_isn.wrapping_add(1), migrated || s != l);
+        if s != l {
+            self.counters.TcpExtTCPMigrateReqSuccess += 1;
+            out.notify(ServerEvent::Migrated {
+                path: MigrationPath::FinalAck,
+                from: l,
+                to: s,
+                first: !migrated,
+            });
+        }
+        self.enqueue_child(c, s, out);
+        self.child_data(now, c, pkt, out);
+    }
+
+    /// Data and FIN processing of a child.
+    fn child_data(&mut self, _now: SimTime, c: ChildKey, pkt: &Packet, out: &mut impl ServerOutput) {
+        let child = &mut self.children[c];
+        let mut ack_needed = false;
+        let mut received = false;
+        if pkt.payload_len > 0 {
+            if pkt.seq == child.rcv_nxt {
+                child.rcv_nxt = child.rcv_nxt.wrapping_add(pkt.payload_len);
+                child.request_bytes += pkt.payload_len;
+                received = true;
+            }
+            // New or duplicate data is acknowledged at once (quickack mode at
+            // the start of a connection).
+            ack_needed = true;
+        }
+        if pkt.flags.contains(TcpFlags::FIN) && child.state == ChildState::Established {
+            child.rcv_nxt = child.rcv_nxt.wrapping_add(1);
+            child.state = ChildState::CloseWait;
+            ack_needed = true;
+        }
+        if ack_needed {
+            out.transmit(segment(&child.tuple, TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0), None);
+        }
+        if received {
+            out.notify(ServerEvent::RequestReceived { child: c });
+        }
+    }
+
+    fn child_segment(&mut self, now: SimTime, c: ChildKey, pkt: &Packet, out: &mut impl ServerOutput) {
+        let flags = pkt.flags;
+        if flags.contains(TcpFlags::RST) {
+            self.destroy_child_silently(c, out);
+            return;
+        }
+        let child = &mut self.children[c];
+        match child.state {
+            ChildState::SynRecv => {
+                if flags.contains(TcpFlags::SYN) {
+                    // A retransmitted Fast Open SYN: resend the SYN-ACK.
+                    let synack = segment(&child.tuple, TcpFlags::SYN | TcpFlags::ACK, child.snd_isn, child.rcv_nxt, 0);
+                    out.transmit(synack, None);
+                    return;
+                }
+                if flags.contains(TcpFlags::ACK) && pkt.ack == child.snd_isn.wrapping_add(1) {
+                    child.state = ChildState::Established;
+                    child.timer.cancel();
+                    child.rto = TCP_RTO_MIN;
+                    self.child_data(now, c, pkt, out);
+                }
+            }
+            ChildState::Established | ChildState::CloseWait => self.child_data(now, c, pkt, out),
+            ChildState::FinWait => {
+                if flags.contains(TcpFlags::ACK) && pkt.ack == child.snd_nxt {
+                    child.timer.cancel();
+                    if flags.contains(TcpFlags::FIN) {
+                        let child = self.children.remove(c).expect("live child");
+                        self.ehash.remove(&child.tuple);
+                        out.notify(ServerEvent::ChildFinished { child: c });
+                    }
+                } else if pkt.payload_len > 0 {
+                    out.transmit(segment(&child.tuple, TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0), None);
+                }
+            }
+        }
+    }
+
+    fn child_timer(&mut self, now: SimTime, c: ChildKey, out: &mut impl ServerOutput) {
+        let rto_max = self.sysctls.rto_max();
+        let synack_retries = self.sysctls.tcp_synack_retries;
+        let retries2 = self.sysctls.tcp_retries2;
+        let child = &mut self.children[c];
+        let limit = match child.state {
+            ChildState::SynRecv => synack_retries,
+            ChildState::FinWait => retries2,
+            ChildState::Established | ChildState::CloseWait => return,
+        };
+        if child.retransmits >= limit {
+            // tcp_write_err: the connection dies without an RST.
+            self.destroy_child_silently(c, out);
+            return;
+        }
+        child.retransmits += 1;
+        let pkt = match child.state {
+            ChildState::SynRecv => {
+                self.counters.TcpExtTCPSynRetrans += 1;
+                segment(&child.tuple, TcpFlags::SYN | TcpFlags::ACK, child.snd_isn, child.rcv_nxt, 0)
+            }
+            _ => segment(
+                &child.tuple,
+                TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN,
+                child.snd_nxt.wrapping_sub(child.response_len + 1),
+                child.rcv_nxt,
+                child.response_len,
+            ),
+        };
+        child.rto = (child.rto.saturating_mul(2)).min(rto_max);
+        out.transmit(pkt, None);
+        if let TimerArm::Push(at) = child.timer.arm(now + child.rto) {
+            out.set_timer(at, ServerTimer::Child(c));
+        }
+    }
+}

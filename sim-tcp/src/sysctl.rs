@@ -1,0 +1,130 @@
+//! Per-network-namespace sysctls (§2.1), under their kernel names.
+
+use serde::{Deserialize, Serialize};
+use sim_core::SimDuration;
+
+/// `tcp_fastopen` bit: client side enabled (`TFO_CLIENT_ENABLE`).
+pub const TFO_CLIENT_ENABLE: u32 = 0x1;
+/// `tcp_fastopen` bit: server side enabled (`TFO_SERVER_ENABLE`).
+pub const TFO_SERVER_ENABLE: u32 = 0x2;
+/// `tcp_fastopen` bit: the client sends data in the SYN without a cookie (`TFO_CLIENT_NO_COOKIE`).
+pub const TFO_CLIENT_NO_COOKIE: u32 = 0x4;
+/// `tcp_fastopen` bit: the server accepts SYN data without a cookie (`TFO_SERVER_COOKIE_NOT_REQD`).
+pub const TFO_SERVER_COOKIE_NOT_REQD: u32 = 0x200;
+
+/// The sysctls of one network namespace that the model reads, with the
+/// kernel's defaults (§2.1, §3). Each is read at its point of use, so a change
+/// takes effect at the next use (§5.8).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sysctls {
+    /// `net.ipv4.tcp_migrate_req`: migrate by hash when no migrate-capable policy is attached.
+    pub tcp_migrate_req: u8,
+    /// `net.ipv4.tcp_synack_retries`.
+    pub tcp_synack_retries: u8,
+    /// `net.ipv4.tcp_syn_retries` (client side).
+    pub tcp_syn_retries: u8,
+    /// `net.ipv4.tcp_syncookies`: 0 never, 1 when the SYN queue is full, 2 always.
+    pub tcp_syncookies: u8,
+    /// `net.ipv4.tcp_max_syn_backlog` (used only with syncookies off, §5.2 step 3).
+    pub tcp_max_syn_backlog: u32,
+    /// `net.ipv4.tcp_abort_on_overflow`.
+    pub tcp_abort_on_overflow: u8,
+    /// `net.core.somaxconn`.
+    pub somaxconn: u32,
+    /// `net.ipv4.tcp_fastopen` bitmask (1 = client enabled).
+    pub tcp_fastopen: u32,
+    /// `net.ipv4.tcp_rto_max_ms`.
+    pub tcp_rto_max_ms: u32,
+    /// `net.ipv4.tcp_retries2`: data retransmissions before an established connection times out.
+    pub tcp_retries2: u8,
+}
+
+impl Default for Sysctls {
+    fn default() -> Self {
+        Sysctls {
+            tcp_migrate_req: 0,
+            tcp_synack_retries: 5,
+            tcp_syn_retries: 6,
+            tcp_syncookies: 1,
+            tcp_max_syn_backlog: 2048,
+            tcp_abort_on_overflow: 0,
+            somaxconn: 4096,
+            tcp_fastopen: TFO_CLIENT_ENABLE,
+            tcp_rto_max_ms: 120_000,
+            tcp_retries2: 15,
+        }
+    }
+}
+
+impl Sysctls {
+    /// `TCP_RTO_MAX` as bounded by `tcp_rto_max_ms`.
+    pub fn rto_max(&self) -> SimDuration {
+        SimDuration::from_millis(u64::from(self.tcp_rto_max_ms))
+    }
+
+    /// Sets one sysctl by its kernel name (as used in scenario files).
+    pub fn set(&mut self, name: &str, value: u64) -> Result<(), String> {
+        fn small<T: TryFrom<u64>>(name: &str, v: u64, max: u64) -> Result<T, String> {
+            if v > max {
+                return Err(format!("{name} must be at most {max}, got {v}"));
+            }
+            T::try_from(v).map_err(|_| format!("{name}: value {v} out of range"))
+        }
+        match name {
+            "tcp_migrate_req" => self.tcp_migrate_req = small(name, value, 1)?,
+            "tcp_synack_retries" => self.tcp_synack_retries = small(name, value, 255)?,
+            "tcp_syn_retries" => self.tcp_syn_retries = small(name, value, 127)?,
+            "tcp_syncookies" => self.tcp_syncookies = small(name, value, 2)?,
+            "tcp_max_syn_backlog" => self.tcp_max_syn_backlog = small(name, value, u64::from(u32::MAX))?,
+            "tcp_abort_on_overflow" => self.tcp_abort_on_overflow = small(name, value, 1)?,
+            "somaxconn" => self.somaxconn = small(name, value, u64::from(u32::MAX))?,
+            "tcp_fastopen" => self.tcp_fastopen = small(name, value, 0xfff)?,
+            "tcp_rto_max_ms" => {
+                if !(1000..=120_000).contains(&value) {
+                    return Err(format!("tcp_rto_max_ms must be within 1000..=120000, got {value}"));
+                }
+                self.tcp_rto_max_ms = value as u32
+            }
+            "tcp_retries2" => self.tcp_retries2 = small(name, value, 255)?,
+            other => {
+                return Err(format!(
+                    "unknown sysctl `{other}` (known: {})",
+                    Self::NAMES.join(", ")
+                ))
+            }
+        }
+        Ok(())
+    }
+
+    /// Reads one sysctl by its kernel name.
+    pub fn get(&self, name: &str) -> Option<u64> {
+        Some(match name {
+            "tcp_migrate_req" => self.tcp_migrate_req.into(),
+            "tcp_synack_retries" => self.tcp_synack_retries.into(),
+            "tcp_syn_retries" => self.tcp_syn_retries.into(),
+            "tcp_syncookies" => self.tcp_syncookies.into(),
+            "tcp_max_syn_backlog" => self.tcp_max_syn_backlog.into(),
+            "tcp_abort_on_overflow" => self.tcp_abort_on_overflow.into(),
+            "somaxconn" => self.somaxconn.into(),
+            "tcp_fastopen" => self.tcp_fastopen.into(),
+            "tcp_rto_max_ms" => self.tcp_rto_max_ms.into(),
+            "tcp_retries2" => self.tcp_retries2.into(),
+            _ => return None,
+        })
+    }
+
+    /// The names accepted by [`Sysctls::set`].
+    pub const NAMES: &'static [&'static str] = &[
+        "tcp_migrate_req",
+        "tcp_synack_retries",
+        "tcp_syn_retries",
+        "tcp_syncookies",
+        "tcp_max_syn_backlog",
+        "tcp_abort_on_overflow",
+        "somaxconn",
+        "tcp_fastopen",
+        "tcp_rto_max_ms",
+        "tcp_retries2",
+    ];
+}

@@ -23,6 +23,7 @@
 #![warn(unreachable_pub)]
 
 pub mod packet;
+pub mod pcap;
 pub mod queue;
 pub mod rng;
 pub mod time;
@@ -31,6 +32,7 @@ pub mod topology;
 pub mod trace;
 
 pub use packet::{FourTuple, Packet, TcpFlags};
+pub use pcap::PcapWriter;
 pub use queue::EventQueue;
 pub use rng::{exponential_ns, uniform_below, Probability, RngStreams, SimRng};
 pub use time::{DurationParseError, SimDuration, SimTime};

@@ -59,13 +59,18 @@ impl Group {
 
     /// The live section.
     pub fn live(&self) -> impl Iterator<Item = ListenerId> + '_ {
-        self.socks[..self.num_socks].iter().map(|s| s.expect("live slot"))
+        self.socks[..self.num_socks]
+            .iter()
+            .map(|s| s.expect("live slot"))
     }
 
     /// The closed section, top first.
     pub fn closed(&self) -> impl Iterator<Item = ListenerId> + '_ {
         let max = self.max_socks();
-        self.socks[max - self.num_closed_socks..].iter().rev().map(|s| s.expect("closed slot"))
+        self.socks[max - self.num_closed_socks..]
+            .iter()
+            .rev()
+            .map(|s| s.expect("closed slot"))
     }
 
     /// `reuseport_grow`: double `socks` when full, live entries at the
@@ -81,19 +86,26 @@ impl Group {
         }
         let mut socks = vec![None; new_max];
         socks[..self.num_socks].copy_from_slice(&self.socks[..self.num_socks]);
-        socks[new_max - self.num_closed_socks..].copy_from_slice(&self.socks[max - self.num_closed_socks..]);
+        socks[new_max - self.num_closed_socks..]
+            .copy_from_slice(&self.socks[max - self.num_closed_socks..]);
         self.socks = socks;
         true
     }
 
     fn add_live(&mut self, l: ListenerId) {
-        assert!(self.grow_if_full(), "reuseport group full ({MAX_SOCKS_LIMIT} sockets)");
+        assert!(
+            self.grow_if_full(),
+            "reuseport group full ({MAX_SOCKS_LIMIT} sockets)"
+        );
         self.socks[self.num_socks] = Some(l);
         self.num_socks += 1;
     }
 
     fn add_closed(&mut self, l: ListenerId) {
-        assert!(self.grow_if_full(), "reuseport group full ({MAX_SOCKS_LIMIT} sockets)");
+        assert!(
+            self.grow_if_full(),
+            "reuseport group full ({MAX_SOCKS_LIMIT} sockets)"
+        );
         let max = self.max_socks();
         self.socks[max - self.num_closed_socks - 1] = Some(l);
         self.num_closed_socks += 1;
@@ -101,7 +113,10 @@ impl Group {
 
     /// `__reuseport_detach_sock`: swap-remove from the live section.
     fn detach_live(&mut self, l: ListenerId) -> bool {
-        let Some(i) = self.socks[..self.num_socks].iter().position(|&s| s == Some(l)) else {
+        let Some(i) = self.socks[..self.num_socks]
+            .iter()
+            .position(|&s| s == Some(l))
+        else {
             return false;
         };
         self.num_socks -= 1;
@@ -244,7 +259,10 @@ impl ReuseportTable {
 
     /// The decisions of each policy so far.
     pub fn policy_stats(&self) -> Vec<(&str, &PolicyStats)> {
-        self.policies.iter().map(|p| (p.name.as_str(), &p.stats)).collect()
+        self.policies
+            .iter()
+            .map(|p| (p.name.as_str(), &p.stats))
+            .collect()
     }
 
     fn new_group(&mut self, local: SocketAddr) -> GroupId {
@@ -264,7 +282,10 @@ impl ReuseportTable {
 
     fn find_hashed_match(&self, listeners: &[Listener], l: ListenerId) -> Option<ListenerId> {
         let me = &listeners[l.index()];
-        self.hashed.iter().copied().find(|&o| o != l && listeners[o.index()].local == me.local)
+        self.hashed
+            .iter()
+            .copied()
+            .find(|&o| o != l && listeners[o.index()].local == me.local)
     }
 
     fn policy_of(&self, g: GroupId) -> Option<usize> {
@@ -346,7 +367,9 @@ impl ReuseportHooks for ReuseportTable {
             p.sockarray_remove(id);
         }
         let capable = migrate_req
-            || self.policy_of(g).is_some_and(|p| self.policies[p].kind.migrate_capable());
+            || self
+                .policy_of(g)
+                .is_some_and(|p| self.policies[p].kind.migrate_capable());
         let group = &mut self.groups[g.0 as usize];
         group.detach_live(id);
         if capable {
@@ -369,11 +392,21 @@ impl ReuseportHooks for ReuseportTable {
         self.free_if_empty(g);
     }
 
-    fn select(&mut self, listeners: &[Listener], tuple: &FourTuple, hash: u32, has_payload: bool) -> Selection {
+    fn select(
+        &mut self,
+        listeners: &[Listener],
+        tuple: &FourTuple,
+        hash: u32,
+        has_payload: bool,
+    ) -> Selection {
         let port = tuple.local.port();
         let ip = tuple.local.ip();
         // inet_lhash2_lookup for the exact address first, then the wildcard.
-        let exact = self.hashed.iter().copied().find(|&l| listeners[l.index()].local == tuple.local);
+        let exact = self
+            .hashed
+            .iter()
+            .copied()
+            .find(|&l| listeners[l.index()].local == tuple.local);
         let best = exact.or_else(|| {
             self.hashed.iter().copied().find(|&l| {
                 let lst = &listeners[l.index()];
@@ -422,8 +455,12 @@ impl ReuseportHooks for ReuseportTable {
             Some(PolicyDecision::Pick(l)) => l,
             Some(PolicyDecision::Drop) => return MigrateOutcome::Fail(MigrateFailure::PolicyDrop),
             // PassNoPick falls back to hash regardless of the sysctl.
-            Some(PolicyDecision::Pass) => self.groups[g.0 as usize].select_by_hash(hash).expect("live member"),
-            None if migrate_req => self.groups[g.0 as usize].select_by_hash(hash).expect("live member"),
+            Some(PolicyDecision::Pass) => self.groups[g.0 as usize]
+                .select_by_hash(hash)
+                .expect("live member"),
+            None if migrate_req => self.groups[g.0 as usize]
+                .select_by_hash(hash)
+                .expect("live member"),
             None => return MigrateOutcome::Fail(MigrateFailure::SysctlOff),
         };
         MigrateOutcome::Target(target)

@@ -8,5 +8,12 @@ pub mod group;
 pub mod policy;
 
 pub use group::{Group, GroupId, ReuseportTable};
-pub use policy::{DecisionCounts, Policy, PolicyContext, PolicyDecision, PolicyKind, PolicyStats, Rule};
+pub use policy::{
+    DecisionCounts, Policy, PolicyContext, PolicyDecision, PolicyKind, PolicyStats, Rule,
+};
+pub mod output;
+pub mod plot;
+pub mod plots;
+pub mod report;
+pub mod runner;
 pub mod scenario;

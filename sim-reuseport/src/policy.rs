@@ -104,7 +104,13 @@ impl PolicyContext {
         }
     }
 
-    const NAMES: [&'static str; 5] = ["syn", "close_established", "close_syn_recv", "synack_timer", "final_ack"];
+    const NAMES: [&'static str; 5] = [
+        "syn",
+        "close_established",
+        "close_syn_recv",
+        "synack_timer",
+        "final_ack",
+    ];
 }
 
 /// A program's return, as the kernel sees it.
@@ -139,7 +145,10 @@ pub struct PolicyStats {
 impl PolicyStats {
     /// The counts for a context name ("syn", "close_established", ...).
     pub fn get(&self, ctx: &str) -> Option<&DecisionCounts> {
-        PolicyContext::NAMES.iter().position(|&n| n == ctx).map(|i| &self.counts[i])
+        PolicyContext::NAMES
+            .iter()
+            .position(|&n| n == ctx)
+            .map(|i| &self.counts[i])
     }
 
     /// `(context name, counts)` in a stable order.
@@ -172,7 +181,13 @@ pub struct Policy {
 
 impl Policy {
     /// A detached policy with an empty socket array.
-    pub fn new(name: &str, kind: PolicyKind, on_syn: Rule, on_migrate: Rule, cancel_for: Vec<ListenerId>) -> Self {
+    pub fn new(
+        name: &str,
+        kind: PolicyKind,
+        on_syn: Rule,
+        on_migrate: Rule,
+        cancel_for: Vec<ListenerId>,
+    ) -> Self {
         Policy {
             name: name.to_string(),
             kind,
@@ -209,47 +224,61 @@ impl Policy {
         closing: Option<ListenerId>,
         hash: u32,
     ) -> PolicyDecision {
-        let rule = if ctx.is_migration() { &self.on_migrate } else { &self.on_syn };
-        let decision = if ctx.is_migration() && closing.is_some_and(|c| self.cancel_for.contains(&c)) {
-            PolicyDecision::Drop
+        let rule = if ctx.is_migration() {
+            &self.on_migrate
         } else {
-            match rule {
-                Rule::Pass => PolicyDecision::Pass,
-                Rule::Drop => PolicyDecision::Drop,
-                Rule::Pick(l) => {
-                    if self.selectable(live, *l) {
-                        PolicyDecision::Pick(*l)
-                    } else {
-                        PolicyDecision::Pass
-                    }
-                }
-                Rule::NewestGeneration => {
-                    let candidates: Vec<(ListenerId, u32)> =
-                        live.iter().copied().filter(|&(l, _)| self.sockarray.contains(&l)).collect();
-                    match candidates.iter().map(|&(_, g)| g).max() {
-                        None => PolicyDecision::Pass,
-                        Some(newest) => {
-                            let newest: Vec<ListenerId> =
-                                candidates.iter().filter(|&&(_, g)| g == newest).map(|&(l, _)| l).collect();
-                            PolicyDecision::Pick(newest[reciprocal_scale(hash, newest.len() as u32) as usize])
+            &self.on_syn
+        };
+        let decision =
+            if ctx.is_migration() && closing.is_some_and(|c| self.cancel_for.contains(&c)) {
+                PolicyDecision::Drop
+            } else {
+                match rule {
+                    Rule::Pass => PolicyDecision::Pass,
+                    Rule::Drop => PolicyDecision::Drop,
+                    Rule::Pick(l) => {
+                        if self.selectable(live, *l) {
+                            PolicyDecision::Pick(*l)
+                        } else {
+                            PolicyDecision::Pass
                         }
                     }
-                }
-                Rule::LeastLoaded => live
-                    .iter()
-                    .filter(|&&(l, _)| self.sockarray.contains(&l))
-                    .min_by_key(|&&(l, _)| listeners[l.index()].ack_backlog())
-                    .map_or(PolicyDecision::Pass, |&(l, _)| PolicyDecision::Pick(l)),
-                Rule::MapByClosingListener { targets, missing_drop } => {
-                    match closing.and_then(|c| targets.get(&c)) {
+                    Rule::NewestGeneration => {
+                        let candidates: Vec<(ListenerId, u32)> = live
+                            .iter()
+                            .copied()
+                            .filter(|&(l, _)| self.sockarray.contains(&l))
+                            .collect();
+                        match candidates.iter().map(|&(_, g)| g).max() {
+                            None => PolicyDecision::Pass,
+                            Some(newest) => {
+                                let newest: Vec<ListenerId> = candidates
+                                    .iter()
+                                    .filter(|&&(_, g)| g == newest)
+                                    .map(|&(l, _)| l)
+                                    .collect();
+                                PolicyDecision::Pick(
+                                    newest[reciprocal_scale(hash, newest.len() as u32) as usize],
+                                )
+                            }
+                        }
+                    }
+                    Rule::LeastLoaded => live
+                        .iter()
+                        .filter(|&&(l, _)| self.sockarray.contains(&l))
+                        .min_by_key(|&&(l, _)| listeners[l.index()].ack_backlog())
+                        .map_or(PolicyDecision::Pass, |&(l, _)| PolicyDecision::Pick(l)),
+                    Rule::MapByClosingListener {
+                        targets,
+                        missing_drop,
+                    } => match closing.and_then(|c| targets.get(&c)) {
                         None if *missing_drop => PolicyDecision::Drop,
                         None => PolicyDecision::Pass,
                         Some(&t) if self.selectable(live, t) => PolicyDecision::Pick(t),
                         Some(_) => PolicyDecision::Pass,
-                    }
+                    },
                 }
-            }
-        };
+            };
         let c = &mut self.stats.counts[ctx.index()];
         match decision {
             PolicyDecision::Pick(_) => c.picks += 1,

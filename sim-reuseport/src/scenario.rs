@@ -50,7 +50,8 @@ impl JsonSchema for Dur {
             ..Default::default()
         };
         s.string().pattern = Some(r"^[0-9]+(\.[0-9]+)?(ns|us|ms|s|m)$".into());
-        s.metadata().description = Some("A duration with a unit: ns, us, ms, s or m (e.g. \"250ms\", \"1.5s\")".into());
+        s.metadata().description =
+            Some("A duration with a unit: ns, us, ms, s or m (e.g. \"250ms\", \"1.5s\")".into());
         s.into()
     }
 }
@@ -655,7 +656,12 @@ impl std::error::Error for ScenarioError {}
 impl ScenarioError {
     /// A validation error at `path`.
     pub fn at(path: impl Into<String>, message: impl Into<String>) -> Self {
-        ScenarioError { file: None, line_col: None, path: path.into(), message: message.into() }
+        ScenarioError {
+            file: None,
+            line_col: None,
+            path: path.into(),
+            message: message.into(),
+        }
     }
 
     /// The same error, naming `file`.
@@ -681,7 +687,10 @@ pub fn parse_str(text: &str) -> Result<Scenario, ScenarioError> {
     if scn.version != FORMAT_VERSION {
         return Err(ScenarioError::at(
             "version",
-            format!("unsupported format version {}, expected {FORMAT_VERSION}", scn.version),
+            format!(
+                "unsupported format version {}, expected {FORMAT_VERSION}",
+                scn.version
+            ),
         ));
     }
     Ok(scn)
@@ -736,45 +745,104 @@ impl Action {
     pub fn expand(&self) -> Vec<Action> {
         let d = |t: SimDuration| Dur(t);
         match self {
-            Action::ReloadNewFirst { at, old, new, drain } => {
-                let mut v: Vec<Action> =
-                    new.iter().map(|w| Action::Listen { at: *at, worker: w.clone() }).collect();
-                v.extend(old.iter().map(|w| Action::StopAccepting { at: *at, worker: w.clone() }));
-                v.extend(old.iter().map(|w| Action::Close { at: d(at.0 + drain.0), worker: w.clone() }));
+            Action::ReloadNewFirst {
+                at,
+                old,
+                new,
+                drain,
+            } => {
+                let mut v: Vec<Action> = new
+                    .iter()
+                    .map(|w| Action::Listen {
+                        at: *at,
+                        worker: w.clone(),
+                    })
+                    .collect();
+                v.extend(old.iter().map(|w| Action::StopAccepting {
+                    at: *at,
+                    worker: w.clone(),
+                }));
+                v.extend(old.iter().map(|w| Action::Close {
+                    at: d(at.0 + drain.0),
+                    worker: w.clone(),
+                }));
                 v
             }
             Action::RestartOldFirst { at, old, new, gap } => {
-                let mut v: Vec<Action> =
-                    old.iter().map(|w| Action::Close { at: *at, worker: w.clone() }).collect();
-                v.extend(new.iter().map(|w| Action::Listen { at: d(at.0 + gap.0), worker: w.clone() }));
+                let mut v: Vec<Action> = old
+                    .iter()
+                    .map(|w| Action::Close {
+                        at: *at,
+                        worker: w.clone(),
+                    })
+                    .collect();
+                v.extend(new.iter().map(|w| Action::Listen {
+                    at: d(at.0 + gap.0),
+                    worker: w.clone(),
+                }));
                 v
             }
             Action::WorkerReduction { at, remove, drain } => {
-                let mut v: Vec<Action> =
-                    remove.iter().map(|w| Action::StopAccepting { at: *at, worker: w.clone() }).collect();
-                v.extend(remove.iter().map(|w| Action::Close { at: d(at.0 + drain.0), worker: w.clone() }));
+                let mut v: Vec<Action> = remove
+                    .iter()
+                    .map(|w| Action::StopAccepting {
+                        at: *at,
+                        worker: w.clone(),
+                    })
+                    .collect();
+                v.extend(remove.iter().map(|w| Action::Close {
+                    at: d(at.0 + drain.0),
+                    worker: w.clone(),
+                }));
                 v
             }
-            Action::RollingRestart { at, old, new, interval, drain } => {
+            Action::RollingRestart {
+                at,
+                old,
+                new,
+                interval,
+                drain,
+            } => {
                 let mut v = Vec::new();
                 for (i, (o, n)) in old.iter().zip(new).enumerate() {
                     let t = at.0 + interval.0.saturating_mul(i as u64);
-                    v.push(Action::Listen { at: d(t), worker: n.clone() });
-                    v.push(Action::StopAccepting { at: d(t), worker: o.clone() });
-                    v.push(Action::Close { at: d(t + drain.0), worker: o.clone() });
+                    v.push(Action::Listen {
+                        at: d(t),
+                        worker: n.clone(),
+                    });
+                    v.push(Action::StopAccepting {
+                        at: d(t),
+                        worker: o.clone(),
+                    });
+                    v.push(Action::Close {
+                        at: d(t + drain.0),
+                        worker: o.clone(),
+                    });
                 }
                 v
             }
             Action::ImmediateStop { at, old, new } => {
-                let mut v: Vec<Action> =
-                    new.iter().map(|w| Action::Listen { at: *at, worker: w.clone() }).collect();
-                v.extend(old.iter().map(|w| Action::Close { at: *at, worker: w.clone() }));
+                let mut v: Vec<Action> = new
+                    .iter()
+                    .map(|w| Action::Listen {
+                        at: *at,
+                        worker: w.clone(),
+                    })
+                    .collect();
+                v.extend(old.iter().map(|w| Action::Close {
+                    at: *at,
+                    worker: w.clone(),
+                }));
                 v
             }
             Action::FdPassing { at, old, new } => old
                 .iter()
                 .zip(new)
-                .map(|(o, n)| Action::Handover { at: *at, from: o.clone(), to: n.clone() })
+                .map(|(o, n)| Action::Handover {
+                    at: *at,
+                    from: o.clone(),
+                    to: n.clone(),
+                })
                 .collect(),
             primitive => vec![primitive.clone()],
         }

@@ -60,7 +60,10 @@ impl RstCause {
         match self {
             RstCause::ListenerCloseChild => "A",
             RstCause::ClosedListenerRequest | RstCause::MigratedAcceptQueueOverflow => "B",
-            RstCause::NoRequest | RstCause::BadAck | RstCause::SynInWindow | RstCause::InvalidCookie => "D",
+            RstCause::NoRequest
+            | RstCause::BadAck
+            | RstCause::SynInWindow
+            | RstCause::InvalidCookie => "D",
             RstCause::NoListener => "E",
             RstCause::PolicyDrop => "F",
             RstCause::AcceptQueueOverflow => "G",

@@ -155,7 +155,11 @@ impl ClientSocket {
             dst: self.remote,
             flags,
             seq,
-            ack: if flags.contains(TcpFlags::ACK) { self.rcv_nxt } else { 0 },
+            ack: if flags.contains(TcpFlags::ACK) {
+                self.rcv_nxt
+            } else {
+                0
+            },
             payload_len,
             fast_open: false,
             window: WINDOW,
@@ -169,7 +173,11 @@ impl ClientSocket {
     }
 
     fn send_data(&mut self, out: &mut impl ClientOutput) {
-        let p = self.seg(TcpFlags::ACK | TcpFlags::PSH, self.snd_una, self.request_bytes);
+        let p = self.seg(
+            TcpFlags::ACK | TcpFlags::PSH,
+            self.snd_una,
+            self.request_bytes,
+        );
         out.transmit(p);
     }
 
@@ -186,7 +194,13 @@ impl ClientSocket {
     }
 
     /// A segment from the server arrives.
-    pub fn on_segment(&mut self, now: SimTime, pkt: &Packet, sysctls: &Sysctls, out: &mut impl ClientOutput) {
+    pub fn on_segment(
+        &mut self,
+        now: SimTime,
+        pkt: &Packet,
+        sysctls: &Sysctls,
+        out: &mut impl ClientOutput,
+    ) {
         let flags = pkt.flags;
         match self.state {
             ClientState::SynSent => {
@@ -244,11 +258,15 @@ impl ClientSocket {
                     out.transmit(self.seg(TcpFlags::ACK, self.snd_nxt, 0));
                     return;
                 }
-                if flags.contains(TcpFlags::ACK) && seq_after_eq(pkt.ack, self.snd_nxt) && self.snd_una != self.snd_nxt {
+                if flags.contains(TcpFlags::ACK)
+                    && seq_after_eq(pkt.ack, self.snd_nxt)
+                    && self.snd_una != self.snd_nxt
+                {
                     self.snd_una = self.snd_nxt;
                     self.timer.cancel();
                 }
-                if (pkt.payload_len > 0 || flags.contains(TcpFlags::FIN)) && pkt.seq == self.rcv_nxt {
+                if (pkt.payload_len > 0 || flags.contains(TcpFlags::FIN)) && pkt.seq == self.rcv_nxt
+                {
                     // The response (with the server's FIN): done. Answer with
                     // ACK|FIN; our own close needs no further handshake here.
                     self.rcv_nxt = self.rcv_nxt.wrapping_add(pkt.payload_len);

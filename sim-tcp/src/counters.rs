@@ -43,12 +43,21 @@ impl Counters {
     /// `(nstat name, value)` pairs in a stable order.
     pub fn entries(&self) -> [(&'static str, u64); 15] {
         [
-            ("TcpExtTCPMigrateReqSuccess", self.TcpExtTCPMigrateReqSuccess),
-            ("TcpExtTCPMigrateReqFailure", self.TcpExtTCPMigrateReqFailure),
+            (
+                "TcpExtTCPMigrateReqSuccess",
+                self.TcpExtTCPMigrateReqSuccess,
+            ),
+            (
+                "TcpExtTCPMigrateReqFailure",
+                self.TcpExtTCPMigrateReqFailure,
+            ),
             ("TcpExtListenOverflows", self.TcpExtListenOverflows),
             ("TcpExtListenDrops", self.TcpExtListenDrops),
             ("TcpExtTCPReqQFullDrop", self.TcpExtTCPReqQFullDrop),
-            ("TcpExtTCPReqQFullDoCookies", self.TcpExtTCPReqQFullDoCookies),
+            (
+                "TcpExtTCPReqQFullDoCookies",
+                self.TcpExtTCPReqQFullDoCookies,
+            ),
             ("TcpExtSyncookiesSent", self.TcpExtSyncookiesSent),
             ("TcpExtSyncookiesRecv", self.TcpExtSyncookiesRecv),
             ("TcpExtSyncookiesFailed", self.TcpExtSyncookiesFailed),

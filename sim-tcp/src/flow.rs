@@ -79,7 +79,10 @@ mod tests {
         let a = FlowHasher::new(1);
         assert_eq!(a.hash(&t), FlowHasher::new(1).hash(&t));
         assert_ne!(a.hash(&t), FlowHasher::new(2).hash(&t));
-        let t2 = FourTuple { remote: "10.0.1.1:40001".parse().unwrap(), ..t };
+        let t2 = FourTuple {
+            remote: "10.0.1.1:40001".parse().unwrap(),
+            ..t
+        };
         assert_ne!(a.hash(&t), a.hash(&t2));
     }
 }

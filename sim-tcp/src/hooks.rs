@@ -3,8 +3,8 @@
 //! `sim-reuseport`; the TCP model owns no group state.
 
 use crate::{Listener, ListenerId};
-use sim_core::SimTime as SimTimeAlias;
 use sim_core::FourTuple;
+use sim_core::SimTime as SimTimeAlias;
 
 /// The socket being migrated, as the policy context sees it (§2.7).
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]

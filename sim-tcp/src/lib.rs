@@ -25,7 +25,10 @@ mod sysctl;
 mod tests;
 
 pub use cause::{DropCause, MigrationPath, RstCause};
-pub use client::{time_wait_reply, ClientConfig, ClientOutcome, ClientOutput, ClientSocket, ClientState};
+pub use client::TCP_TIMEOUT_FALLBACK;
+pub use client::{
+    time_wait_reply, ClientConfig, ClientOutcome, ClientOutput, ClientSocket, ClientState,
+};
 pub use counters::Counters;
 pub use flow::{reciprocal_scale, FlowHasher};
 pub use hooks::{MigrateFailure, MigrateOutcome, MigratingSock, ReuseportHooks, Selection};
@@ -35,6 +38,7 @@ pub use server::{
     AcceptError, ChildInfo, ChildState, ListenError, ServerEvent, ServerOutput, ServerStack,
     ServerTimer,
 };
-pub use client::TCP_TIMEOUT_FALLBACK;
 pub use server::{TCP_INVALID_RATELIMIT, TCP_RTO_MIN, TCP_SYNCOOKIE_VALID, TCP_TIMEOUT_INIT};
-pub use sysctl::{Sysctls, TFO_CLIENT_ENABLE, TFO_CLIENT_NO_COOKIE, TFO_SERVER_COOKIE_NOT_REQD, TFO_SERVER_ENABLE};
+pub use sysctl::{
+    Sysctls, TFO_CLIENT_ENABLE, TFO_CLIENT_NO_COOKIE, TFO_SERVER_COOKIE_NOT_REQD, TFO_SERVER_ENABLE,
+};

@@ -236,7 +236,10 @@ fn segment(tuple: &FourTuple, flags: TcpFlags, seq: u32, ack: u32, payload_len: 
 }
 
 fn rto_for(timeout: SimDuration, shift: u8, rto_max: SimDuration) -> SimDuration {
-    timeout.checked_shl(u32::from(shift)).unwrap_or(rto_max).min(rto_max)
+    timeout
+        .checked_shl(u32::from(shift))
+        .unwrap_or(rto_max)
+        .min(rto_max)
 }
 
 impl<H: ReuseportHooks> ServerStack<H> {
@@ -355,7 +358,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 _ => MigratingSock::Established { hash: child.hash },
             };
             let migrate_req = self.sysctls.tcp_migrate_req == 1;
-            match self.hooks.migrate_target(&self.listeners, id, m, migrate_req) {
+            match self
+                .hooks
+                .migrate_target(&self.listeners, id, m, migrate_req)
+            {
                 MigrateOutcome::Target(t) if self.listeners[t.index()].is_listening() => {
                     // No backlog check on the target (§5.7 step 4).
                     let target = &mut self.listeners[t.index()];
@@ -372,10 +378,18 @@ impl<H: ReuseportHooks> ServerStack<H> {
                         to: t,
                         first,
                     });
-                    out.notify(ServerEvent::ChildQueued { child: c, listener: t });
+                    out.notify(ServerEvent::ChildQueued {
+                        child: c,
+                        listener: t,
+                    });
                 }
                 MigrateOutcome::Target(_) => {
-                    self.migration_failed(MigrationPath::AcceptQueue, id, MigrateFailure::TargetNotListening, out);
+                    self.migration_failed(
+                        MigrationPath::AcceptQueue,
+                        id,
+                        MigrateFailure::TargetNotListening,
+                        out,
+                    );
                     self.forget_child(now, c, RstCause::ListenerCloseChild, out);
                 }
                 MigrateOutcome::Fail(reason) => {
@@ -478,7 +492,13 @@ impl<H: ReuseportHooks> ServerStack<H> {
     }
 
     /// `inet_child_forget` / `tcp_disconnect`: RST to the client and destroy.
-    fn forget_child(&mut self, _now: SimTime, c: ChildKey, cause: RstCause, out: &mut impl ServerOutput) {
+    fn forget_child(
+        &mut self,
+        _now: SimTime,
+        c: ChildKey,
+        cause: RstCause,
+        out: &mut impl ServerOutput,
+    ) {
         let child = self.children.remove(c).expect("live child");
         self.ehash.remove(&child.tuple);
         if let Some(l) = child.queued_on {
@@ -487,7 +507,13 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 q.remove(pos);
             }
         }
-        let rst = segment(&child.tuple, TcpFlags::RST | TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0);
+        let rst = segment(
+            &child.tuple,
+            TcpFlags::RST | TcpFlags::ACK,
+            child.snd_nxt,
+            child.rcv_nxt,
+            0,
+        );
         self.send_rst(rst, cause, out);
         out.notify(ServerEvent::ChildReset { child: c, cause });
     }
@@ -530,7 +556,13 @@ impl<H: ReuseportHooks> ServerStack<H> {
 
     fn send_synack(&mut self, req: ReqKey, out: &mut impl ServerOutput) {
         let r = &self.requests[req];
-        let pkt = segment(&r.tuple, TcpFlags::SYN | TcpFlags::ACK, r.snd_isn, r.rcv_isn.wrapping_add(1), 0);
+        let pkt = segment(
+            &r.tuple,
+            TcpFlags::SYN | TcpFlags::ACK,
+            r.snd_isn,
+            r.rcv_isn.wrapping_add(1),
+            0,
+        );
         out.transmit(pkt, None);
     }
 
@@ -546,13 +578,17 @@ impl<H: ReuseportHooks> ServerStack<H> {
     ) {
         let flags = pkt.flags;
         let hash = self.flow.hash(&tuple);
-        let sel = self.hooks.select(&self.listeners, &tuple, hash, pkt.payload_len > 0);
+        let sel = self
+            .hooks
+            .select(&self.listeners, &tuple, hash, pkt.payload_len > 0);
         let is_syn = flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK);
         let l = match sel {
             Selection::Listener(l) => l,
             Selection::NoListener | Selection::PolicyDrop => {
                 if flags.contains(TcpFlags::RST) {
-                    out.notify(ServerEvent::Dropped { cause: DropCause::RstNotAnswered });
+                    out.notify(ServerEvent::Dropped {
+                        cause: DropCause::RstNotAnswered,
+                    });
                     return;
                 }
                 let cause = match (sel, is_syn) {
@@ -565,7 +601,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
             }
         };
         if flags.contains(TcpFlags::RST) {
-            out.notify(ServerEvent::Dropped { cause: DropCause::RstNotAnswered });
+            out.notify(ServerEvent::Dropped {
+                cause: DropCause::RstNotAnswered,
+            });
             return;
         }
         if is_syn {
@@ -573,7 +611,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
             return;
         }
         if !flags.contains(TcpFlags::ACK) {
-            out.notify(ServerEvent::Dropped { cause: DropCause::ListenerIgnored });
+            out.notify(ServerEvent::Dropped {
+                cause: DropCause::ListenerIgnored,
+            });
             return;
         }
         // §5.5: syncookie validation when the group overflowed recently.
@@ -586,7 +626,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 if self.listeners[l.index()].accept_queue_is_full() {
                     self.counters.TcpExtListenOverflows += 1;
                     self.counters.TcpExtListenDrops += 1;
-                    out.notify(ServerEvent::Dropped { cause: DropCause::CookieAckAcceptQueueFull });
+                    out.notify(ServerEvent::Dropped {
+                        cause: DropCause::CookieAckAcceptQueueFull,
+                    });
                     return;
                 }
                 let c = self.new_child(
@@ -644,7 +686,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
         listener.accept_queue.push_back(c);
         listener.note_queues();
         self.children[c].queued_on = Some(l);
-        out.notify(ServerEvent::ChildQueued { child: c, listener: l });
+        out.notify(ServerEvent::ChildQueued {
+            child: c,
+            listener: l,
+        });
     }
 
     /// §5.2 `tcp_conn_request`.
@@ -669,7 +714,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
             } else {
                 self.counters.TcpExtTCPReqQFullDrop += 1;
                 self.counters.TcpExtListenDrops += 1;
-                out.notify(ServerEvent::Dropped { cause: DropCause::SynQueueFull });
+                out.notify(ServerEvent::Dropped {
+                    cause: DropCause::SynQueueFull,
+                });
                 return;
             }
         }
@@ -677,13 +724,24 @@ impl<H: ReuseportHooks> ServerStack<H> {
         if listener.accept_queue_is_full() {
             self.counters.TcpExtListenOverflows += 1;
             self.counters.TcpExtListenDrops += 1;
-            out.notify(ServerEvent::Dropped { cause: DropCause::SynAcceptQueueFull });
+            out.notify(ServerEvent::Dropped {
+                cause: DropCause::SynAcceptQueueFull,
+            });
             return;
         }
         if want_cookie {
             let isn = self.cookie_isn(&tuple);
             self.counters.TcpExtSyncookiesSent += 1;
-            out.transmit(segment(&tuple, TcpFlags::SYN | TcpFlags::ACK, isn, pkt.seq.wrapping_add(1), 0), None);
+            out.transmit(
+                segment(
+                    &tuple,
+                    TcpFlags::SYN | TcpFlags::ACK,
+                    isn,
+                    pkt.seq.wrapping_add(1),
+                    0,
+                ),
+                None,
+            );
             return;
         }
         // Step 3: syncookies off, less than a quarter of tcp_max_syn_backlog
@@ -692,7 +750,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
             let max = i64::from(sys.tcp_max_syn_backlog);
             if max - i64::from(listener.syn_qlen) < (max >> 2) {
                 self.counters.TcpExtListenDrops += 1;
-                out.notify(ServerEvent::Dropped { cause: DropCause::SynBacklogQuarter });
+                out.notify(ServerEvent::Dropped {
+                    cause: DropCause::SynBacklogQuarter,
+                });
                 return;
             }
         }
@@ -706,11 +766,24 @@ impl<H: ReuseportHooks> ServerStack<H> {
             && (pkt.fast_open || tfo & TFO_SERVER_COOKIE_NOT_REQD != 0)
         {
             self.counters.TcpExtTCPFastOpenPassive += 1;
-            let c = self.new_child(tuple, hash, ChildState::SynRecv, snd_isn, pkt.seq.wrapping_add(1), false);
+            let c = self.new_child(
+                tuple,
+                hash,
+                ChildState::SynRecv,
+                snd_isn,
+                pkt.seq.wrapping_add(1),
+                false,
+            );
             let child = &mut self.children[c];
             child.rcv_nxt = child.rcv_nxt.wrapping_add(pkt.payload_len);
             child.request_bytes = pkt.payload_len;
-            let synack = segment(&tuple, TcpFlags::SYN | TcpFlags::ACK, snd_isn, child.rcv_nxt, 0);
+            let synack = segment(
+                &tuple,
+                TcpFlags::SYN | TcpFlags::ACK,
+                snd_isn,
+                child.rcv_nxt,
+                0,
+            );
             if let TimerArm::Push(at) = child.timer.arm(now + TCP_TIMEOUT_INIT) {
                 out.set_timer(at, ServerTimer::Child(c));
             }
@@ -755,7 +828,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
         if !self.listeners[l.index()].is_listening() {
             let migrate_req = self.sysctls.tcp_migrate_req == 1;
             let m = MigratingSock::Request { hash, len: 0 };
-            match self.hooks.migrate_target(&self.listeners, l, m, migrate_req) {
+            match self
+                .hooks
+                .migrate_target(&self.listeners, l, m, migrate_req)
+            {
                 MigrateOutcome::Target(t) if self.listeners[t.index()].is_listening() => {
                     // The clone is counted on the target, with no fullness check.
                     let target = &mut self.listeners[t.index()];
@@ -776,7 +852,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
                     if let Some(reason) = reason {
                         self.migration_failed(MigrationPath::SynackTimer, l, reason, out);
                     }
-                    out.notify(ServerEvent::Dropped { cause: DropCause::RequestTimerNoTarget });
+                    out.notify(ServerEvent::Dropped {
+                        cause: DropCause::RequestTimerNoTarget,
+                    });
                     self.drop_request(r);
                     return;
                 }
@@ -803,14 +881,21 @@ impl<H: ReuseportHooks> ServerStack<H> {
         self.counters.TcpExtTCPTimeouts += 1;
         if num_timeout >= max_retries {
             if let Some(t) = migrated_to {
-                self.migration_failed(MigrationPath::SynackTimer, l, MigrateFailure::RequestExpired, out);
+                self.migration_failed(
+                    MigrationPath::SynackTimer,
+                    l,
+                    MigrateFailure::RequestExpired,
+                    out,
+                );
                 let target = &mut self.listeners[t.index()];
                 target.syn_qlen -= 1;
                 if num_timeout == 0 {
                     target.syn_young -= 1;
                 }
             }
-            out.notify(ServerEvent::Dropped { cause: DropCause::RequestExpired });
+            out.notify(ServerEvent::Dropped {
+                cause: DropCause::RequestExpired,
+            });
             self.drop_request(r);
             return;
         }
@@ -852,7 +937,13 @@ impl<H: ReuseportHooks> ServerStack<H> {
     }
 
     /// §5.4: a segment for request `r`.
-    fn request_segment(&mut self, now: SimTime, r: ReqKey, pkt: &Packet, out: &mut impl ServerOutput) {
+    fn request_segment(
+        &mut self,
+        now: SimTime,
+        r: ReqKey,
+        pkt: &Packet,
+        out: &mut impl ServerOutput,
+    ) {
         let (l, hash, tuple) = {
             let req = &self.requests[r];
             (req.listener, req.hash, req.tuple)
@@ -864,7 +955,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 hash,
                 len: TCP_HEADER_LEN + pkt.payload_len,
             };
-            match self.hooks.migrate_target(&self.listeners, l, m, migrate_req) {
+            match self
+                .hooks
+                .migrate_target(&self.listeners, l, m, migrate_req)
+            {
                 MigrateOutcome::Target(t) => s = t,
                 other => {
                     if let MigrateOutcome::Fail(reason) = other {
@@ -881,20 +975,43 @@ impl<H: ReuseportHooks> ServerStack<H> {
     }
 
     /// `tcp_check_req` (§5.4 steps 1–7) with `s` the listener that handles it.
-    fn check_req(&mut self, now: SimTime, r: ReqKey, s: ListenerId, pkt: &Packet, out: &mut impl ServerOutput) {
+    fn check_req(
+        &mut self,
+        now: SimTime,
+        r: ReqKey,
+        s: ListenerId,
+        pkt: &Packet,
+        out: &mut impl ServerOutput,
+    ) {
         let flags = pkt.flags;
         let (l, snd_isn, rcv_isn, num_timeout, tuple, hash, migrated) = {
             let q = &self.requests[r];
-            (q.listener, q.snd_isn, q.rcv_isn, q.num_timeout, q.tuple, q.hash, q.migrated)
+            (
+                q.listener,
+                q.snd_isn,
+                q.rcv_isn,
+                q.num_timeout,
+                q.tuple,
+                q.hash,
+                q.migrated,
+            )
         };
         let has_ack = flags.contains(TcpFlags::ACK);
         // Step 1: a retransmitted SYN with the original ISN.
-        if flags.contains(TcpFlags::SYN) && !has_ack && !flags.contains(TcpFlags::RST) && pkt.seq == rcv_isn {
+        if flags.contains(TcpFlags::SYN)
+            && !has_ack
+            && !flags.contains(TcpFlags::RST)
+            && pkt.seq == rcv_isn
+        {
             let rto_max = self.sysctls.rto_max();
             let req = &mut self.requests[r];
-            let limited = req.last_oow_ack.is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT);
+            let limited = req
+                .last_oow_ack
+                .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT);
             if limited {
-                out.notify(ServerEvent::Dropped { cause: DropCause::DuplicateSynRateLimited });
+                out.notify(ServerEvent::Dropped {
+                    cause: DropCause::DuplicateSynRateLimited,
+                });
                 return;
             }
             req.last_oow_ack = Some(now);
@@ -918,7 +1035,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
             if !flags.contains(TcpFlags::RST) {
                 self.send_rst(rst_for(pkt), RstCause::SynInWindow, out);
             } else {
-                out.notify(ServerEvent::Dropped { cause: DropCause::RequestReset });
+                out.notify(ServerEvent::Dropped {
+                    cause: DropCause::RequestReset,
+                });
             }
             self.counters.TcpExtEmbryonicRsts += 1;
             self.drop_request(r);
@@ -926,7 +1045,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
         }
         // Step 5.
         if !has_ack {
-            out.notify(ServerEvent::Dropped { cause: DropCause::NoAckFlag });
+            out.notify(ServerEvent::Dropped {
+                cause: DropCause::NoAckFlag,
+            });
             return;
         }
         // Step 6: the accept queue of S is full.
@@ -945,7 +1066,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
             }
             if self.sysctls.tcp_abort_on_overflow == 0 {
                 self.requests[r].acked = true;
-                out.notify(ServerEvent::Dropped { cause: DropCause::FinalAckAcceptQueueFull });
+                out.notify(ServerEvent::Dropped {
+                    cause: DropCause::FinalAckAcceptQueueFull,
+                });
             } else {
                 let cause = if s != l {
                     RstCause::MigratedAcceptQueueOverflow
@@ -960,7 +1083,14 @@ impl<H: ReuseportHooks> ServerStack<H> {
         }
         // Step 7: the child replaces the request (inet_csk_complete_hashdance).
         self.drop_request(r);
-        let c = self.new_child(tuple, hash, ChildState::Established, snd_isn, rcv_isn.wrapping_add(1), migrated || s != l);
+        let c = self.new_child(
+            tuple,
+            hash,
+            ChildState::Established,
+            snd_isn,
+            rcv_isn.wrapping_add(1),
+            migrated || s != l,
+        );
         if s != l {
             self.counters.TcpExtTCPMigrateReqSuccess += 1;
             out.notify(ServerEvent::Migrated {
@@ -975,7 +1105,13 @@ impl<H: ReuseportHooks> ServerStack<H> {
     }
 
     /// Data and FIN processing of a child.
-    fn child_data(&mut self, _now: SimTime, c: ChildKey, pkt: &Packet, out: &mut impl ServerOutput) {
+    fn child_data(
+        &mut self,
+        _now: SimTime,
+        c: ChildKey,
+        pkt: &Packet,
+        out: &mut impl ServerOutput,
+    ) {
         let child = &mut self.children[c];
         let mut ack_needed = false;
         let mut received = false;
@@ -995,14 +1131,23 @@ impl<H: ReuseportHooks> ServerStack<H> {
             ack_needed = true;
         }
         if ack_needed {
-            out.transmit(segment(&child.tuple, TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0), None);
+            out.transmit(
+                segment(&child.tuple, TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0),
+                None,
+            );
         }
         if received {
             out.notify(ServerEvent::RequestReceived { child: c });
         }
     }
 
-    fn child_segment(&mut self, now: SimTime, c: ChildKey, pkt: &Packet, out: &mut impl ServerOutput) {
+    fn child_segment(
+        &mut self,
+        now: SimTime,
+        c: ChildKey,
+        pkt: &Packet,
+        out: &mut impl ServerOutput,
+    ) {
         let flags = pkt.flags;
         if flags.contains(TcpFlags::RST) {
             self.destroy_child_silently(c, out);
@@ -1013,7 +1158,13 @@ impl<H: ReuseportHooks> ServerStack<H> {
             ChildState::SynRecv => {
                 if flags.contains(TcpFlags::SYN) {
                     // A retransmitted Fast Open SYN: resend the SYN-ACK.
-                    let synack = segment(&child.tuple, TcpFlags::SYN | TcpFlags::ACK, child.snd_isn, child.rcv_nxt, 0);
+                    let synack = segment(
+                        &child.tuple,
+                        TcpFlags::SYN | TcpFlags::ACK,
+                        child.snd_isn,
+                        child.rcv_nxt,
+                        0,
+                    );
                     out.transmit(synack, None);
                     return;
                 }
@@ -1034,7 +1185,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
                         out.notify(ServerEvent::ChildFinished { child: c });
                     }
                 } else if pkt.payload_len > 0 {
-                    out.transmit(segment(&child.tuple, TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0), None);
+                    out.transmit(
+                        segment(&child.tuple, TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0),
+                        None,
+                    );
                 }
             }
         }
@@ -1059,7 +1213,13 @@ impl<H: ReuseportHooks> ServerStack<H> {
         let pkt = match child.state {
             ChildState::SynRecv => {
                 self.counters.TcpExtTCPSynRetrans += 1;
-                segment(&child.tuple, TcpFlags::SYN | TcpFlags::ACK, child.snd_isn, child.rcv_nxt, 0)
+                segment(
+                    &child.tuple,
+                    TcpFlags::SYN | TcpFlags::ACK,
+                    child.snd_isn,
+                    child.rcv_nxt,
+                    0,
+                )
             }
             _ => segment(
                 &child.tuple,

@@ -76,13 +76,17 @@ impl Sysctls {
             "tcp_synack_retries" => self.tcp_synack_retries = small(name, value, 255)?,
             "tcp_syn_retries" => self.tcp_syn_retries = small(name, value, 127)?,
             "tcp_syncookies" => self.tcp_syncookies = small(name, value, 2)?,
-            "tcp_max_syn_backlog" => self.tcp_max_syn_backlog = small(name, value, u64::from(u32::MAX))?,
+            "tcp_max_syn_backlog" => {
+                self.tcp_max_syn_backlog = small(name, value, u64::from(u32::MAX))?
+            }
             "tcp_abort_on_overflow" => self.tcp_abort_on_overflow = small(name, value, 1)?,
             "somaxconn" => self.somaxconn = small(name, value, u64::from(u32::MAX))?,
             "tcp_fastopen" => self.tcp_fastopen = small(name, value, 0xfff)?,
             "tcp_rto_max_ms" => {
                 if !(1000..=120_000).contains(&value) {
-                    return Err(format!("tcp_rto_max_ms must be within 1000..=120000, got {value}"));
+                    return Err(format!(
+                        "tcp_rto_max_ms must be within 1000..=120000, got {value}"
+                    ));
                 }
                 self.tcp_rto_max_ms = value as u32
             }

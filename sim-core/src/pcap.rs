@@ -1,0 +1,608 @@
+//! A classic libpcap file writer ([`PcapWriter`]) so simulated traffic can be
+//! opened in Wireshark or tcpdump.
+//!
+//! Format: classic pcap (not pcapng), little-endian, magic `0xa1b23c4d`
+//! (nanosecond timestamps), version 2.4, snaplen 65535, link type
+//! `LINKTYPE_RAW` (101: each record starts with an IPv4 or IPv6 header).
+//!
+//! Each [`Packet`] becomes an IPv4 (20 bytes, TTL 64, DF, id 0) or IPv6
+//! (40 bytes, hop limit 64) header chosen by the address family, a TCP header
+//! (20 bytes, or more with the Fast Open option) with valid checksums, and
+//! `payload_len` zero bytes of payload (captured up to the snaplen).
+
+use std::io::{self, Write};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::packet::{Packet, TcpFlags};
+use crate::time::SimTime;
+
+/// Magic number of a nanosecond-resolution classic pcap file.
+pub const PCAP_MAGIC_NANOS: u32 = 0xa1b2_3c4d;
+/// Major version written in the global header.
+pub const PCAP_VERSION_MAJOR: u16 = 2;
+/// Minor version written in the global header.
+pub const PCAP_VERSION_MINOR: u16 = 4;
+/// Maximum captured bytes per record.
+pub const PCAP_SNAPLEN: u32 = 65_535;
+/// `LINKTYPE_RAW`: records start with an IPv4 or IPv6 header.
+pub const LINKTYPE_RAW: u32 = 101;
+/// TCP option kind of TCP Fast Open (RFC 7413).
+pub const TCPOPT_FASTOPEN: u8 = 34;
+
+const IPV4_HEADER_LEN: usize = 20;
+const IPV6_HEADER_LEN: usize = 40;
+const TCP_BASE_HEADER_LEN: usize = 20;
+const IPPROTO_TCP: u8 = 6;
+const TTL: u8 = 64;
+const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// Length of the all-zero cookie written for a Fast Open SYN with data (the
+/// model has no cookie values).
+const TFO_COOKIE_LEN: usize = 8;
+
+/// Writes [`Packet`]s to a classic pcap stream.
+///
+/// ```
+/// use sim_core::{Packet, PcapWriter, SimTime, TcpFlags};
+/// let mut w = PcapWriter::new(Vec::new()).unwrap();
+/// let syn = Packet {
+///     src: "10.0.0.1:40000".parse().unwrap(),
+///     dst: "10.0.0.2:80".parse().unwrap(),
+///     flags: TcpFlags::SYN,
+///     seq: 1,
+///     ack: 0,
+///     payload_len: 0,
+///     fast_open: false,
+///     window: 65535,
+/// };
+/// w.write_packet(SimTime(1_500_000_000), &syn).unwrap();
+/// assert_eq!(w.packets(), 1);
+/// let bytes = w.into_inner().unwrap();
+/// assert_eq!(bytes.len(), 24 + 16 + 40);
+/// ```
+#[derive(Debug)]
+pub struct PcapWriter<W: Write> {
+    inner: W,
+    packets: u64,
+    /// Reused record buffer (headers + captured payload).
+    buf: Vec<u8>,
+}
+
+impl<W: Write> PcapWriter<W> {
+    /// Wraps `inner` and writes the 24-byte global header.
+    pub fn new(mut inner: W) -> io::Result<Self> {
+        let mut h = [0u8; 24];
+        h[0..4].copy_from_slice(&PCAP_MAGIC_NANOS.to_le_bytes());
+        h[4..6].copy_from_slice(&PCAP_VERSION_MAJOR.to_le_bytes());
+        h[6..8].copy_from_slice(&PCAP_VERSION_MINOR.to_le_bytes());
+        // thiszone (8..12) and sigfigs (12..16) are zero.
+        h[16..20].copy_from_slice(&PCAP_SNAPLEN.to_le_bytes());
+        h[20..24].copy_from_slice(&LINKTYPE_RAW.to_le_bytes());
+        inner.write_all(&h)?;
+        Ok(PcapWriter {
+            inner,
+            packets: 0,
+            buf: Vec::with_capacity(128),
+        })
+    }
+
+    /// Writes one record for `pkt` observed at `t`.
+    ///
+    /// The timestamp is `t` split into seconds and nanoseconds (seconds
+    /// saturate at `u32::MAX`, about 136 years). A payload longer than the
+    /// IP length field allows (65535 bytes of IPv4 datagram or IPv6 payload)
+    /// is clamped; the captured bytes are further capped at the snaplen, with
+    /// `orig_len` giving the full length.
+    pub fn write_packet(&mut self, t: SimTime, pkt: &Packet) -> io::Result<()> {
+        let ns = t.as_nanos();
+        let secs = u32::try_from(ns / NANOS_PER_SEC).unwrap_or(u32::MAX);
+        let nanos = (ns % NANOS_PER_SEC) as u32;
+
+        self.buf.clear();
+        let orig_len = encode_packet(pkt, &mut self.buf);
+        let incl_len = self.buf.len() as u32;
+        debug_assert!(incl_len <= PCAP_SNAPLEN && incl_len <= orig_len);
+
+        let mut rec = [0u8; 16];
+        rec[0..4].copy_from_slice(&secs.to_le_bytes());
+        rec[4..8].copy_from_slice(&nanos.to_le_bytes());
+        rec[8..12].copy_from_slice(&incl_len.to_le_bytes());
+        rec[12..16].copy_from_slice(&orig_len.to_le_bytes());
+        self.inner.write_all(&rec)?;
+        self.inner.write_all(&self.buf)?;
+        self.packets += 1;
+        Ok(())
+    }
+
+    /// Number of records written so far.
+    pub fn packets(&self) -> u64 {
+        self.packets
+    }
+
+    /// Flushes and returns the underlying writer.
+    pub fn into_inner(mut self) -> io::Result<W> {
+        self.inner.flush()?;
+        Ok(self.inner)
+    }
+}
+
+/// The TCP options written for `pkt`, already padded to a multiple of 4.
+///
+/// Only a SYN (or SYN-ACK) with `fast_open` gets options: a Fast Open
+/// cookie request (kind 34, length 2) if it has no payload, else a Fast Open
+/// option with an all-zero 8-byte cookie (the model has no cookie values).
+fn tcp_options(pkt: &Packet) -> ([u8; 12], usize) {
+    let mut opts = [0u8; 12];
+    if !(pkt.fast_open && pkt.flags.contains(TcpFlags::SYN)) {
+        return (opts, 0);
+    }
+    // NOP, NOP, then the option, so the option ends on a 4-byte boundary.
+    opts[0] = 1;
+    opts[1] = 1;
+    opts[2] = TCPOPT_FASTOPEN;
+    if pkt.payload_len == 0 {
+        opts[3] = 2;
+        (opts, 4)
+    } else {
+        opts[3] = (2 + TFO_COOKIE_LEN) as u8;
+        // opts[4..12]: zero cookie.
+        (opts, 4 + TFO_COOKIE_LEN)
+    }
+}
+
+/// Appends the captured bytes of `pkt` (IP header, TCP header, payload
+/// capped at the snaplen) to `out` and returns the full on-wire length.
+fn encode_packet(pkt: &Packet, out: &mut Vec<u8>) -> u32 {
+    let (opts, opts_len) = tcp_options(pkt);
+    let tcp_hdr_len = TCP_BASE_HEADER_LEN + opts_len;
+    let (ip_hdr_len, max_after_ip) = match pkt.src.ip() {
+        IpAddr::V4(_) => (IPV4_HEADER_LEN, 0xffff - IPV4_HEADER_LEN),
+        IpAddr::V6(_) => (IPV6_HEADER_LEN, 0xffff),
+    };
+    let payload_len = (pkt.payload_len as usize).min(max_after_ip - tcp_hdr_len);
+    let tcp_len = tcp_hdr_len + payload_len;
+    let orig_len = ip_hdr_len + tcp_len;
+
+    // Pseudo-header sum (addresses, protocol, TCP length).
+    let mut sum: u32 = 0;
+    match (pkt.src, pkt.dst) {
+        (SocketAddr::V4(s), SocketAddr::V4(d)) => {
+            let (s, d) = (s.ip().octets(), d.ip().octets());
+            let start = out.len();
+            out.extend_from_slice(&[0x45, 0]);
+            out.extend_from_slice(&(orig_len as u16).to_be_bytes());
+            out.extend_from_slice(&[0, 0]); // identification
+            out.extend_from_slice(&0x4000u16.to_be_bytes()); // DF, offset 0
+            out.extend_from_slice(&[TTL, IPPROTO_TCP, 0, 0]);
+            out.extend_from_slice(&s);
+            out.extend_from_slice(&d);
+            let c = checksum(&out[start..]);
+            out[start + 10..start + 12].copy_from_slice(&c.to_be_bytes());
+
+            sum = sum_be_words(sum, &s);
+            sum = sum_be_words(sum, &d);
+            sum += u32::from(IPPROTO_TCP);
+            sum += tcp_len as u32;
+        }
+        (SocketAddr::V6(s), SocketAddr::V6(d)) => {
+            let (s, d) = (s.ip().octets(), d.ip().octets());
+            out.extend_from_slice(&[0x60, 0, 0, 0]); // version, class, flow
+            out.extend_from_slice(&(tcp_len as u16).to_be_bytes());
+            out.extend_from_slice(&[IPPROTO_TCP, TTL]);
+            out.extend_from_slice(&s);
+            out.extend_from_slice(&d);
+
+            sum = sum_be_words(sum, &s);
+            sum = sum_be_words(sum, &d);
+            sum += tcp_len as u32; // 32-bit upper-layer length
+            sum += u32::from(IPPROTO_TCP);
+        }
+        _ => panic!("packet {} > {} mixes address families", pkt.src, pkt.dst),
+    }
+
+    let tcp_start = out.len();
+    out.extend_from_slice(&pkt.src.port().to_be_bytes());
+    out.extend_from_slice(&pkt.dst.port().to_be_bytes());
+    out.extend_from_slice(&pkt.seq.to_be_bytes());
+    out.extend_from_slice(&pkt.ack.to_be_bytes());
+    out.push(((tcp_hdr_len / 4) as u8) << 4);
+    out.push(pkt.flags.0);
+    out.extend_from_slice(&pkt.window.to_be_bytes());
+    out.extend_from_slice(&[0, 0, 0, 0]); // checksum, urgent pointer
+    out.extend_from_slice(&opts[..opts_len]);
+    // The payload is all zeros, so it adds nothing to the checksum.
+    sum = sum_be_words(sum, &out[tcp_start..]);
+    let c = fold(sum);
+    out[tcp_start + 16..tcp_start + 18].copy_from_slice(&c.to_be_bytes());
+
+    let captured_payload = payload_len.min(PCAP_SNAPLEN as usize - (ip_hdr_len + tcp_hdr_len));
+    out.resize(out.len() + captured_payload, 0);
+    orig_len as u32
+}
+
+/// Adds `data` as big-endian 16-bit words (an odd trailing byte is padded
+/// with zero) to the running sum `acc`, without folding.
+fn sum_be_words(mut acc: u32, data: &[u8]) -> u32 {
+    let mut chunks = data.chunks_exact(2);
+    for w in &mut chunks {
+        acc += u32::from(u16::from_be_bytes([w[0], w[1]]));
+    }
+    if let [last] = chunks.remainder() {
+        acc += u32::from(*last) << 8;
+    }
+    acc
+}
+
+/// Folds a 32-bit sum to 16 bits and complements it.
+fn fold(mut sum: u32) -> u16 {
+    while sum > 0xffff {
+        sum = (sum & 0xffff) + (sum >> 16);
+    }
+    !(sum as u16)
+}
+
+/// The Internet checksum (RFC 1071) of `data`: the one's complement of the
+/// one's-complement sum of its big-endian 16-bit words. Write it into a
+/// zeroed checksum field; summing the data again then gives `0xffff`.
+pub fn checksum(data: &[u8]) -> u16 {
+    fold(sum_be_words(0, data))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    /// One's-complement sum, folded, not complemented.
+    fn ones_sum(data: &[u8]) -> u16 {
+        !checksum(data)
+    }
+
+    fn u16be(b: &[u8], at: usize) -> u16 {
+        u16::from_be_bytes([b[at], b[at + 1]])
+    }
+    fn u32be(b: &[u8], at: usize) -> u32 {
+        u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
+    }
+    fn u16le(b: &[u8], at: usize) -> u16 {
+        u16::from_le_bytes([b[at], b[at + 1]])
+    }
+    fn u32le(b: &[u8], at: usize) -> u32 {
+        u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
+    }
+
+    /// A record parsed back from the file.
+    #[derive(Debug)]
+    struct Parsed {
+        secs: u32,
+        nanos: u32,
+        incl_len: u32,
+        orig_len: u32,
+        version: u8,
+        src: SocketAddr,
+        dst: SocketAddr,
+        flags: u8,
+        seq: u32,
+        ack: u32,
+        window: u16,
+        tcp_header_len: usize,
+        options: Vec<u8>,
+        payload_captured: usize,
+    }
+
+    /// Parses a whole file, checking the global header and every checksum.
+    fn parse(file: &[u8]) -> Vec<Parsed> {
+        assert_eq!(u32le(file, 0), 0xa1b2_3c4d);
+        assert_eq!(u16le(file, 4), 2);
+        assert_eq!(u16le(file, 6), 4);
+        assert_eq!(u32le(file, 8), 0);
+        assert_eq!(u32le(file, 12), 0);
+        assert_eq!(u32le(file, 16), 65535);
+        assert_eq!(u32le(file, 20), 101);
+        let mut at = 24;
+        let mut out = Vec::new();
+        while at < file.len() {
+            let secs = u32le(file, at);
+            let nanos = u32le(file, at + 4);
+            let incl_len = u32le(file, at + 8);
+            let orig_len = u32le(file, at + 12);
+            assert!(nanos < 1_000_000_000);
+            assert!(incl_len <= orig_len && incl_len <= 65535);
+            at += 16;
+            let rec = &file[at..at + incl_len as usize];
+            at += incl_len as usize;
+
+            let version = rec[0] >> 4;
+            let (src_ip, dst_ip, ip_len, mut pseudo_sum, tcp_len): (IpAddr, IpAddr, _, u32, _) =
+                match version {
+                    4 => {
+                        assert_eq!(rec[0] & 0x0f, 5, "IHL");
+                        assert_eq!(usize::from(u16be(rec, 2)), orig_len as usize);
+                        assert_eq!(u16be(rec, 6), 0x4000, "DF, no fragment offset");
+                        assert_eq!(rec[8], 64, "TTL");
+                        assert_eq!(rec[9], 6, "protocol");
+                        assert_eq!(ones_sum(&rec[..20]), 0xffff, "IPv4 header checksum");
+                        let s: [u8; 4] = rec[12..16].try_into().unwrap();
+                        let d: [u8; 4] = rec[16..20].try_into().unwrap();
+                        let tcp_len = orig_len as usize - 20;
+                        let ps = sum_be_words(sum_be_words(6 + tcp_len as u32, &s), &d);
+                        (s.into(), d.into(), 20, ps, tcp_len)
+                    }
+                    6 => {
+                        assert_eq!(&rec[1..4], &[0, 0, 0], "class and flow label");
+                        assert_eq!(usize::from(u16be(rec, 4)), orig_len as usize - 40);
+                        assert_eq!(rec[6], 6, "next header");
+                        assert_eq!(rec[7], 64, "hop limit");
+                        let s: [u8; 16] = rec[8..24].try_into().unwrap();
+                        let d: [u8; 16] = rec[24..40].try_into().unwrap();
+                        let tcp_len = orig_len as usize - 40;
+                        let ps = sum_be_words(sum_be_words(6 + tcp_len as u32, &s), &d);
+                        (s.into(), d.into(), 40, ps, tcp_len)
+                    }
+                    v => panic!("IP version {v}"),
+                };
+            let tcp = &rec[ip_len..];
+            let tcp_header_len = usize::from(tcp[12] >> 4) * 4;
+            assert_eq!(tcp[12] & 0x0f, 0, "reserved bits");
+            assert_eq!(u16be(tcp, 18), 0, "urgent pointer");
+            let payload_captured = tcp.len() - tcp_header_len;
+            // Only verify the TCP checksum when the whole segment is
+            // captured (the payload is zeros either way).
+            if payload_captured == tcp_len - tcp_header_len {
+                pseudo_sum = sum_be_words(pseudo_sum, tcp);
+                let mut s = pseudo_sum;
+                while s > 0xffff {
+                    s = (s & 0xffff) + (s >> 16);
+                }
+                assert_eq!(s, 0xffff, "TCP checksum");
+            }
+            assert!(tcp[tcp_header_len..].iter().all(|&b| b == 0));
+            out.push(Parsed {
+                secs,
+                nanos,
+                incl_len,
+                orig_len,
+                version,
+                src: SocketAddr::new(src_ip, u16be(tcp, 0)),
+                dst: SocketAddr::new(dst_ip, u16be(tcp, 2)),
+                flags: tcp[13],
+                seq: u32be(tcp, 4),
+                ack: u32be(tcp, 8),
+                window: u16be(tcp, 14),
+                tcp_header_len,
+                options: tcp[20..tcp_header_len].to_vec(),
+                payload_captured,
+            });
+        }
+        assert_eq!(at, file.len());
+        out
+    }
+
+    fn handshake(client: &str, server: &str) -> [Packet; 3] {
+        let c: SocketAddr = client.parse().unwrap();
+        let s: SocketAddr = server.parse().unwrap();
+        let syn = Packet {
+            src: c,
+            dst: s,
+            flags: TcpFlags::SYN,
+            seq: 1000,
+            ack: 0,
+            payload_len: 0,
+            fast_open: false,
+            window: 64240,
+        };
+        let syn_ack = Packet {
+            src: s,
+            dst: c,
+            flags: TcpFlags::SYN | TcpFlags::ACK,
+            seq: 5000,
+            ack: 1001,
+            payload_len: 0,
+            fast_open: false,
+            window: 65160,
+        };
+        let data = Packet {
+            src: c,
+            dst: s,
+            flags: TcpFlags::ACK | TcpFlags::PSH,
+            seq: 1001,
+            ack: 5001,
+            payload_len: 517,
+            fast_open: false,
+            window: 502,
+        };
+        [syn, syn_ack, data]
+    }
+
+    fn write_all(pkts: &[(SimTime, Packet)]) -> Vec<u8> {
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        for (t, p) in pkts {
+            w.write_packet(*t, p).unwrap();
+        }
+        assert_eq!(w.packets(), pkts.len() as u64);
+        w.into_inner().unwrap()
+    }
+
+    fn sample() -> Vec<(SimTime, Packet)> {
+        let v4 = handshake("10.0.0.1:40000", "10.0.0.2:80");
+        let v6 = handshake("[2001:db8::1]:40001", "[2001:db8::2]:443");
+        let times = [
+            SimTime(0),
+            SimTime(999_999_999),
+            SimTime(1_000_000_000),
+            SimTime(3_250_000_001),
+            SimTime(3_250_000_002),
+            SimTime(7_000_000_000),
+        ];
+        times.into_iter().zip(v4.into_iter().chain(v6)).collect()
+    }
+
+    #[test]
+    fn checksum_known_vector() {
+        // RFC 1071 example words 0x0001 0xf203 0xf4f5 0xf6f7 sum to 0xddf2.
+        let data = [0x00, 0x01, 0xf2, 0x03, 0xf4, 0xf5, 0xf6, 0xf7];
+        assert_eq!(checksum(&data), !0xddf2);
+        // A well-known IPv4 header (checksum 0xb861).
+        let hdr = [
+            0x45, 0x00, 0x00, 0x73, 0x00, 0x00, 0x40, 0x00, 0x40, 0x11, 0x00, 0x00, 0xc0, 0xa8,
+            0x00, 0x01, 0xc0, 0xa8, 0x00, 0xc7,
+        ];
+        assert_eq!(checksum(&hdr), 0xb861);
+        // Odd length pads with a zero byte.
+        assert_eq!(checksum(&[0x12]), !0x1200);
+    }
+
+    #[test]
+    fn round_trip_v4_and_v6() {
+        let pkts = sample();
+        let file = write_all(&pkts);
+        let parsed = parse(&file);
+        assert_eq!(parsed.len(), pkts.len());
+        for ((t, p), r) in pkts.iter().zip(&parsed) {
+            assert_eq!(
+                u64::from(r.secs) * 1_000_000_000 + u64::from(r.nanos),
+                t.as_nanos()
+            );
+            let (ver, ip_len) = if p.src.is_ipv4() { (4, 20) } else { (6, 40) };
+            assert_eq!(r.version, ver);
+            assert_eq!(r.orig_len, ip_len + 20 + p.payload_len);
+            assert_eq!(r.incl_len, r.orig_len);
+            assert_eq!(r.src, p.src);
+            assert_eq!(r.dst, p.dst);
+            assert_eq!(r.flags, p.flags.0);
+            assert_eq!(r.seq, p.seq);
+            assert_eq!(r.ack, p.ack);
+            assert_eq!(r.window, p.window);
+            assert_eq!(r.tcp_header_len, 20);
+            assert_eq!(r.payload_captured, p.payload_len as usize);
+        }
+        assert_eq!(parsed[1].secs, 0);
+        assert_eq!(parsed[1].nanos, 999_999_999);
+        assert_eq!(parsed[3].secs, 3);
+        assert_eq!(parsed[3].nanos, 250_000_001);
+        assert_eq!(parsed[0].flags, 0x02);
+        assert_eq!(parsed[1].flags, 0x12);
+        assert_eq!(parsed[2].flags, 0x18);
+        // 24-byte global header + 6 record headers + packets.
+        assert_eq!(file.len(), 24 + 6 * 16 + 3 * 40 + 517 + 3 * 60 + 517);
+    }
+
+    #[test]
+    fn fast_open_option() {
+        let [mut syn, _, _] = handshake("10.0.0.1:40000", "10.0.0.2:80");
+        syn.fast_open = true;
+        let mut syn_data = syn;
+        syn_data.payload_len = 100;
+        let [mut syn6, mut syn_ack6, _] = handshake("[::1]:1", "[::2]:2");
+        syn6.fast_open = true;
+        syn6.payload_len = 3; // odd payload length
+        syn_ack6.fast_open = true; // SYN-ACK also carries the option
+        let mut ack = syn;
+        ack.flags = TcpFlags::ACK; // not a SYN: no option
+        let file = write_all(&[
+            (SimTime(1), syn),
+            (SimTime(2), syn_data),
+            (SimTime(3), syn6),
+            (SimTime(4), syn_ack6),
+            (SimTime(5), ack),
+        ]);
+        let r = parse(&file);
+        assert_eq!(r[0].tcp_header_len, 24);
+        assert_eq!(r[0].options, [1, 1, 34, 2]);
+        assert_eq!(r[0].orig_len, 44);
+        assert_eq!(r[1].tcp_header_len, 32);
+        assert_eq!(r[1].options, [1, 1, 34, 10, 0, 0, 0, 0, 0, 0, 0, 0]);
+        assert_eq!(r[1].orig_len, 20 + 32 + 100);
+        assert_eq!(r[2].tcp_header_len, 32);
+        assert_eq!(r[2].payload_captured, 3);
+        assert_eq!(r[3].tcp_header_len, 24);
+        assert_eq!(r[4].tcp_header_len, 20);
+    }
+
+    #[test]
+    fn snaplen_caps_captured_payload() {
+        let [_, _, mut big4] = handshake("10.0.0.1:40000", "10.0.0.2:80");
+        big4.payload_len = 70_000; // more than an IPv4 datagram holds
+        let [_, _, mut big6] = handshake("[::1]:1", "[::2]:2");
+        big6.payload_len = 65_500; // fits IPv6 payload length, not the snaplen
+        let file = write_all(&[(SimTime(1), big4), (SimTime(2), big6)]);
+        let r = parse(&file);
+        assert_eq!(r[0].orig_len, 65_535);
+        assert_eq!(r[0].incl_len, 65_535);
+        assert_eq!(r[1].orig_len, 40 + 20 + 65_500);
+        assert_eq!(r[1].incl_len, 65_535);
+        assert_eq!(r[1].payload_captured, 65_535 - 60);
+    }
+
+    #[test]
+    fn timestamp_saturates() {
+        let [syn, _, _] = handshake("10.0.0.1:40000", "10.0.0.2:80");
+        let file = write_all(&[(SimTime::MAX, syn)]);
+        let r = parse(&file);
+        assert_eq!(r[0].secs, u32::MAX);
+        assert_eq!(r[0].nanos, (u64::MAX % 1_000_000_000) as u32);
+    }
+
+    fn temp_path(tag: &str) -> std::path::PathBuf {
+        static COUNTER: AtomicU32 = AtomicU32::new(0);
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        std::env::temp_dir().join(format!(
+            "sim-core-pcap-{tag}-{}-{n}.pcap",
+            std::process::id()
+        ))
+    }
+
+    #[test]
+    fn tshark_accepts_file() {
+        let have_tshark = std::process::Command::new("tshark")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !have_tshark {
+            eprintln!("tshark not on PATH; skipping pcap validation with tshark");
+            return;
+        }
+        let mut pkts = sample();
+        let [mut tfo, _, _] = handshake("10.0.0.3:40002", "10.0.0.2:80");
+        tfo.fast_open = true;
+        tfo.payload_len = 10;
+        pkts.push((SimTime(8_000_000_000), tfo));
+        let path = temp_path("tshark");
+        std::fs::write(&path, write_all(&pkts)).unwrap();
+        let out = std::process::Command::new("tshark")
+            .arg("-r")
+            .arg(&path)
+            .args([
+                "-T",
+                "fields",
+                "-e",
+                "tcp.flags",
+                "-e",
+                "tcp.checksum.status",
+            ])
+            .args(["-o", "tcp.check_checksum:TRUE"])
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_file(&path);
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "tshark failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let lines: Vec<&str> = stdout.lines().collect();
+        assert_eq!(lines.len(), pkts.len(), "tshark output:\n{stdout}");
+        for ((_, p), line) in pkts.iter().zip(&lines) {
+            let mut fields = line.split('\t');
+            let flags = fields.next().unwrap_or_default();
+            let status = fields.next().unwrap_or_default();
+            let flags = u16::from_str_radix(flags.trim_start_matches("0x"), 16)
+                .unwrap_or_else(|_| panic!("bad tcp.flags in {line:?}"));
+            assert_eq!(flags, u16::from(p.flags.0), "{line:?}");
+            // 1 = Good (older tshark prints the number, newer the name).
+            assert!(
+                status == "1" || status == "Good",
+                "checksum status in {line:?}"
+            );
+        }
+    }
+}

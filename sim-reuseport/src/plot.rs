@@ -54,6 +54,8 @@ const LEGEND_MAX: usize = 12;
 /// Longest legend label, in characters, before it is cut with "…".
 const LEGEND_LABEL_MAX: usize = 30;
 const FONT: &str = "sans-serif";
+/// Time buckets for decimating long series (about one per pixel column).
+const DECIMATE_BUCKETS: usize = 1000;
 
 /// Fixed palette (Tableau 10 plus two), cycled by series index.
 const PALETTE: [RGBColor; 12] = [
@@ -151,12 +153,57 @@ fn finite_range<'a>(
     out
 }
 
-fn finite_points(points: &[(f64, f64)]) -> Vec<(f64, f64)> {
-    points
+/// The finite points of a line, decimated when there are many more points
+/// than pixel columns: within each of [`DECIMATE_BUCKETS`] time buckets a
+/// run of consecutive points keeps only its first, lowest, highest and last
+/// point (in their original order), so spikes survive.
+fn plot_points(points: &[(f64, f64)], x_min: f64, x_max: f64) -> Vec<(f64, f64)> {
+    let finite = points
         .iter()
         .copied()
-        .filter(|(x, y)| x.is_finite() && y.is_finite())
-        .collect()
+        .filter(|(x, y)| x.is_finite() && y.is_finite());
+    if points.len() <= 4 * DECIMATE_BUCKETS {
+        return finite.collect();
+    }
+    let span = x_max - x_min;
+    let bucket_of = |x: f64| ((x - x_min) / span * DECIMATE_BUCKETS as f64).floor() as i64;
+    let mut out = Vec::with_capacity(4 * DECIMATE_BUCKETS + 4);
+    let mut run: Vec<(f64, f64)> = Vec::new();
+    let flush = |run: &mut Vec<(f64, f64)>, out: &mut Vec<(f64, f64)>| {
+        if run.is_empty() {
+            return;
+        }
+        let (mut lo, mut hi) = (0, 0);
+        for (i, p) in run.iter().enumerate() {
+            if p.1 < run[lo].1 {
+                lo = i;
+            }
+            if p.1 > run[hi].1 {
+                hi = i;
+            }
+        }
+        let mut keep = [0, lo, hi, run.len() - 1];
+        keep.sort_unstable();
+        let mut last = None;
+        for i in keep {
+            if last != Some(i) {
+                out.push(run[i]);
+                last = Some(i);
+            }
+        }
+        run.clear();
+    };
+    let mut current = None;
+    for p in finite {
+        let b = bucket_of(p.0);
+        if current != Some(b) {
+            flush(&mut run, &mut out);
+            current = Some(b);
+        }
+        run.push(p);
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 fn truncate_label(label: &str) -> String {
@@ -344,43 +391,27 @@ fn draw_panel<DB: DrawingBackend>(
         .y_labels(6)
         .x_label_formatter(&|v| fmt_tick(*v))
         .y_label_formatter(&|v| fmt_tick(*v))
-        .light_line_style(GRID_COLOR.mix(0.6))
+        .light_line_style(GRID_COLOR.mix(0.35))
         .bold_line_style(GRID_COLOR)
         .label_style((FONT, 13))
         .axis_desc_style((FONT, 14))
         .draw()
         .map_err(err)?;
 
-    // Markers under the data.
-    let marker_style = TextStyle::from((FONT, 12).into_font()).color(&MARKER_COLOR);
-    for (i, m) in markers.iter().enumerate() {
+    // Marker lines under the data, their labels (on a light background)
+    // over it.
+    for m in markers {
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(m.at_s, y_min), (m.at_s, y_max)],
                 MARKER_COLOR.mix(0.7).stroke_width(1),
             )))
             .map_err(err)?;
-        // Stagger labels over three rows; near the right edge, put the
-        // label left of its line.
-        let row = (i % 3) as i32;
-        let right_side = (m.at_s - x_min) / (x_max - x_min) > 0.8;
-        let (dx, h) = if right_side {
-            (-3, HPos::Right)
-        } else {
-            (3, HPos::Left)
-        };
-        let style = marker_style.pos(Pos::new(h, VPos::Top));
-        chart
-            .draw_series(std::iter::once(
-                EmptyElement::at((m.at_s, y_max))
-                    + Text::new(m.label.clone(), (dx, 2 + 14 * row), style),
-            ))
-            .map_err(err)?;
     }
 
     // Secondary (dashed) lines first so the solid ones stay on top.
     for line in panel.lines.iter().filter(|l| l.secondary) {
-        let pts = finite_points(line.points);
+        let pts = plot_points(line.points, x_min, x_max);
         if pts.len() < 2 {
             continue;
         }
@@ -394,12 +425,35 @@ fn draw_panel<DB: DrawingBackend>(
             .map_err(err)?;
     }
     for line in panel.lines.iter().filter(|l| !l.secondary) {
-        let pts = finite_points(line.points);
+        let pts = plot_points(line.points, x_min, x_max);
         if pts.is_empty() {
             continue;
         }
         chart
             .draw_series(LineSeries::new(pts, line.color.stroke_width(2)))
+            .map_err(err)?;
+    }
+    let marker_style = TextStyle::from((FONT, 12).into_font()).color(&MARKER_COLOR);
+    for (i, m) in markers.iter().enumerate() {
+        // Stagger labels over three rows; near the right edge, put the
+        // label left of its line.
+        let row = (i % 3) as i32;
+        let y = 2 + 14 * row;
+        // Rough text width for the background (SVG has no font metrics).
+        let w = (m.label.chars().count() as f64 * 6.6).ceil() as i32 + 4;
+        let right_side = (m.at_s - x_min) / (x_max - x_min) > 0.8;
+        let (dx, h, bg) = if right_side {
+            (-3, HPos::Right, [(-w - 1, y - 1), (-1, y + 13)])
+        } else {
+            (3, HPos::Left, [(1, y - 1), (w + 1, y + 13)])
+        };
+        let style = marker_style.pos(Pos::new(h, VPos::Top));
+        chart
+            .draw_series(std::iter::once(
+                EmptyElement::at((m.at_s, y_max))
+                    + Rectangle::new(bg, WHITE.mix(0.8).filled())
+                    + Text::new(m.label.clone(), (dx, y), style),
+            ))
             .map_err(err)?;
     }
     if panel.lines.is_empty() {
@@ -423,7 +477,7 @@ fn draw_legend<DB: DrawingBackend>(
     other: Option<(&str, &PlotData)>,
     run_label: &str,
 ) -> Result<(), String> {
-    const ROW: i32 = 19;
+    const ROW: i32 = 18;
     const X0: i32 = 6;
     const SWATCH: i32 = 26;
     let text = TextStyle::from((FONT, 13).into_font())
@@ -629,6 +683,28 @@ mod tests {
         assert!(!svg.contains("NaN") && !svg.contains("=\"inf"));
     }
 
+    #[test]
+    fn long_series_are_decimated() {
+        let mut data = sample("long", 2, 10.0);
+        let n = 200_000;
+        data.accept_queues[0] = series("listener 0", 10.0, n, |t| {
+            // A single one-sample spike must survive decimation.
+            if (t - 5.0).abs() < 1e-9 {
+                999.0
+            } else {
+                (t * 1000.0).sin().abs() * 10.0
+            }
+        });
+        let svg = render_svg(&data, Some(("b", &data)), "a").unwrap();
+        assert!(svg.len() < 3_000_000, "svg is {} bytes", svg.len());
+        let pts = plot_points(&data.accept_queues[0].points, 0.0, 10.0);
+        assert!(pts.len() <= 4 * DECIMATE_BUCKETS + 4);
+        assert!(pts.contains(&(5.0, 999.0)));
+        assert!(pts.windows(2).all(|w| w[0].0 <= w[1].0));
+        assert_eq!(pts.first(), data.accept_queues[0].points.first());
+        assert_eq!(pts.last(), data.accept_queues[0].points.last());
+    }
+
     /// Writes an example to `/tmp/plot-example.svg` (and the overlay to
     /// `/tmp/plot-example-overlay.svg`) for a visual check.
     #[test]
@@ -643,5 +719,9 @@ mod tests {
         std::fs::write(dir.join("plot-example.svg"), single).unwrap();
         let overlay = render_svg(&on, Some(("migrate off", &off)), "migrate on").unwrap();
         std::fs::write(dir.join("plot-example-overlay.svg"), overlay).unwrap();
+        let many_on = sample("32 listeners", 32, 20.0);
+        let many_off = sample("32 listeners", 32, 400.0);
+        let many = render_svg(&many_on, Some(("migrate off", &many_off)), "migrate on").unwrap();
+        std::fs::write(dir.join("plot-example-32.svg"), many).unwrap();
     }
 }

@@ -485,3 +485,204 @@ impl ReuseportHooks for ReuseportTable {
         ts.is_some_and(|t| now.saturating_sub(t) < TCP_SYNCOOKIE_VALID)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::{PolicyKind, Rule};
+    use sim_tcp::{ListenerOptions, ListenerState};
+
+    fn listeners(n: usize) -> Vec<Listener> {
+        (0..n)
+            .map(|i| {
+                let mut l = Listener::new(ListenerId(i as u32), "10.0.0.1:443".parse().unwrap(), ListenerOptions::default());
+                l.state = ListenerState::Listen;
+                l
+            })
+            .collect()
+    }
+
+    fn ids(v: impl Iterator<Item = ListenerId>) -> Vec<u32> {
+        v.map(|l| l.0).collect()
+    }
+
+    fn listen_all(t: &mut ReuseportTable, ls: &[Listener], n: usize) {
+        for i in 0..n {
+            t.on_listen(ls, ListenerId(i as u32), false);
+        }
+    }
+
+    #[test]
+    fn listeners_join_the_group_of_a_hashed_listener_in_join_order_5_1() {
+        let ls = listeners(4);
+        let mut t = ReuseportTable::new();
+        listen_all(&mut t, &ls, 4);
+        let g = t.group_of(ListenerId(0)).unwrap();
+        assert!((0..4).all(|i| t.group_of(ListenerId(i)) == Some(g)));
+        assert_eq!(ids(t.group(g).live()), vec![0, 1, 2, 3]);
+        assert_eq!(t.group(g).max_socks(), INIT_SOCKS);
+    }
+
+    #[test]
+    fn stop_swap_removes_from_live_and_fills_closed_section_downward_2_3() {
+        let ls = listeners(5);
+        let mut t = ReuseportTable::new();
+        listen_all(&mut t, &ls, 5);
+        let g = t.group_of(ListenerId(0)).unwrap();
+        t.on_stop_listen(&ls, ListenerId(1), true);
+        // The last live entry moves into the hole.
+        assert_eq!(ids(t.group(g).live()), vec![0, 4, 2, 3]);
+        t.on_stop_listen(&ls, ListenerId(0), true);
+        assert_eq!(ids(t.group(g).live()), vec![3, 4, 2]);
+        let grp = t.group(g);
+        assert_eq!(grp.num_closed_socks, 2);
+        assert_eq!(grp.socks[INIT_SOCKS - 1], Some(ListenerId(1)));
+        assert_eq!(grp.socks[INIT_SOCKS - 2], Some(ListenerId(0)));
+        // Destroying the top one fills the gap with the lowest closed entry.
+        t.on_destroy(ListenerId(1));
+        let grp = t.group(g);
+        assert_eq!(grp.num_closed_socks, 1);
+        assert_eq!(grp.socks[INIT_SOCKS - 1], Some(ListenerId(0)));
+        assert_eq!(t.group_of(ListenerId(1)), None);
+    }
+
+    #[test]
+    fn not_capable_listener_is_detached_and_an_empty_group_is_freed_6_1_6_3() {
+        let ls = listeners(3);
+        let mut t = ReuseportTable::new();
+        listen_all(&mut t, &ls, 2);
+        let g = t.group_of(ListenerId(0)).unwrap();
+        t.on_stop_listen(&ls, ListenerId(0), false);
+        assert_eq!(t.group_of(ListenerId(0)), None);
+        t.on_stop_listen(&ls, ListenerId(1), true);
+        assert!(t.group(g).alive, "a capable closed member keeps the group");
+        assert_eq!(t.group(g).num_socks, 0);
+        // A new listener cannot join through a closed member: new group (§6.3).
+        t.on_listen(&ls, ListenerId(2), false);
+        let g2 = t.group_of(ListenerId(2)).unwrap();
+        assert_ne!(g, g2);
+        // The stranded group's requests can never reach the new listener.
+        let m = MigratingSock::Request { hash: 7, len: 0 };
+        assert_eq!(t.migrate_target(&ls, ListenerId(1), m, true), MigrateOutcome::Fail(MigrateFailure::NoLiveMember));
+        t.on_destroy(ListenerId(1));
+        assert!(!t.group(g).alive);
+    }
+
+    #[test]
+    fn socks_array_grows_from_128_by_doubling_keeping_sections_2_3() {
+        let ls = listeners(130);
+        let mut t = ReuseportTable::new();
+        listen_all(&mut t, &ls, 127);
+        let g = t.group_of(ListenerId(0)).unwrap();
+        t.on_stop_listen(&ls, ListenerId(0), true);
+        t.on_listen(&ls, ListenerId(127), false);
+        assert_eq!(t.group(g).max_socks(), 128);
+        assert_eq!(t.group(g).num_socks + t.group(g).num_closed_socks, 128);
+        t.on_listen(&ls, ListenerId(128), false);
+        let grp = t.group(g);
+        assert_eq!(grp.max_socks(), 256);
+        assert_eq!(grp.num_socks, 128);
+        assert_eq!(grp.socks[255], Some(ListenerId(0)), "closed entries move to the end");
+        assert_eq!(grp.socks[127], Some(ListenerId(128)));
+    }
+
+    #[test]
+    fn select_by_hash_uses_reciprocal_scale_over_the_live_section_4_2() {
+        let ls = listeners(4);
+        let mut t = ReuseportTable::new();
+        listen_all(&mut t, &ls, 4);
+        let tuple = FourTuple { local: "10.0.0.1:443".parse().unwrap(), remote: "10.0.1.1:5000".parse().unwrap() };
+        for (hash, want) in [(0u32, 0u32), (u32::MAX, 3), (1 << 31, 2), ((1 << 30) - 1, 0)] {
+            assert_eq!(t.select(&ls, &tuple, hash, false), Selection::Listener(ListenerId(want)));
+        }
+        // After a swap-remove the same hash maps elsewhere.
+        t.on_stop_listen(&ls, ListenerId(0), true);
+        assert_eq!(t.select(&ls, &tuple, 0, false), Selection::Listener(ListenerId(3)));
+        let other = FourTuple { local: "10.0.0.2:443".parse().unwrap(), ..tuple };
+        assert_eq!(t.select(&ls, &other, 0, false), Selection::NoListener);
+    }
+
+    #[test]
+    fn migration_needs_sysctl_or_migrate_policy_4_3_5_8() {
+        let ls = listeners(3);
+        let m = MigratingSock::Established { hash: 0 };
+        // Capable at close, sysctl off at migration: FAIL.
+        let mut t = ReuseportTable::new();
+        listen_all(&mut t, &ls, 3);
+        t.on_stop_listen(&ls, ListenerId(0), true);
+        assert_eq!(t.migrate_target(&ls, ListenerId(0), m, false), MigrateOutcome::Fail(MigrateFailure::SysctlOff));
+        assert_eq!(t.migrate_target(&ls, ListenerId(0), m, true), MigrateOutcome::Target(ListenerId(2)));
+        // Not capable at close, sysctl on at migration: detached, no failure.
+        t.on_stop_listen(&ls, ListenerId(1), false);
+        assert_eq!(t.migrate_target(&ls, ListenerId(1), m, true), MigrateOutcome::Detached);
+    }
+
+    #[test]
+    fn select_policy_is_not_migration_capable_but_select_or_migrate_is_2_7() {
+        let ls = listeners(3);
+        let m = MigratingSock::Request { hash: 0, len: 0 };
+        for (kind, capable) in [(PolicyKind::Select, false), (PolicyKind::SelectOrMigrate, true)] {
+            let mut t = ReuseportTable::new();
+            let p = t.add_policy(Policy::new("p", kind, Rule::Pass, Rule::Pass, vec![]));
+            listen_all(&mut t, &ls, 3);
+            t.attach_policy(ListenerId(0), ls[0].local, p);
+            t.on_stop_listen(&ls, ListenerId(0), false);
+            let got = t.migrate_target(&ls, ListenerId(0), m, false);
+            if capable {
+                // PassNoPick falls back to hash regardless of the sysctl.
+                assert_eq!(got, MigrateOutcome::Target(ListenerId(2)), "{kind:?}");
+            } else {
+                assert_eq!(got, MigrateOutcome::Detached, "{kind:?}");
+            }
+        }
+    }
+
+    #[test]
+    fn policy_drop_on_syn_refuses_and_on_migration_fails_4_2_4_3() {
+        let ls = listeners(2);
+        let mut t = ReuseportTable::new();
+        let p = t.add_policy(Policy::new("p", PolicyKind::SelectOrMigrate, Rule::Drop, Rule::Drop, vec![]));
+        listen_all(&mut t, &ls, 2);
+        t.attach_policy(ListenerId(0), ls[0].local, p);
+        let tuple = FourTuple { local: ls[0].local, remote: "10.0.1.1:5000".parse().unwrap() };
+        assert_eq!(t.select(&ls, &tuple, 1, false), Selection::PolicyDrop);
+        t.on_stop_listen(&ls, ListenerId(0), false);
+        let m = MigratingSock::Established { hash: 1 };
+        assert_eq!(t.migrate_target(&ls, ListenerId(0), m, true), MigrateOutcome::Fail(MigrateFailure::PolicyDrop));
+        assert_eq!(t.policies[p].stats.get("syn").unwrap().drops, 1);
+        assert_eq!(t.policies[p].stats.get("close_established").unwrap().drops, 1);
+    }
+
+    #[test]
+    fn resurrect_rejoins_live_section_but_not_the_policy_map_5_9() {
+        let ls = listeners(3);
+        let mut t = ReuseportTable::new();
+        let targets = BTreeMapFor::from([(ListenerId(0), ListenerId(1)), (ListenerId(1), ListenerId(1))]);
+        let rule = Rule::MapByClosingListener { targets, missing_drop: true };
+        let p = t.add_policy(Policy::new("p", PolicyKind::SelectOrMigrate, Rule::Pass, rule, vec![]));
+        listen_all(&mut t, &ls, 3);
+        t.attach_policy(ListenerId(0), ls[0].local, p);
+        let g = t.group_of(ListenerId(0)).unwrap();
+        t.on_stop_listen(&ls, ListenerId(1), false);
+        assert_eq!(t.group(g).num_closed_socks, 1);
+        t.on_listen(&ls, ListenerId(1), true);
+        assert_eq!(ids(t.group(g).live()), vec![0, 2, 1]);
+        assert_eq!(t.group(g).num_closed_socks, 0);
+        // Listener 0 closes: the map says 1, but 1 left the socket array at
+        // stop and was not re-inserted: the selection fails, the program
+        // passes, the kernel hashes.
+        t.on_stop_listen(&ls, ListenerId(0), false);
+        let m = MigratingSock::Established { hash: 0 };
+        assert_eq!(t.migrate_target(&ls, ListenerId(0), m, false), MigrateOutcome::Target(ListenerId(1)));
+        assert_eq!(t.policies[p].stats.get("close_established").unwrap().picks, 0);
+        assert_eq!(t.policies[p].stats.get("close_established").unwrap().passes, 1);
+        // A closing listener missing from the map: SK_DROP.
+        t.on_stop_listen(&ls, ListenerId(2), false);
+        assert_eq!(
+            t.migrate_target(&ls, ListenerId(2), MigratingSock::Established { hash: 0 }, false),
+            MigrateOutcome::Fail(MigrateFailure::PolicyDrop)
+        );
+    }
+
+    type BTreeMapFor = std::collections::BTreeMap<ListenerId, ListenerId>;
+}

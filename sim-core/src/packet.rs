@@ -133,13 +133,32 @@ impl fmt::Display for TcpFlags {
 
 /// A connection's identity as seen from one end.
 #[derive(
-    Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+    Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
 pub struct FourTuple {
     /// This end's address and port.
     pub local: SocketAddr,
     /// The peer's address and port.
     pub remote: SocketAddr,
+}
+
+/// Hashes an IPv4 tuple as two words (the hot path: connection tables are
+/// looked up for every packet); other tuples field by field. Consistent with
+/// `Eq`: equal tuples hash equally.
+impl std::hash::Hash for FourTuple {
+    #[inline]
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        match (self.local, self.remote) {
+            (SocketAddr::V4(l), SocketAddr::V4(r)) => {
+                state.write_u64((u64::from(l.ip().to_bits()) << 32) | u64::from(r.ip().to_bits()));
+                state.write_u32((u32::from(l.port()) << 16) | u32::from(r.port()));
+            }
+            (l, r) => {
+                l.hash(state);
+                r.hash(state);
+            }
+        }
+    }
 }
 
 impl FourTuple {

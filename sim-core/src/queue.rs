@@ -9,11 +9,22 @@
 //! element up), which needs about one comparison per level instead of two.
 //! No operation allocates once the `Vec` has grown to the high-water mark.
 //!
+//! Lanes: a caller that knows a stream of events is scheduled in
+//! non-decreasing time order (packets on one path, timers armed with one
+//! fixed delay) can put it in a lane with [`EventQueue::schedule_in_lane`].
+//! A lane is a FIFO; only its head sits in the heap. The pop order is
+//! exactly the same `(time, seq)` order as without lanes — a lane's head is
+//! its minimum because times and sequence numbers both grow along it — but
+//! the heap stays small and cache-resident however many events are pending.
+//! An event that would break a lane's order goes to the heap instead, so a
+//! lane is a hint and never changes behaviour.
+//!
 //! Cancellation is not a queue operation: entities keep a [`crate::Timer`]
 //! and stale entries are dropped when they pop (lazy cancellation), so the
 //! queue holds about one entry per entity.
 
 use crate::time::SimTime;
+use std::collections::VecDeque;
 
 const ARITY: usize = 4;
 
@@ -34,104 +45,51 @@ impl<E> Entry<E> {
     }
 }
 
-/// A min-heap of events keyed by `(time, insertion sequence)`.
-///
-/// Invariants (asserted): time never goes backwards — an event cannot be
-/// scheduled before [`EventQueue::now`], and popped times are non-decreasing.
+/// The 4-ary min-heap under [`EventQueue`], keyed by `(time, seq)`.
 #[derive(Debug, Clone)]
-pub struct EventQueue<E> {
+struct Heap<E> {
     heap: Vec<Entry<E>>,
     now: SimTime,
-    scheduled_total: u64,
-    len_max: usize,
 }
 
-impl<E> Default for EventQueue<E> {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl<E> EventQueue<E> {
-    /// An empty queue at time zero.
-    pub fn new() -> Self {
-        Self::with_capacity(0)
-    }
-
-    /// An empty queue with room for `capacity` pending events before it
-    /// allocates.
-    pub fn with_capacity(capacity: usize) -> Self {
-        EventQueue {
+impl<E> Heap<E> {
+    fn with_capacity(capacity: usize) -> Self {
+        Heap {
             heap: Vec::with_capacity(capacity),
             now: SimTime::ZERO,
-            scheduled_total: 0,
-            len_max: 0,
         }
-    }
-
-    /// The time of the last popped event ([`SimTime::ZERO`] initially).
-    #[inline]
-    pub fn now(&self) -> SimTime {
-        self.now
-    }
-
-    /// Number of pending events.
-    #[inline]
-    pub fn len(&self) -> usize {
-        self.heap.len()
-    }
-
-    /// True if no event is pending.
-    #[inline]
-    pub fn is_empty(&self) -> bool {
-        self.heap.is_empty()
-    }
-
-    /// Number of [`EventQueue::schedule`] calls so far.
-    #[inline]
-    pub fn scheduled_total(&self) -> u64 {
-        self.scheduled_total
-    }
-
-    /// The largest number of pending events seen so far (high-water mark).
-    #[inline]
-    pub fn len_max(&self) -> usize {
-        self.len_max
     }
 
     /// The time of the earliest pending event.
     #[inline]
-    pub fn peek_time(&self) -> Option<SimTime> {
+    fn peek_time(&self) -> Option<SimTime> {
         self.heap.first().map(|e| e.time)
     }
 
-    /// Schedules `event` at `at`. Events at the same time pop in the order
-    /// they were scheduled.
-    ///
-    /// # Panics
-    /// If `at < self.now()`: time never goes backwards.
+    /// Pushes `event` with the key `(at, seq)`.
     #[inline]
-    pub fn schedule(&mut self, at: SimTime, event: E) {
-        assert!(
-            at >= self.now,
-            "event scheduled in the past: at {at}, now {}",
-            self.now
-        );
-        let seq = self.scheduled_total;
-        self.scheduled_total += 1;
+    fn push_keyed(&mut self, at: SimTime, seq: u64, event: E) {
         self.heap.push(Entry {
             time: at,
             seq,
             event,
         });
-        self.len_max = self.len_max.max(self.heap.len());
         self.sift_up(self.heap.len() - 1);
     }
 
-    /// Removes and returns the earliest event, advancing [`EventQueue::now`]
-    /// to its time.
+    /// Replaces the root by `(at, seq, event)` and restores the heap order.
     #[inline]
-    pub fn pop(&mut self) -> Option<(SimTime, E)> {
+    fn replace_top(&mut self, at: SimTime, seq: u64, event: E) {
+        let _old_root = self.replace_root(Entry {
+            time: at,
+            seq,
+            event,
+        });
+    }
+
+    /// Removes and returns the earliest entry.
+    #[inline]
+    fn pop(&mut self) -> Option<(SimTime, E)> {
         let last = self.heap.pop()?;
         let top = if self.heap.is_empty() {
             last
@@ -146,11 +104,6 @@ impl<E> EventQueue<E> {
         );
         self.now = top.time;
         Some((top.time, top.event))
-    }
-
-    /// Removes every pending event; `now` and the counters are kept.
-    pub fn clear(&mut self) {
-        self.heap.clear();
     }
 
     /// Moves the element at `pos` up until its parent is not larger.
@@ -253,6 +206,262 @@ impl<E> EventQueue<E> {
             core::ptr::write(base.add(hole), last);
             top
         }
+    }
+}
+
+enum Item<E> {
+    Direct(E),
+    Lane(u32),
+}
+
+/// The event queue: pops the earliest event first; ties in insertion order.
+///
+/// Invariants (asserted): time never goes backwards — an event cannot be
+/// scheduled before [`EventQueue::now`], and popped times are non-decreasing.
+pub struct EventQueue<E> {
+    heap: Heap<Item<E>>,
+    lanes: Vec<VecDeque<Entry<E>>>,
+    now: SimTime,
+    seq: u64,
+    len: usize,
+    len_max: usize,
+}
+
+impl<E> Default for EventQueue<E> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<E> std::fmt::Debug for EventQueue<E> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EventQueue")
+            .field("now", &self.now)
+            .field("len", &self.len)
+            .field("lanes", &self.lanes.len())
+            .finish()
+    }
+}
+
+impl<E> EventQueue<E> {
+    /// An empty queue at time zero.
+    pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// An empty queue with room for `capacity` heap entries before it allocates.
+    pub fn with_capacity(capacity: usize) -> Self {
+        EventQueue {
+            heap: Heap::with_capacity(capacity),
+            lanes: Vec::new(),
+            now: SimTime::ZERO,
+            seq: 0,
+            len: 0,
+            len_max: 0,
+        }
+    }
+
+    /// The time of the last popped event ([`SimTime::ZERO`] initially).
+    #[inline]
+    pub fn now(&self) -> SimTime {
+        self.now
+    }
+
+    /// Number of pending events.
+    #[inline]
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// True if no event is pending.
+    #[inline]
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Number of events scheduled so far.
+    #[inline]
+    pub fn scheduled_total(&self) -> u64 {
+        self.seq
+    }
+
+    /// The largest number of pending events seen so far (high-water mark).
+    #[inline]
+    pub fn len_max(&self) -> usize {
+        self.len_max
+    }
+
+    /// The time of the earliest pending event.
+    #[inline]
+    pub fn peek_time(&self) -> Option<SimTime> {
+        self.heap.peek_time()
+    }
+
+    /// Entries in the heap proper (direct events plus one head per
+    /// non-empty lane); the rest wait in lanes.
+    #[inline]
+    pub fn heap_len(&self) -> usize {
+        self.heap.heap.len()
+    }
+
+    #[inline]
+    fn next_seq(&mut self, at: SimTime) -> u64 {
+        assert!(
+            at >= self.now,
+            "event scheduled in the past: at {at}, now {}",
+            self.now
+        );
+        let seq = self.seq;
+        self.seq += 1;
+        self.len += 1;
+        self.len_max = self.len_max.max(self.len);
+        seq
+    }
+
+    /// Schedules `event` at `at`. Events at the same time pop in the order
+    /// they were scheduled.
+    ///
+    /// # Panics
+    /// If `at < self.now()`: time never goes backwards.
+    #[inline]
+    pub fn schedule(&mut self, at: SimTime, event: E) {
+        let seq = self.next_seq(at);
+        self.heap.push_keyed(at, seq, Item::Direct(event));
+    }
+
+    /// Schedules `event` at `at` through lane `lane` (see the module docs).
+    /// The pop order is the same as with [`EventQueue::schedule`].
+    ///
+    /// # Panics
+    /// If `at < self.now()`.
+    #[inline]
+    pub fn schedule_in_lane(&mut self, at: SimTime, lane: u32, event: E) {
+        let seq = self.next_seq(at);
+        let i = lane as usize;
+        if i >= self.lanes.len() {
+            self.lanes.resize_with(i + 1, VecDeque::new);
+        }
+        let q = &mut self.lanes[i];
+        match q.back() {
+            Some(last) if last.time > at => {
+                self.heap.push_keyed(at, seq, Item::Direct(event));
+            }
+            _ => {
+                if q.is_empty() {
+                    self.heap.push_keyed(at, seq, Item::Lane(lane));
+                }
+                q.push_back(Entry {
+                    time: at,
+                    seq,
+                    event,
+                });
+            }
+        }
+    }
+
+    /// Removes and returns the earliest event, advancing [`EventQueue::now`]
+    /// to its time.
+    #[inline]
+    pub fn pop(&mut self) -> Option<(SimTime, E)> {
+        let lane = match self.heap.heap.first()?.event {
+            Item::Lane(lane) => lane,
+            Item::Direct(_) => {
+                let (time, item) = self.heap.pop().expect("non-empty heap");
+                let Item::Direct(event) = item else {
+                    unreachable!("the root was a direct event")
+                };
+                return Some(self.advance(time, event));
+            }
+        };
+        let q = &mut self.lanes[lane as usize];
+        let head = q.pop_front().expect("a lane in the heap is not empty");
+        match q.front() {
+            // The lane's next event replaces its head in place: one sift
+            // instead of a pop and a push.
+            Some(next) => {
+                let (t, s) = (next.time, next.seq);
+                self.heap.replace_top(t, s, Item::Lane(lane));
+            }
+            None => {
+                self.heap.pop();
+            }
+        }
+        Some(self.advance(head.time, head.event))
+    }
+
+    #[inline]
+    fn advance(&mut self, time: SimTime, event: E) -> (SimTime, E) {
+        assert!(
+            time >= self.now,
+            "event queue time went backwards: {time} < {}",
+            self.now
+        );
+        self.now = time;
+        self.len -= 1;
+        (time, event)
+    }
+
+    /// Removes every pending event; `now` and the counters are kept.
+    pub fn clear(&mut self) {
+        self.heap = Heap::with_capacity(0);
+        self.lanes.clear();
+        self.len = 0;
+    }
+}
+
+#[cfg(test)]
+mod lane_tests {
+    use super::*;
+    use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+    /// Replays one random script of schedules and pops, with or without lanes.
+    fn script(round: u64, use_lanes: bool) -> Vec<(u64, u64)> {
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(round);
+        let mut q = EventQueue::new();
+        let mut popped = Vec::new();
+        for seq in 0..3000u64 {
+            let r = rng.next_u32();
+            let lane = rng.next_u32() % 4;
+            let delay = u64::from(rng.next_u32() % 50);
+            if r % 3 == 0 && !q.is_empty() {
+                let (t, e) = q.pop().unwrap();
+                popped.push((t.0, e));
+                continue;
+            }
+            let at = SimTime(q.now().0 + delay);
+            if use_lanes && r % 3 == 1 {
+                q.schedule_in_lane(at, lane, seq);
+            } else {
+                q.schedule(at, seq);
+            }
+        }
+        while let Some((t, e)) = q.pop() {
+            popped.push((t.0, e));
+        }
+        popped
+    }
+
+    /// Lanes never change the pop order: a random mix of direct and lane
+    /// scheduling (many lane pushes are out of order and must fall back to
+    /// the heap) pops exactly as the heap alone does.
+    #[test]
+    fn lanes_pop_in_the_same_order_as_the_heap_alone() {
+        for round in 0..50 {
+            let with = script(round, true);
+            assert!(with.len() > 1000);
+            assert_eq!(with, script(round, false), "round {round}");
+        }
+    }
+
+    #[test]
+    fn a_monotone_lane_keeps_fifo_ties_with_direct_events() {
+        let mut q = EventQueue::new();
+        q.schedule_in_lane(SimTime(5), 0, 'a');
+        q.schedule(SimTime(5), 'b');
+        q.schedule_in_lane(SimTime(5), 0, 'c');
+        q.schedule_in_lane(SimTime(3), 0, 'd'); // out of lane order: heap
+        let order: Vec<char> = std::iter::from_fn(|| q.pop().map(|(_, e)| e)).collect();
+        assert_eq!(order, vec!['d', 'a', 'b', 'c']);
     }
 }
 
@@ -374,5 +583,25 @@ mod tests {
             }
             assert!(q.is_empty());
         }
+    }
+}
+
+#[cfg(test)]
+mod lane_size_tests {
+    use super::*;
+
+    #[test]
+    fn a_monotone_lane_keeps_one_heap_entry() {
+        let mut q = EventQueue::new();
+        for i in 0..1000u64 {
+            q.schedule_in_lane(SimTime(i), 7, i);
+        }
+        assert_eq!(q.heap_len(), 1);
+        assert_eq!(q.len(), 1000);
+        for i in 0..500u64 {
+            assert_eq!(q.pop(), Some((SimTime(i), i)));
+            q.schedule_in_lane(SimTime(1000 + i), 7, 1000 + i);
+        }
+        assert_eq!(q.heap_len(), 1);
     }
 }

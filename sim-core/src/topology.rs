@@ -257,6 +257,8 @@ pub enum Delivery {
     Arrive {
         /// Arrival time at the destination host.
         at: SimTime,
+        /// The sending host.
+        src_host: HostId,
         /// The destination host.
         dst_host: HostId,
     },
@@ -428,6 +430,13 @@ impl TopologyBuilder {
 
         Network {
             hosts: self.hosts,
+            v4_index: addr_index
+                .iter()
+                .filter_map(|&(a, h)| match a {
+                    IpAddr::V4(v4) => Some((v4.to_bits(), h)),
+                    IpAddr::V6(_) => None,
+                })
+                .collect(),
             addr_index,
             links,
             route_ranges,
@@ -595,6 +604,7 @@ pub struct Network {
     hosts: Vec<HostSpec>,
     /// Sorted by address for binary search.
     addr_index: Vec<(IpAddr, HostId)>,
+    v4_index: Vec<(u32, HostId)>,
     links: Vec<LinkState>,
     route_ranges: Vec<(u32, u32)>,
     route_hops: Vec<Hop>,
@@ -607,10 +617,21 @@ impl Network {
     /// The host owning `ip`.
     #[inline]
     pub fn host_of_addr(&self, ip: IpAddr) -> Option<HostId> {
-        self.addr_index
-            .binary_search_by(|(a, _)| a.cmp(&ip))
-            .ok()
-            .map(|i| self.addr_index[i].1)
+        match ip {
+            // IPv4: a binary search over plain integers (every packet does two).
+            IpAddr::V4(v4) => {
+                let key = v4.to_bits();
+                self.v4_index
+                    .binary_search_by(|(a, _)| a.cmp(&key))
+                    .ok()
+                    .map(|i| self.v4_index[i].1)
+            }
+            IpAddr::V6(_) => self
+                .addr_index
+                .binary_search_by(|(a, _)| a.cmp(&ip))
+                .ok()
+                .map(|i| self.addr_index[i].1),
+        }
     }
 
     /// The host called `name`.
@@ -738,6 +759,7 @@ impl Network {
             self.loopback += 1;
             return Delivery::Arrive {
                 at: now,
+                src_host: src,
                 dst_host: dst,
             };
         }
@@ -804,6 +826,7 @@ impl Network {
         }
         Delivery::Arrive {
             at: t,
+            src_host: src,
             dst_host: dst,
         }
     }
@@ -966,6 +989,7 @@ mod tests {
             net.transmit(now, &pkt(1, 2, TcpFlags::SYN, 0)),
             Delivery::Arrive {
                 at: SimTime(251_000),
+                src_host: HostId(0),
                 dst_host: HostId(1)
             }
         );

@@ -495,7 +495,11 @@ mod tests {
     fn listeners(n: usize) -> Vec<Listener> {
         (0..n)
             .map(|i| {
-                let mut l = Listener::new(ListenerId(i as u32), "10.0.0.1:443".parse().unwrap(), ListenerOptions::default());
+                let mut l = Listener::new(
+                    ListenerId(i as u32),
+                    "10.0.0.1:443".parse().unwrap(),
+                    ListenerOptions::default(),
+                );
                 l.state = ListenerState::Listen;
                 l
             })
@@ -563,7 +567,10 @@ mod tests {
         assert_ne!(g, g2);
         // The stranded group's requests can never reach the new listener.
         let m = MigratingSock::Request { hash: 7, len: 0 };
-        assert_eq!(t.migrate_target(&ls, ListenerId(1), m, true), MigrateOutcome::Fail(MigrateFailure::NoLiveMember));
+        assert_eq!(
+            t.migrate_target(&ls, ListenerId(1), m, true),
+            MigrateOutcome::Fail(MigrateFailure::NoLiveMember)
+        );
         t.on_destroy(ListenerId(1));
         assert!(!t.group(g).alive);
     }
@@ -582,7 +589,11 @@ mod tests {
         let grp = t.group(g);
         assert_eq!(grp.max_socks(), 256);
         assert_eq!(grp.num_socks, 128);
-        assert_eq!(grp.socks[255], Some(ListenerId(0)), "closed entries move to the end");
+        assert_eq!(
+            grp.socks[255],
+            Some(ListenerId(0)),
+            "closed entries move to the end"
+        );
         assert_eq!(grp.socks[127], Some(ListenerId(128)));
     }
 
@@ -591,14 +602,31 @@ mod tests {
         let ls = listeners(4);
         let mut t = ReuseportTable::new();
         listen_all(&mut t, &ls, 4);
-        let tuple = FourTuple { local: "10.0.0.1:443".parse().unwrap(), remote: "10.0.1.1:5000".parse().unwrap() };
-        for (hash, want) in [(0u32, 0u32), (u32::MAX, 3), (1 << 31, 2), ((1 << 30) - 1, 0)] {
-            assert_eq!(t.select(&ls, &tuple, hash, false), Selection::Listener(ListenerId(want)));
+        let tuple = FourTuple {
+            local: "10.0.0.1:443".parse().unwrap(),
+            remote: "10.0.1.1:5000".parse().unwrap(),
+        };
+        for (hash, want) in [
+            (0u32, 0u32),
+            (u32::MAX, 3),
+            (1 << 31, 2),
+            ((1 << 30) - 1, 0),
+        ] {
+            assert_eq!(
+                t.select(&ls, &tuple, hash, false),
+                Selection::Listener(ListenerId(want))
+            );
         }
         // After a swap-remove the same hash maps elsewhere.
         t.on_stop_listen(&ls, ListenerId(0), true);
-        assert_eq!(t.select(&ls, &tuple, 0, false), Selection::Listener(ListenerId(3)));
-        let other = FourTuple { local: "10.0.0.2:443".parse().unwrap(), ..tuple };
+        assert_eq!(
+            t.select(&ls, &tuple, 0, false),
+            Selection::Listener(ListenerId(3))
+        );
+        let other = FourTuple {
+            local: "10.0.0.2:443".parse().unwrap(),
+            ..tuple
+        };
         assert_eq!(t.select(&ls, &other, 0, false), Selection::NoListener);
     }
 
@@ -610,18 +638,30 @@ mod tests {
         let mut t = ReuseportTable::new();
         listen_all(&mut t, &ls, 3);
         t.on_stop_listen(&ls, ListenerId(0), true);
-        assert_eq!(t.migrate_target(&ls, ListenerId(0), m, false), MigrateOutcome::Fail(MigrateFailure::SysctlOff));
-        assert_eq!(t.migrate_target(&ls, ListenerId(0), m, true), MigrateOutcome::Target(ListenerId(2)));
+        assert_eq!(
+            t.migrate_target(&ls, ListenerId(0), m, false),
+            MigrateOutcome::Fail(MigrateFailure::SysctlOff)
+        );
+        assert_eq!(
+            t.migrate_target(&ls, ListenerId(0), m, true),
+            MigrateOutcome::Target(ListenerId(2))
+        );
         // Not capable at close, sysctl on at migration: detached, no failure.
         t.on_stop_listen(&ls, ListenerId(1), false);
-        assert_eq!(t.migrate_target(&ls, ListenerId(1), m, true), MigrateOutcome::Detached);
+        assert_eq!(
+            t.migrate_target(&ls, ListenerId(1), m, true),
+            MigrateOutcome::Detached
+        );
     }
 
     #[test]
     fn select_policy_is_not_migration_capable_but_select_or_migrate_is_2_7() {
         let ls = listeners(3);
         let m = MigratingSock::Request { hash: 0, len: 0 };
-        for (kind, capable) in [(PolicyKind::Select, false), (PolicyKind::SelectOrMigrate, true)] {
+        for (kind, capable) in [
+            (PolicyKind::Select, false),
+            (PolicyKind::SelectOrMigrate, true),
+        ] {
             let mut t = ReuseportTable::new();
             let p = t.add_policy(Policy::new("p", kind, Rule::Pass, Rule::Pass, vec![]));
             listen_all(&mut t, &ls, 3);
@@ -641,25 +681,52 @@ mod tests {
     fn policy_drop_on_syn_refuses_and_on_migration_fails_4_2_4_3() {
         let ls = listeners(2);
         let mut t = ReuseportTable::new();
-        let p = t.add_policy(Policy::new("p", PolicyKind::SelectOrMigrate, Rule::Drop, Rule::Drop, vec![]));
+        let p = t.add_policy(Policy::new(
+            "p",
+            PolicyKind::SelectOrMigrate,
+            Rule::Drop,
+            Rule::Drop,
+            vec![],
+        ));
         listen_all(&mut t, &ls, 2);
         t.attach_policy(ListenerId(0), ls[0].local, p);
-        let tuple = FourTuple { local: ls[0].local, remote: "10.0.1.1:5000".parse().unwrap() };
+        let tuple = FourTuple {
+            local: ls[0].local,
+            remote: "10.0.1.1:5000".parse().unwrap(),
+        };
         assert_eq!(t.select(&ls, &tuple, 1, false), Selection::PolicyDrop);
         t.on_stop_listen(&ls, ListenerId(0), false);
         let m = MigratingSock::Established { hash: 1 };
-        assert_eq!(t.migrate_target(&ls, ListenerId(0), m, true), MigrateOutcome::Fail(MigrateFailure::PolicyDrop));
+        assert_eq!(
+            t.migrate_target(&ls, ListenerId(0), m, true),
+            MigrateOutcome::Fail(MigrateFailure::PolicyDrop)
+        );
         assert_eq!(t.policies[p].stats.get("syn").unwrap().drops, 1);
-        assert_eq!(t.policies[p].stats.get("close_established").unwrap().drops, 1);
+        assert_eq!(
+            t.policies[p].stats.get("close_established").unwrap().drops,
+            1
+        );
     }
 
     #[test]
     fn resurrect_rejoins_live_section_but_not_the_policy_map_5_9() {
         let ls = listeners(3);
         let mut t = ReuseportTable::new();
-        let targets = BTreeMapFor::from([(ListenerId(0), ListenerId(1)), (ListenerId(1), ListenerId(1))]);
-        let rule = Rule::MapByClosingListener { targets, missing_drop: true };
-        let p = t.add_policy(Policy::new("p", PolicyKind::SelectOrMigrate, Rule::Pass, rule, vec![]));
+        let targets = BTreeMapFor::from([
+            (ListenerId(0), ListenerId(1)),
+            (ListenerId(1), ListenerId(1)),
+        ]);
+        let rule = Rule::MapByClosingListener {
+            targets,
+            missing_drop: true,
+        };
+        let p = t.add_policy(Policy::new(
+            "p",
+            PolicyKind::SelectOrMigrate,
+            Rule::Pass,
+            rule,
+            vec![],
+        ));
         listen_all(&mut t, &ls, 3);
         t.attach_policy(ListenerId(0), ls[0].local, p);
         let g = t.group_of(ListenerId(0)).unwrap();
@@ -673,13 +740,27 @@ mod tests {
         // passes, the kernel hashes.
         t.on_stop_listen(&ls, ListenerId(0), false);
         let m = MigratingSock::Established { hash: 0 };
-        assert_eq!(t.migrate_target(&ls, ListenerId(0), m, false), MigrateOutcome::Target(ListenerId(1)));
-        assert_eq!(t.policies[p].stats.get("close_established").unwrap().picks, 0);
-        assert_eq!(t.policies[p].stats.get("close_established").unwrap().passes, 1);
+        assert_eq!(
+            t.migrate_target(&ls, ListenerId(0), m, false),
+            MigrateOutcome::Target(ListenerId(1))
+        );
+        assert_eq!(
+            t.policies[p].stats.get("close_established").unwrap().picks,
+            0
+        );
+        assert_eq!(
+            t.policies[p].stats.get("close_established").unwrap().passes,
+            1
+        );
         // A closing listener missing from the map: SK_DROP.
         t.on_stop_listen(&ls, ListenerId(2), false);
         assert_eq!(
-            t.migrate_target(&ls, ListenerId(2), MigratingSock::Established { hash: 0 }, false),
+            t.migrate_target(
+                &ls,
+                ListenerId(2),
+                MigratingSock::Established { hash: 0 },
+                false
+            ),
             MigrateOutcome::Fail(MigrateFailure::PolicyDrop)
         );
     }

@@ -86,7 +86,8 @@ pub struct RunResult {
 
 #[derive(Copy, Clone, Debug)]
 enum Ev {
-    Deliver(Packet),
+    /// A packet (index into the in-flight packet slab) reaches its host.
+    Deliver(u32),
     ClientTimer(ClientKey),
     ServerTimer(u16, ServerTimer),
     Arrival(u16),
@@ -255,18 +256,82 @@ struct Wire<'s, 'a> {
     net: &'s mut Network,
     tap: &'s mut Tap<'a>,
     stats: &'s mut Stats,
+    lanes: &'s mut Lanes,
+}
+
+/// Event-queue lanes (see `sim_core::queue`): one per (source, destination)
+/// host pair for packets, one per distinct timer delay for timers. Both
+/// streams are scheduled in time order, so the heap holds only lane heads.
+///
+/// Also the slab of packets in flight, so that queue entries stay small.
+struct Lanes {
+    hosts: u32,
+    delays: FxHashMap<u64, u32>,
+    packets: Vec<(Packet, HostId)>,
+    free: Vec<u32>,
+}
+
+impl Lanes {
+    fn park(&mut self, pkt: Packet, dst: HostId) -> u32 {
+        match self.free.pop() {
+            Some(i) => {
+                self.packets[i as usize] = (pkt, dst);
+                i
+            }
+            None => {
+                self.packets.push((pkt, dst));
+                (self.packets.len() - 1) as u32
+            }
+        }
+    }
+
+    fn unpark(&mut self, i: u32) -> (Packet, HostId) {
+        self.free.push(i);
+        self.packets[i as usize]
+    }
+
+    const MAX_DELAY_LANES: usize = 1024;
+
+    fn path(&self, src: HostId, dst: HostId) -> u32 {
+        src.0 * self.hosts + dst.0
+    }
+
+    fn delay(&mut self, d: SimDuration) -> Option<u32> {
+        if let Some(&l) = self.delays.get(&d.as_nanos()) {
+            return Some(l);
+        }
+        if self.delays.len() >= Self::MAX_DELAY_LANES {
+            return None;
+        }
+        let l = self.hosts * self.hosts + self.delays.len() as u32;
+        self.delays.insert(d.as_nanos(), l);
+        Some(l)
+    }
 }
 
 impl Wire<'_, '_> {
+    fn schedule_timer(&mut self, at: SimTime, ev: Ev) {
+        match self.lanes.delay(at - self.now) {
+            Some(lane) => self.queue.schedule_in_lane(at, lane, ev),
+            None => self.queue.schedule(at, ev),
+        }
+    }
+
     fn send(&mut self, pkt: Packet) {
         self.stats.net.sent += 1;
         if let Some(p) = self.tap.pcap.as_deref_mut() {
             p.packet(self.now, &pkt);
         }
         match self.net.transmit(self.now, &pkt) {
-            Delivery::Arrive { at, .. } => {
+            Delivery::Arrive {
+                at,
+                src_host,
+                dst_host,
+            } => {
                 self.tap.trace_packet(self.now, "send", &pkt, None);
-                self.queue.schedule(at, Ev::Deliver(pkt));
+                let lane = self.lanes.path(src_host, dst_host);
+                let slot = self.lanes.park(pkt, dst_host);
+                self.queue.schedule_in_lane(at, lane, Ev::Deliver(slot));
             }
             Delivery::Dropped { reason, .. } => {
                 let why = match reason {
@@ -325,8 +390,7 @@ impl ServerOutput for HostIo<'_, '_> {
     }
     fn set_timer(&mut self, at: SimTime, timer: ServerTimer) {
         self.wire
-            .queue
-            .schedule(at, Ev::ServerTimer(self.host, timer));
+            .schedule_timer(at, Ev::ServerTimer(self.host, timer));
     }
     fn notify(&mut self, ev: ServerEvent) {
         self.events.push(ev);
@@ -344,7 +408,7 @@ impl ClientOutput for ClientIo<'_, '_> {
         self.wire.send(pkt);
     }
     fn set_timer(&mut self, at: SimTime) {
-        self.wire.queue.schedule(at, Ev::ClientTimer(self.key));
+        self.wire.schedule_timer(at, Ev::ClientTimer(self.key));
     }
     fn outcome(&mut self, outcome: ClientOutcome) {
         self.outcome = Some(outcome);
@@ -380,6 +444,7 @@ pub struct Sim<'a> {
     digest: Digest,
     events: u64,
     tap: Tap<'a>,
+    lanes: Lanes,
     pending: Vec<ServerEvent>,
     sample_interval: Option<SimDuration>,
     samples: Vec<Sample>,
@@ -1080,6 +1145,12 @@ impl<'a> Sim<'a> {
                 pcap: opts.tap,
                 io_error: None,
             },
+            lanes: Lanes {
+                hosts: scn.hosts.len() as u32,
+                delays: FxHashMap::default(),
+                packets: Vec::new(),
+                free: Vec::new(),
+            },
             pending: Vec::new(),
             sample_interval: opts.sample_interval,
             samples: Vec::new(),
@@ -1097,7 +1168,25 @@ impl<'a> Sim<'a> {
             self.events += 1;
             assert!(self.events < MAX_EVENTS, "event bound exceeded");
             self.digest_event(now, &ev);
+            if self.events % 1_000_000 == 0 && std::env::var_os("RPS_DEBUG_QUEUE").is_some() {
+                eprintln!(
+                    "t={now} heap {} pending {}",
+                    self.queue.heap_len(),
+                    self.queue.len()
+                );
+            }
             self.dispatch(now, ev);
+        }
+        if std::env::var_os("RPS_DEBUG_QUEUE").is_some() {
+            eprintln!(
+                "delay lanes {} len_max {} scheduled {}",
+                self.lanes.delays.len(),
+                self.queue.len_max(),
+                self.queue.scheduled_total()
+            );
+            let mut d: Vec<_> = self.lanes.delays.keys().copied().collect();
+            d.sort();
+            eprintln!("{:?}", &d[..d.len().min(40)]);
         }
         if let Some(e) = self.tap.io_error.take() {
             return Err(e);
@@ -1110,7 +1199,8 @@ impl<'a> Sim<'a> {
 
     fn digest_event(&mut self, now: SimTime, ev: &Ev) {
         let mix = match ev {
-            Ev::Deliver(p) => {
+            Ev::Deliver(slot) => {
+                let p = &self.lanes.packets[*slot as usize].0;
                 let ports = (u64::from(p.src.port()) << 16) | u64::from(p.dst.port());
                 1 ^ (ports << 8)
                     ^ (u64::from(p.flags.0) << 40)
@@ -1144,12 +1234,16 @@ impl<'a> Sim<'a> {
             net: &mut self.net,
             tap: &mut self.tap,
             stats: &mut self.stats,
+            lanes: &mut self.lanes,
         }
     }
 
     fn dispatch(&mut self, now: SimTime, ev: Ev) {
         match ev {
-            Ev::Deliver(pkt) => self.deliver(now, pkt),
+            Ev::Deliver(slot) => {
+                let (pkt, dst) = self.lanes.unpark(slot);
+                self.deliver(now, pkt, dst)
+            }
             Ev::ClientTimer(k) => {
                 let Some(conn) = self.clients.get_mut(k) else {
                     return;
@@ -1162,6 +1256,7 @@ impl<'a> Sim<'a> {
                         net: &mut self.net,
                         tap: &mut self.tap,
                         stats: &mut self.stats,
+                        lanes: &mut self.lanes,
                     },
                     key: k,
                     outcome: None,
@@ -1217,6 +1312,7 @@ impl<'a> Sim<'a> {
                     net: &mut self.net,
                     tap: &mut self.tap,
                     stats: &mut self.stats,
+                    lanes: &mut self.lanes,
                 },
                 host: h as u16,
                 rst_causes: &mut self.rst_causes,
@@ -1391,7 +1487,13 @@ impl<'a> Sim<'a> {
         true
     }
 
-    fn deliver(&mut self, now: SimTime, pkt: Packet) {
+    fn deliver(&mut self, now: SimTime, pkt: Packet, host: HostId) {
+        let h = host.0 as usize;
+        // Clients never use a server port of their host (see `connect`).
+        if self.server_ports[h].binary_search(&pkt.dst.port()).is_ok() {
+            self.with_stack(now, h, |stack, io| stack.on_segment(now, &pkt, io));
+            return;
+        }
         let tuple = FourTuple {
             local: pkt.dst,
             remote: pkt.src,
@@ -1406,6 +1508,7 @@ impl<'a> Sim<'a> {
                     net: &mut self.net,
                     tap: &mut self.tap,
                     stats: &mut self.stats,
+                    lanes: &mut self.lanes,
                 },
                 key: k,
                 outcome: None,
@@ -1420,13 +1523,7 @@ impl<'a> Sim<'a> {
             }
             return;
         }
-        let Some(host) = self.net.host_of_addr(pkt.dst.ip()) else {
-            return;
-        };
-        let h = host.0 as usize;
-        if self.server_ports[h].binary_search(&pkt.dst.port()).is_ok() {
-            self.with_stack(now, h, |stack, io| stack.on_segment(now, &pkt, io));
-        } else if let Some(reply) = time_wait_reply(&pkt) {
+        if let Some(reply) = time_wait_reply(&pkt) {
             self.wire(now).send(reply);
         }
     }
@@ -1529,7 +1626,8 @@ impl<'a> Sim<'a> {
                 local: SocketAddr::new(gen.sources[si], port),
                 remote: gen.server_addr,
             };
-            if !self.client_by_tuple.contains_key(&t) {
+            let reserved = self.server_ports[gen.host].binary_search(&port).is_ok();
+            if !reserved && !self.client_by_tuple.contains_key(&t) {
                 tuple = Some(t);
                 break;
             }
@@ -1551,6 +1649,7 @@ impl<'a> Sim<'a> {
                     net: &mut self.net,
                     tap: &mut self.tap,
                     stats: &mut self.stats,
+                    lanes: &mut self.lanes,
                 },
                 key,
                 outcome: None,

@@ -91,10 +91,16 @@ fn old_first_restart_resets_every_queued_connection_even_with_migration_6_3() {
     let off = run_with(&old_first(), Some(false));
     let on = run_with(&old_first(), Some(true));
     let queued = rsts(&off, "listener_close_child");
-    assert!(queued > 20, "accept queues held connections at close: {queued}");
+    assert!(
+        queued > 20,
+        "accept queues held connections at close: {queued}"
+    );
     // Migration cannot help: the old group has no live member (§6.2, §6.3).
     assert_eq!(rsts(&on, "listener_close_child"), queued);
-    assert_eq!(on.migrations.failures.get("accept_queue/no_live_member"), Some(&queued));
+    assert_eq!(
+        on.migrations.failures.get("accept_queue/no_live_member"),
+        Some(&queued)
+    );
     assert_eq!(on.connections.reset, off.connections.reset);
     // SYNs in the gap find no listener: RST|ACK, ECONNREFUSED (§7 E).
     assert!(on.connections.refused > 0);
@@ -104,15 +110,25 @@ fn old_first_restart_resets_every_queued_connection_even_with_migration_6_3() {
 
 /// A random restart: `n` workers, some close (with or without a drain),
 /// one "keeper" never closes and always accepts; random load and RTT.
-fn random_restart(n: usize, closing: Vec<(u64, u64)>, rate: u64, latency_us: u64, seed: u64) -> Scenario {
+fn random_restart(
+    n: usize,
+    closing: Vec<(u64, u64)>,
+    rate: u64,
+    latency_us: u64,
+    seed: u64,
+) -> Scenario {
     let mut workers = vec![json!({"name": "keeper", "server": "srv", "backlog": 4096})];
     let mut timeline = Vec::new();
     for i in 0..n {
         let name = format!("w{i}");
         workers.push(json!({"name": name, "server": "srv", "backlog": 4096}));
         if let Some(&(stop_ms, drain_ms)) = closing.get(i) {
-            timeline.push(json!({"at": format!("{stop_ms}ms"), "do": "stop_accepting", "worker": name}));
-            timeline.push(json!({"at": format!("{}ms", stop_ms + drain_ms), "do": "close", "worker": name}));
+            timeline.push(
+                json!({"at": format!("{stop_ms}ms"), "do": "stop_accepting", "worker": name}),
+            );
+            timeline.push(
+                json!({"at": format!("{}ms", stop_ms + drain_ms), "do": "close", "worker": name}),
+            );
         }
     }
     scn(json!({

@@ -205,8 +205,20 @@ impl ClientSocket {
         match self.state {
             ClientState::SynSent => {
                 if flags.contains(TcpFlags::RST) {
-                    // Only an RST that acknowledges our SYN is acceptable in SYN-SENT.
-                    if flags.contains(TcpFlags::ACK) && pkt.ack == self.snd_nxt {
+                    // Only an RST that acknowledges our SYN is acceptable in
+                    // SYN-SENT: ack in (snd_una, snd_nxt], where snd_nxt
+                    // covers Fast Open data sent in the first SYN
+                    // (tcp_rcv_synsent_state_process). The server's RST|ACK
+                    // to a SYN with data acknowledges the data too.
+                    let syn_end = self.isn.wrapping_add(1).wrapping_add(if self.data_in_syn {
+                        self.request_bytes
+                    } else {
+                        0
+                    });
+                    if flags.contains(TcpFlags::ACK)
+                        && seq_after_eq(pkt.ack, self.isn.wrapping_add(1))
+                        && seq_after_eq(syn_end, pkt.ack)
+                    {
                         self.finish(ClientOutcome::Refused, out);
                     }
                     return;
@@ -301,8 +313,10 @@ impl ClientSocket {
                     return;
                 }
                 self.syn_retransmits += 1;
-                // A retransmitted SYN carries no data (Fast Open falls back).
-                self.data_in_syn = false;
+                // A retransmitted SYN carries no data (Fast Open falls back),
+                // but the data sent in the first SYN stays below snd_nxt: a
+                // SYN-ACK (or RST) that acknowledges it is still acceptable,
+                // so `data_in_syn` is kept.
                 self.syn_sent_at = now;
                 self.send_syn(0, out);
                 self.rto = self.rto.saturating_mul(2).min(sysctls.rto_max());

@@ -158,6 +158,8 @@ struct Child {
     timer: Timer,
     rto: SimDuration,
     retransmits: u8,
+    /// `icsk_syn_retries` inherited from the listener (TCP_SYNCNT), 0 = sysctl.
+    syn_retries: u8,
     migrated: bool,
 }
 
@@ -644,6 +646,15 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 return;
             }
             self.counters.TcpExtSyncookiesFailed += 1;
+            // A stray ACK meeting a recent overflow is tagged as a failed
+            // cookie; an ACK for a dropped request keeps its §7 B cause.
+            let cause = if ctx == RstCause::NoRequest {
+                RstCause::InvalidCookie
+            } else {
+                ctx
+            };
+            self.send_rst(rst_for(pkt), cause, out);
+            return;
         }
         self.send_rst(rst_for(pkt), ctx, out);
     }
@@ -674,6 +685,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             timer: Timer::new(),
             rto: TCP_TIMEOUT_INIT,
             retransmits: 0,
+            syn_retries: 0,
             migrated,
         });
         self.ehash.insert(tuple, Sock::Child(c));
@@ -766,6 +778,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             && (pkt.fast_open || tfo & TFO_SERVER_COOKIE_NOT_REQD != 0)
         {
             self.counters.TcpExtTCPFastOpenPassive += 1;
+            let syn_retries = listener.options.syn_retries;
             let c = self.new_child(
                 tuple,
                 hash,
@@ -775,6 +788,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 false,
             );
             let child = &mut self.children[c];
+            child.syn_retries = syn_retries;
             child.rcv_nxt = child.rcv_nxt.wrapping_add(pkt.payload_len);
             child.request_bytes = pkt.payload_len;
             let synack = segment(
@@ -1023,8 +1037,16 @@ impl<H: ReuseportHooks> ServerStack<H> {
             self.send_synack(r, out);
             return;
         }
-        // Step 2: an ACK of the wrong sequence is a listener segment: RST.
+        // Step 2: an ACK of the wrong sequence is a listener segment: RST,
+        // except that an RST is never answered (`tcp_v4_send_reset` returns
+        // early for `th->rst`, §5.5).
         if has_ack && pkt.ack != snd_isn.wrapping_add(1) {
+            if flags.contains(TcpFlags::RST) {
+                out.notify(ServerEvent::Dropped {
+                    cause: DropCause::RstNotAnswered,
+                });
+                return;
+            }
             self.send_rst(rst_for(pkt), RstCause::BadAck, out);
             return;
         }
@@ -1200,7 +1222,16 @@ impl<H: ReuseportHooks> ServerStack<H> {
         let retries2 = self.sysctls.tcp_retries2;
         let child = &mut self.children[c];
         let limit = match child.state {
-            ChildState::SynRecv => synack_retries,
+            // tcp_fastopen_synack_timer: "add one more retry for fastopen";
+            // each expiry counts TCPTimeouts (tcp_syn_ack_timeout).
+            ChildState::SynRecv => {
+                self.counters.TcpExtTCPTimeouts += 1;
+                if child.syn_retries != 0 {
+                    child.syn_retries
+                } else {
+                    synack_retries.saturating_add(1)
+                }
+            }
             ChildState::FinWait => retries2,
             ChildState::Established | ChildState::CloseWait => return,
         };

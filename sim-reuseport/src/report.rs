@@ -163,6 +163,9 @@ pub struct Report {
     pub scenario: ScenarioInfo,
     /// The seed.
     pub seed: u64,
+    /// Values drawn for this seed from the scenario's `vary` block (JSON pointer → value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub varied: BTreeMap<String, serde_json::Value>,
     /// `tcp_migrate_req` override: "scenario", "on" or "off".
     pub migrate: String,
     /// Outcomes.

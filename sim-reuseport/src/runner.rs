@@ -1882,6 +1882,7 @@ impl<'a> Sim<'a> {
                 duration: self.duration.to_string(),
             },
             seed: self.seed,
+            varied: BTreeMap::new(),
             migrate: match self.migrate {
                 None => "scenario",
                 Some(true) => "on",

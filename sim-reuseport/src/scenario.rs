@@ -157,6 +157,29 @@ pub struct Scenario {
     /// Actions and macros at given times.
     #[serde(default)]
     pub timeline: Vec<Action>,
+    /// Parameters drawn per seed (sweeps, and `run --seed`): each patches
+    /// one value of this file, addressed by a JSON pointer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub vary: Vec<Vary>,
+}
+
+/// One varied parameter: the value at `path` (a JSON pointer into the
+/// scenario, e.g. `/links/0/latency`) is drawn per seed, uniformly from
+/// `choices`, or from `[min, max]` (both durations, or both integers).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Vary {
+    /// JSON pointer of the value to replace.
+    pub path: String,
+    /// Lower bound (a duration string or an integer).
+    #[serde(default)]
+    pub min: Option<serde_json::Value>,
+    /// Upper bound, inclusive (same kind as `min`).
+    #[serde(default)]
+    pub max: Option<serde_json::Value>,
+    /// Alternatives, drawn uniformly.
+    #[serde(default)]
+    pub choices: Vec<serde_json::Value>,
 }
 
 /// A host.

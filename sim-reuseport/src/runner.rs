@@ -56,6 +56,9 @@ pub struct RunOptions<'a> {
     pub tap: Option<&'a mut dyn PacketTap>,
     /// Sample queue lengths and outcomes at this interval (for plots).
     pub sample_interval: Option<SimDuration>,
+    /// **Test-only**: break this migration path on every server host
+    /// (see `ServerStack::inject_bug`). `None` in every real run.
+    pub inject_bug: Option<MigrationPath>,
 }
 
 /// A time series sample for plots.
@@ -367,13 +370,15 @@ impl ServerOutput for HostIo<'_, '_> {
     fn transmit(&mut self, pkt: Packet, rst: Option<RstCause>) {
         if let Some(cause) = rst {
             *self.wire.stats.rsts_sent.entry(cause).or_default() += 1;
-            self.rst_causes.insert(
-                FourTuple {
+            // Keep the first RST's cause: when several RSTs are sent for one
+            // connection (e.g. §7 B for the final ACK, then §7 D for the data
+            // right behind it), the first to arrive is the one that resets it.
+            self.rst_causes
+                .entry(FourTuple {
                     local: pkt.dst,
                     remote: pkt.src,
-                },
-                cause,
-            );
+                })
+                .or_insert(cause);
             self.wire.tap.trace_packet(
                 self.wire.now,
                 "rst",
@@ -737,8 +742,10 @@ impl<'a> Sim<'a> {
                     &mut rng.stream("flow-hash-secret", h as u64),
                     u64::MAX,
                 ));
+                let mut stack = ServerStack::new(sysctls[h].clone(), ReuseportTable::new(), flow);
+                stack.inject_bug = opts.inject_bug;
                 servers[h] = Some(ServerHost {
-                    stack: ServerStack::new(sysctls[h].clone(), ReuseportTable::new(), flow),
+                    stack,
                     owner: Vec::new(),
                     accepted: FxHashMap::default(),
                     policy_names: Vec::new(),
@@ -1168,25 +1175,7 @@ impl<'a> Sim<'a> {
             self.events += 1;
             assert!(self.events < MAX_EVENTS, "event bound exceeded");
             self.digest_event(now, &ev);
-            if self.events % 1_000_000 == 0 && std::env::var_os("RPS_DEBUG_QUEUE").is_some() {
-                eprintln!(
-                    "t={now} heap {} pending {}",
-                    self.queue.heap_len(),
-                    self.queue.len()
-                );
-            }
             self.dispatch(now, ev);
-        }
-        if std::env::var_os("RPS_DEBUG_QUEUE").is_some() {
-            eprintln!(
-                "delay lanes {} len_max {} scheduled {}",
-                self.lanes.delays.len(),
-                self.queue.len_max(),
-                self.queue.scheduled_total()
-            );
-            let mut d: Vec<_> = self.lanes.delays.keys().copied().collect();
-            d.sort();
-            eprintln!("{:?}", &d[..d.len().min(40)]);
         }
         if let Some(e) = self.tap.io_error.take() {
             return Err(e);
@@ -1412,8 +1401,8 @@ impl<'a> Sim<'a> {
             let len = self.workers[w].response_bytes;
             self.with_stack(now, h, |stack, io| stack.respond(now, child, len, io));
         } else {
-            self.queue
-                .schedule(now + st, Ev::ServiceDone(h as u16, child));
+            self.wire(now)
+                .schedule_timer(now + st, Ev::ServiceDone(h as u16, child));
         }
     }
 
@@ -1464,8 +1453,8 @@ impl<'a> Sim<'a> {
             .is_some_and(|s| !s.stack.listeners[l.index()].accept_queue.is_empty());
         if waiting && !self.workers[w].tick_pending {
             self.workers[w].tick_pending = true;
-            self.queue
-                .schedule(now + interval, Ev::AcceptTick(w as u16));
+            self.wire(now)
+                .schedule_timer(now + interval, Ev::AcceptTick(w as u16));
         }
     }
 
@@ -1515,13 +1504,18 @@ impl<'a> Sim<'a> {
             };
             conn.sock.on_segment(now, &pkt, sys, &mut io);
             if let Some(o) = io.outcome {
+                let cause = self.rst_causes.remove(&tuple);
                 let cause = match o {
-                    ClientOutcome::Reset | ClientOutcome::Refused => self.rst_causes.remove(&tuple),
+                    ClientOutcome::Reset | ClientOutcome::Refused => cause,
                     _ => None,
                 };
                 self.client_done(now, k, o, cause);
             }
             return;
+        }
+        if pkt.flags.contains(sim_core::TcpFlags::RST) {
+            // A later RST for a connection that is already gone.
+            self.rst_causes.remove(&tuple);
         }
         if let Some(reply) = time_wait_reply(&pkt) {
             self.wire(now).send(reply);
@@ -1606,7 +1600,7 @@ impl<'a> Sim<'a> {
         let burst = matches!(gen.arrival, Arrival::Burst { .. });
         if let Some(t) = next {
             if burst || t < gen.stop {
-                self.queue.schedule(t, Ev::Arrival(g as u16));
+                self.wire(now).schedule_timer(t, Ev::Arrival(g as u16));
             }
         }
         self.connect(now, g);
@@ -1773,7 +1767,7 @@ impl<'a> Sim<'a> {
                 .stack
                 .listeners[w.own_listener.index()];
             s.accept_queues.push(l.ack_backlog());
-            s.syn_queues.push(l.syn_qlen);
+            s.syn_queues.push(l.syn_qlen.max(0) as u32);
         }
         self.samples.push(s);
     }

@@ -309,10 +309,11 @@ pub struct ServerSpec {
 }
 
 /// How a worker calls accept().
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum AcceptSpec {
     /// As soon as a child is queued.
+    #[default]
     Immediate,
     /// At most `per_second` accepts per second, evenly spaced.
     Rate {
@@ -326,12 +327,6 @@ pub enum AcceptSpec {
         /// Accepts per tick (> 0).
         max: u32,
     },
-}
-
-impl Default for AcceptSpec {
-    fn default() -> Self {
-        AcceptSpec::Immediate
-    }
 }
 
 /// A worker process owning one listener.

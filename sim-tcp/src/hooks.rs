@@ -64,6 +64,8 @@ pub enum MigrateFailure {
     SysctlOff,
     /// The chosen target is not listening (`inet_csk_reqsk_queue_add` failed).
     TargetNotListening,
+    /// The target's accept queue was full at a migrated final ACK (§5.4 step 6).
+    TargetAcceptQueueFull,
     /// The migrated request could not be kept (it expired on the new listener, §5.3).
     RequestExpired,
 }
@@ -76,6 +78,7 @@ impl MigrateFailure {
             MigrateFailure::PolicyDrop => "policy_drop",
             MigrateFailure::SysctlOff => "sysctl_off",
             MigrateFailure::TargetNotListening => "target_not_listening",
+            MigrateFailure::TargetAcceptQueueFull => "target_accept_queue_full",
             MigrateFailure::RequestExpired => "request_expired",
         }
     }

@@ -44,10 +44,12 @@ pub struct Listener {
     pub backlog: u32,
     /// The accept queue (`icsk_accept_queue.rskq_accept_*`); its length is `sk_ack_backlog`.
     pub accept_queue: VecDeque<ChildKey>,
-    /// `qlen`: request sockets owned by this listener.
-    pub syn_qlen: u32,
-    /// `young`: owned requests that never timed out.
-    pub syn_young: u32,
+    /// `qlen`: request sockets owned by this listener. Signed, like the
+    /// kernel's `atomic_t`: a 6.13+ accounting quirk can drive it below zero
+    /// (see `docs/linux-semantics/synack-timer-migration-expiry.md`).
+    pub syn_qlen: i32,
+    /// `young`: owned requests that never timed out (signed, as `qlen`).
+    pub syn_young: i32,
     /// Socket options.
     pub options: ListenerOptions,
     /// Request sockets referencing this listener object (`rsk_listener` refs):
@@ -95,8 +97,10 @@ impl Listener {
     }
 
     /// `inet_csk_reqsk_queue_is_full`: `qlen > sk_max_ack_backlog` (§5.2 step 1).
+    /// The kernel compares the `int` qlen with the `u32` backlog, so C's
+    /// conversion rules apply: a negative qlen reads as huge (full).
     pub fn syn_queue_is_full(&self) -> bool {
-        self.syn_qlen > self.backlog
+        (self.syn_qlen as u32) > self.backlog
     }
 
     /// Whether the listener is in `TCP_LISTEN`.
@@ -105,7 +109,7 @@ impl Listener {
     }
 
     pub(crate) fn note_queues(&mut self) {
-        self.peak_syn_qlen = self.peak_syn_qlen.max(self.syn_qlen);
+        self.peak_syn_qlen = self.peak_syn_qlen.max(self.syn_qlen.max(0) as u32);
         self.peak_accept_qlen = self.peak_accept_qlen.max(self.ack_backlog());
     }
 }

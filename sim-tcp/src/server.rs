@@ -196,6 +196,12 @@ pub struct ServerStack<H> {
     children: SlotMap<ChildKey, Child>,
     ehash: FxHashMap<FourTuple, Sock>,
     flow: FlowHasher,
+    /// **Test-only fault injection** (`--inject-bug`, hidden): when set, a
+    /// migration on this path that found a live target silently fails
+    /// instead, without counting `TCPMigrateReqFailure`, so the connection
+    /// is lost as if no target existed. Used to show that sweeps catch a
+    /// broken migration path. Never set it in a real run.
+    pub inject_bug: Option<MigrationPath>,
 }
 
 fn rst_for(pkt: &Packet) -> Packet {
@@ -256,6 +262,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             children: SlotMap::with_key(),
             ehash: FxHashMap::default(),
             flow,
+            inject_bug: None,
         }
     }
 
@@ -364,6 +371,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 .hooks
                 .migrate_target(&self.listeners, id, m, migrate_req)
             {
+                MigrateOutcome::Target(_) if self.inject_bug == Some(MigrationPath::AcceptQueue) => {
+                    // Injected bug (test-only): lose the child, count nothing.
+                    self.forget_child(now, c, RstCause::ListenerCloseChild, out);
+                }
                 MigrateOutcome::Target(t) if self.listeners[t.index()].is_listening() => {
                     // No backlog check on the target (§5.7 step 4).
                     let target = &mut self.listeners[t.index()];
@@ -543,16 +554,24 @@ impl<H: ReuseportHooks> ServerStack<H> {
     /// `inet_csk_reqsk_queue_drop`: unlink a request and decrement its
     /// listener's SYN-queue counters.
     fn drop_request(&mut self, r: ReqKey) {
+        let owner = self.requests[r].listener;
+        self.drop_request_counted_on(r, owner);
+    }
+
+    /// `__inet_csk_reqsk_queue_drop(counted_on, req)`: unlinks the request,
+    /// decrements `counted_on`'s SYN-queue counters and releases the
+    /// request's reference on its own listener.
+    fn drop_request_counted_on(&mut self, r: ReqKey, counted_on: ListenerId) {
         let req = self.requests.remove(r).expect("live request");
         if self.ehash.get(&req.tuple) == Some(&Sock::Req(r)) {
             self.ehash.remove(&req.tuple);
         }
-        let l = &mut self.listeners[req.listener.index()];
-        l.syn_qlen -= 1;
+        let c = &mut self.listeners[counted_on.index()];
+        c.syn_qlen -= 1;
         if req.num_timeout == 0 {
-            l.syn_young -= 1;
+            c.syn_young -= 1;
         }
-        l.req_refs -= 1;
+        self.listeners[req.listener.index()].req_refs -= 1;
         self.maybe_destroy_listener(req.listener);
     }
 
@@ -693,8 +712,19 @@ impl<H: ReuseportHooks> ServerStack<H> {
         c
     }
 
+    /// Appends a child by the normal path (final ACK, syncookie, Fast Open),
+    /// which checks the accept queue first (§5.2 step 2, §5.4 step 6, §5.5):
+    /// only migration at close (§5.7 step 4) may go past backlog+1.
     fn enqueue_child(&mut self, c: ChildKey, l: ListenerId, out: &mut impl ServerOutput) {
         let listener = &mut self.listeners[l.index()];
+        assert!(
+            !listener.accept_queue_is_full(),
+            "invariant queue_limits: listener {} accept queue would grow to {} > backlog+1 = {} \
+             on the normal path (§5.2 step 2, §5.4 step 6)",
+            l.0,
+            listener.ack_backlog() + 1,
+            listener.backlog + 1
+        );
         listener.accept_queue.push_back(c);
         listener.note_queues();
         self.children[c].queued_on = Some(l);
@@ -808,6 +838,16 @@ impl<H: ReuseportHooks> ServerStack<H> {
         }
         // Step 4: a request socket in ehash, SYN-ACK, timer at now + 1 s.
         let listener = &mut self.listeners[l.index()];
+        // Step 1 checked the SYN queue: only timer migration (§5.3) may go
+        // past backlog+1.
+        assert!(
+            !listener.syn_queue_is_full(),
+            "invariant queue_limits: listener {} SYN queue would grow to {} > backlog+1 = {} \
+             through a SYN (§5.2 step 1)",
+            l.0,
+            listener.syn_qlen + 1,
+            listener.backlog + 1
+        );
         listener.syn_qlen += 1;
         listener.syn_young += 1;
         listener.req_refs += 1;
@@ -846,7 +886,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 .hooks
                 .migrate_target(&self.listeners, l, m, migrate_req)
             {
-                MigrateOutcome::Target(t) if self.listeners[t.index()].is_listening() => {
+                MigrateOutcome::Target(t)
+                    if self.listeners[t.index()].is_listening()
+                        && self.inject_bug != Some(MigrationPath::SynackTimer) =>
+                {
                     // The clone is counted on the target, with no fullness check.
                     let target = &mut self.listeners[t.index()];
                     target.syn_qlen += 1;
@@ -860,6 +903,12 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 other => {
                     let reason = match other {
                         MigrateOutcome::Fail(reason) => Some(reason),
+                        // Injected bug (test-only): a found target is dropped uncounted.
+                        MigrateOutcome::Target(_)
+                            if self.inject_bug == Some(MigrationPath::SynackTimer) =>
+                        {
+                            None
+                        }
                         MigrateOutcome::Target(_) => Some(MigrateFailure::TargetNotListening),
                         MigrateOutcome::Detached => None,
                     };
@@ -881,15 +930,16 @@ impl<H: ReuseportHooks> ServerStack<H> {
             self.sysctls.tcp_synack_retries
         };
         // Pruning under SYN-queue pressure: old requests get fewer retries.
+        // `(qlen << 1) > max(8U, backlog)` compares as unsigned in C.
         let qlen = o.syn_qlen;
-        if qlen << 1 > o.backlog.max(8) {
-            let mut young = o.syn_young << 1;
+        if (qlen.wrapping_shl(1) as u32) > o.backlog.max(8) {
+            let mut young = o.syn_young.wrapping_shl(1);
             while max_retries > 2 {
                 if qlen < young {
                     break;
                 }
                 max_retries -= 1;
-                young <<= 1;
+                young = young.wrapping_shl(1);
             }
         }
         self.counters.TcpExtTCPTimeouts += 1;
@@ -910,7 +960,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
             out.notify(ServerEvent::Dropped {
                 cause: DropCause::RequestExpired,
             });
-            self.drop_request(r);
+            // `drop:` unlinks the old request with `sk_listener`, which is the
+            // target after a migration (6.13+, §5.3): the target is
+            // decremented for it too and the old listener never is.
+            self.drop_request_counted_on(r, owner);
             return;
         }
         // Retransmit the SYN-ACK from the owner and re-arm.
@@ -973,7 +1026,11 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 .hooks
                 .migrate_target(&self.listeners, l, m, migrate_req)
             {
-                MigrateOutcome::Target(t) => s = t,
+                // Injected bug (test-only): a found target falls through to the
+                // no-target branch below, uncounted.
+                MigrateOutcome::Target(t) if self.inject_bug != Some(MigrationPath::FinalAck) => {
+                    s = t
+                }
                 other => {
                     if let MigrateOutcome::Fail(reason) = other {
                         self.migration_failed(MigrationPath::FinalAck, l, reason, out);
@@ -1083,7 +1140,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 out.notify(ServerEvent::MigrationFailed {
                     path: MigrationPath::FinalAck,
                     from: l,
-                    reason: MigrateFailure::TargetNotListening,
+                    reason: MigrateFailure::TargetAcceptQueueFull,
                 });
             }
             if self.sysctls.tcp_abort_on_overflow == 0 {

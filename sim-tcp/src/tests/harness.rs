@@ -368,7 +368,7 @@ impl Srv {
     }
 
     /// `(syn_qlen, syn_young, accept queue length)` of `l`.
-    pub fn qs(&self, l: ListenerId) -> (u32, u32, u32) {
+    pub fn qs(&self, l: ListenerId) -> (i32, i32, u32) {
         let l = self.l(l);
         (l.syn_qlen, l.syn_young, l.ack_backlog())
     }

@@ -233,7 +233,11 @@ fn migrate_req_read_at_migration_time_1_then_0_fails_5_8() {
 }
 
 #[test]
-fn migrated_request_with_exhausted_retries_fails_and_restores_counters_5_3() {
+/// 6.13+ (`drop:` uses `sk_listener`, which is the target after migration):
+/// the target is decremented for the clone and again for the old request;
+/// the old listener keeps its count (a kernel accounting quirk the spec
+/// states for 6.18, §5.3; docs/linux-semantics/synack-timer-migration-expiry.md).
+fn migrated_request_with_exhausted_retries_fails_and_counts_on_target_twice_5_3() {
     let mut srv = Srv::new(sysctls(&[
         ("tcp_migrate_req", 1),
         ("tcp_synack_retries", 1),
@@ -246,7 +250,10 @@ fn migrated_request_with_exhausted_retries_fails_and_restores_counters_5_3() {
     srv.drain();
     srv.advance(secs(3));
     assert_eq!(srv.drain(), vec![]);
-    assert_eq!((srv.qs(a), srv.qs(b)), ((0, 0, 0), (0, 0, 0)));
+    assert_eq!((srv.qs(a), srv.qs(b)), ((1, 0, 0), (-1, 0, 0)));
+    // A negative qlen compares as unsigned in `inet_csk_reqsk_queue_is_full`:
+    // the target now treats its SYN queue as full.
+    assert!(srv.stack.listeners[b.index()].syn_queue_is_full());
     let c = &srv.stack.counters;
     assert_eq!(
         (c.TcpExtTCPMigrateReqSuccess, c.TcpExtTCPMigrateReqFailure),

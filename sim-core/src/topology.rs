@@ -604,7 +604,7 @@ pub struct Network {
     hosts: Vec<HostSpec>,
     /// Sorted by address for binary search.
     addr_index: Vec<(IpAddr, HostId)>,
-    v4_index: Vec<(u32, HostId)>,
+    v4_index: rustc_hash::FxHashMap<u32, HostId>,
     links: Vec<LinkState>,
     route_ranges: Vec<(u32, u32)>,
     route_hops: Vec<Hop>,
@@ -618,14 +618,8 @@ impl Network {
     #[inline]
     pub fn host_of_addr(&self, ip: IpAddr) -> Option<HostId> {
         match ip {
-            // IPv4: a binary search over plain integers (every packet does two).
-            IpAddr::V4(v4) => {
-                let key = v4.to_bits();
-                self.v4_index
-                    .binary_search_by(|(a, _)| a.cmp(&key))
-                    .ok()
-                    .map(|i| self.v4_index[i].1)
-            }
+            // IPv4: a hash of the address as an integer (every packet does two).
+            IpAddr::V4(v4) => self.v4_index.get(&v4.to_bits()).copied(),
             IpAddr::V6(_) => self
                 .addr_index
                 .binary_search_by(|(a, _)| a.cmp(&ip))
@@ -779,8 +773,15 @@ impl Network {
             let is_down = !link_state.down.is_empty() && link_state.is_down(t);
             let dir = &mut link_state.dirs[hop.direction.index()];
             dir.stats.sent += 1;
-            let lost = params.loss.sample(&mut dir.rng_loss);
-            let jitter_ns = uniform_below(&mut dir.rng_jitter, params.jitter.0.saturating_add(1));
+            // A loss of 0 or a jitter of 0 draws nothing (the common case is
+            // then free); otherwise each packet draws exactly once, before
+            // any drop decision, so faults never shift later draws.
+            let lost = params.loss != Probability::NEVER && params.loss.sample(&mut dir.rng_loss);
+            let jitter_ns = if params.jitter.0 == 0 {
+                0
+            } else {
+                uniform_below(&mut dir.rng_jitter, params.jitter.0.saturating_add(1))
+            };
 
             if is_down {
                 dir.stats.dropped_link_down += 1;

@@ -172,6 +172,9 @@ pub struct ReuseportTable {
     pub policies: Vec<Policy>,
     /// `synq_overflow_ts` of listeners without a group.
     lone_overflow: Vec<Option<SimTime>>,
+    /// The first hashed listener bound to each exact address (lookup index
+    /// over `hashed`, rebuilt for an address when its listeners change).
+    exact: rustc_hash::FxHashMap<SocketAddr, ListenerId>,
 }
 
 fn family_compatible(listener: IpAddr, packet_local: IpAddr, v6only: bool) -> bool {
@@ -280,6 +283,22 @@ impl ReuseportTable {
         }
     }
 
+    fn reindex(&mut self, listeners: &[Listener], local: SocketAddr) {
+        match self
+            .hashed
+            .iter()
+            .copied()
+            .find(|&o| listeners[o.index()].local == local)
+        {
+            Some(first) => {
+                self.exact.insert(local, first);
+            }
+            None => {
+                self.exact.remove(&local);
+            }
+        }
+    }
+
     fn find_hashed_match(&self, listeners: &[Listener], l: ListenerId) -> Option<ListenerId> {
         let me = &listeners[l.index()];
         self.hashed
@@ -353,11 +372,13 @@ impl ReuseportHooks for ReuseportTable {
             }
         }
         self.hashed.push(id);
+        self.reindex(listeners, local);
     }
 
-    fn on_stop_listen(&mut self, _listeners: &[Listener], id: ListenerId, migrate_req: bool) {
+    fn on_stop_listen(&mut self, listeners: &[Listener], id: ListenerId, migrate_req: bool) {
         if let Some(pos) = self.hashed.iter().position(|&l| l == id) {
             self.hashed.remove(pos);
+            self.reindex(listeners, listeners[id.index()].local);
         }
         let Some(g) = self.group_of(id) else {
             return;
@@ -402,11 +423,7 @@ impl ReuseportHooks for ReuseportTable {
         let port = tuple.local.port();
         let ip = tuple.local.ip();
         // inet_lhash2_lookup for the exact address first, then the wildcard.
-        let exact = self
-            .hashed
-            .iter()
-            .copied()
-            .find(|&l| listeners[l.index()].local == tuple.local);
+        let exact = self.exact.get(&tuple.local).copied();
         let best = exact.or_else(|| {
             self.hashed.iter().copied().find(|&l| {
                 let lst = &listeners[l.index()];

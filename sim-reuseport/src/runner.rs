@@ -270,6 +270,8 @@ struct Wire<'s, 'a> {
 struct Lanes {
     hosts: u32,
     delays: FxHashMap<u64, u32>,
+    /// One-entry cache of `delays`: (delay ns, lane), lane `u32::MAX` = empty.
+    last_delay: (u64, u32),
     packets: Vec<(Packet, HostId)>,
     free: Vec<u32>,
 }
@@ -300,7 +302,11 @@ impl Lanes {
     }
 
     fn delay(&mut self, d: SimDuration) -> Option<u32> {
+        if self.last_delay.0 == d.as_nanos() && self.last_delay.1 != u32::MAX {
+            return Some(self.last_delay.1);
+        }
         if let Some(&l) = self.delays.get(&d.as_nanos()) {
+            self.last_delay = (d.as_nanos(), l);
             return Some(l);
         }
         if self.delays.len() >= Self::MAX_DELAY_LANES {
@@ -1155,6 +1161,7 @@ impl<'a> Sim<'a> {
             lanes: Lanes {
                 hosts: scn.hosts.len() as u32,
                 delays: FxHashMap::default(),
+                last_delay: (0, u32::MAX),
                 packets: Vec::new(),
                 free: Vec::new(),
             },

@@ -371,7 +371,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 .hooks
                 .migrate_target(&self.listeners, id, m, migrate_req)
             {
-                MigrateOutcome::Target(_) if self.inject_bug == Some(MigrationPath::AcceptQueue) => {
+                MigrateOutcome::Target(_)
+                    if self.inject_bug == Some(MigrationPath::AcceptQueue) =>
+                {
                     // Injected bug (test-only): lose the child, count nothing.
                     self.forget_child(now, c, RstCause::ListenerCloseChild, out);
                 }

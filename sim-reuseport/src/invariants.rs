@@ -137,16 +137,18 @@ fn excused_failures(r: &Report) -> u64 {
 /// Whether "a live accepting listener is left" holds for every listener
 /// close of the timeline: for each close (close, shutdown or kill) of a
 /// worker, another worker of the same server (and `v6only` setting) has
-/// already called `listen()` by then, and never closes, shuts down, is
-/// killed, stops accepting or takes part in an fd handover. Vacuously true
-/// when nothing closes. Same-instant actions count in the runner's order
+/// already called `listen()` by then, never closes, shuts down, is killed or
+/// takes part in an fd handover, and is accepting at the end (it may stop
+/// accepting for a while if it resumes). Vacuously true when nothing closes. Same-instant actions count in the runner's order
 /// (workers' `listen_at` first, then the timeline in file order).
 pub fn live_listener_throughout(scn: &Scenario) -> bool {
     #[derive(Clone, Copy, PartialEq)]
     enum Op {
         Listen,
         Close,
-        Disqualify,
+        Handover,
+        Stop,
+        Resume,
     }
     let widx = |name: &str| scn.workers.iter().position(|w| w.name == name);
     let mut ops: Vec<(SimDuration, Op, usize)> = Vec::new();
@@ -162,8 +164,9 @@ pub fn live_listener_throughout(scn: &Scenario) -> bool {
                 Action::Close { worker, .. }
                 | Action::Shutdown { worker, .. }
                 | Action::Kill { worker, .. } => (Op::Close, vec![worker]),
-                Action::StopAccepting { worker, .. } => (Op::Disqualify, vec![worker]),
-                Action::Handover { from, to, .. } => (Op::Disqualify, vec![from, to]),
+                Action::StopAccepting { worker, .. } => (Op::Stop, vec![worker]),
+                Action::ResumeAccepting { worker, .. } => (Op::Resume, vec![worker]),
+                Action::Handover { from, to, .. } => (Op::Handover, vec![from, to]),
                 _ => continue,
             };
             for n in names {
@@ -176,10 +179,17 @@ pub fn live_listener_throughout(scn: &Scenario) -> bool {
     ops.sort_by_key(|(t, _, _)| *t);
     let n = scn.workers.len();
     let mut disqualified = vec![false; n];
+    let mut stopped = vec![false; n];
     for &(_, op, i) in &ops {
-        if op != Op::Listen {
-            disqualified[i] = true;
+        match op {
+            Op::Close | Op::Handover => disqualified[i] = true,
+            Op::Stop => stopped[i] = true,
+            Op::Resume => stopped[i] = false,
+            Op::Listen => {}
         }
+    }
+    for (d, s) in disqualified.iter_mut().zip(&stopped) {
+        *d |= *s;
     }
     let mut listening = vec![false; n];
     for &(_, op, i) in &ops {
@@ -198,7 +208,7 @@ pub fn live_listener_throughout(scn: &Scenario) -> bool {
                     return false;
                 }
             }
-            Op::Disqualify => {}
+            Op::Handover | Op::Stop | Op::Resume => {}
         }
     }
     true
@@ -351,7 +361,7 @@ pub fn check_run(scn: &Scenario, r: &Report, migrate: Option<bool>) -> Vec<Viola
             out.push(v(
                 NO_CLOSE_LOSS_WITH_LIVE_LISTENER,
                 format!(
-                    "migration on with a live accepting listener, yet {lost} connections lost to \
+                    "migration on with a live accepting listener, yet {lost} connection(s) lost to \
                      a listener close (RST listener_close_child {child} [§7 A], RST \
                      closed_listener_request {req} [§7 B], drop request_timer_no_target {timer} \
                      [§7 C]) against {excused} excused migration failures (policy drop, target \
@@ -399,12 +409,17 @@ mod tests {
         let t = r#"[{"at": "1s", "do": "reload_new_first", "old": ["a"], "new": ["b"], "drain": "1s"}]"#;
         assert!(live_listener_throughout(&scn(w, t)));
         // Old first: a closes before b listens.
-        let t = r#"[{"at": "1s", "do": "restart_old_first", "old": ["a"], "new": ["b"], "gap": "1s"}]"#;
+        let t =
+            r#"[{"at": "1s", "do": "restart_old_first", "old": ["a"], "new": ["b"], "gap": "1s"}]"#;
         assert!(!live_listener_throughout(&scn(w, t)));
-        // b listens but stops accepting.
+        // b listens but stops accepting for good.
         let t = r#"[{"at": "1s", "do": "listen", "worker": "b"}, {"at": "1s", "do": "stop_accepting", "worker": "b"},
                     {"at": "2s", "do": "close", "worker": "a"}]"#;
         assert!(!live_listener_throughout(&scn(w, t)));
+        // ... or resumes later (the kernel selftests' pattern).
+        let t = r#"[{"at": "1s", "do": "listen", "worker": "b"}, {"at": "1s", "do": "stop_accepting", "worker": "b"},
+                    {"at": "2s", "do": "close", "worker": "a"}, {"at": "3s", "do": "resume_accepting", "worker": "b"}]"#;
+        assert!(live_listener_throughout(&scn(w, t)));
         // Nothing closes.
         assert!(live_listener_throughout(&scn(w, "[]")));
         // Same instant: the timeline order decides (immediate_stop listens first).

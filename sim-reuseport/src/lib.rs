@@ -11,9 +11,12 @@ pub use group::{Group, GroupId, ReuseportTable};
 pub use policy::{
     DecisionCounts, Policy, PolicyContext, PolicyDecision, PolicyKind, PolicyStats, Rule,
 };
+pub mod invariants;
 pub mod output;
 pub mod plot;
 pub mod plots;
 pub mod report;
 pub mod runner;
 pub mod scenario;
+pub mod sweep;
+pub mod vary;

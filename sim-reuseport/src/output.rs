@@ -41,6 +41,14 @@ impl AtomicFile {
     /// Flushes and renames into place.
     pub fn commit(self) -> io::Result<()> {
         let tmp = self.writer.into_inner().map_err(|e| e.into_error())?;
+        // Temporary files are created 0600; a report is an ordinary file that
+        // other users (e.g. a `merge` on a shared volume) must read.
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            tmp.as_file()
+                .set_permissions(std::fs::Permissions::from_mode(0o644))?;
+        }
         tmp.as_file().sync_all()?;
         tmp.persist(&self.target).map_err(|e| {
             io::Error::new(

@@ -255,6 +255,9 @@ impl Report {
             "seed      {}   migrate {}   duration {}   events {}   digest {}",
             self.seed, self.migrate, self.scenario.duration, self.events, self.digest
         );
+        for (path, v) in &self.varied {
+            let _ = writeln!(s, "varied    {path} = {v}");
+        }
         let _ = writeln!(s);
         let _ = writeln!(s, "connections");
         for (name, v) in outcome_rows(self).into_iter().take(6) {

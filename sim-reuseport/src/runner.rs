@@ -509,6 +509,13 @@ pub fn scenario_hash(scn: &Scenario) -> String {
     format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canon.as_bytes()))
 }
 
+/// Longest delay a scenario may give (latency, jitter, service time, accept
+/// interval, burst spacing), like the longest duration.
+pub const MAX_DELAY: SimDuration = SimDuration::from_secs(100_000);
+
+/// Largest burst of connections a client population may declare.
+pub const MAX_BURST: u64 = 10_000_000;
+
 /// Maximum events one run may process (a bound on everything, asserted).
 pub const MAX_EVENTS: u64 = 2_000_000_000;
 
@@ -533,6 +540,16 @@ impl<'a> Sim<'a> {
                 ))
             } else {
                 Ok(SimTime::ZERO + t)
+            }
+        };
+        // Delays added to the current time (latency, jitter, service time,
+        // accept interval, burst spacing): bounded like the duration, so that
+        // no deadline can overflow.
+        let bounded = |d: SimDuration, path: String| -> Result<(), ScenarioError> {
+            if d > MAX_DELAY {
+                Err(err(path, format!("{d} is too long (at most {MAX_DELAY})")))
+            } else {
+                Ok(())
             }
         };
         // Hosts.
@@ -601,6 +618,8 @@ impl<'a> Sim<'a> {
                     "must be greater than 0 (omit it for unlimited)",
                 ));
             }
+            bounded(l.latency.0, format!("links[{i}].latency"))?;
+            bounded(l.jitter.0, format!("links[{i}].jitter"))?;
             let params = LinkParams {
                 latency: l.latency.0,
                 jitter: l.jitter.0,
@@ -656,6 +675,11 @@ impl<'a> Sim<'a> {
                 } => {
                     let link = LinkId(link_idx(link)? as u32);
                     let at_t = within(at.0, format!("faults[{i}].at"))?;
+                    for (d, field) in [(latency, "latency"), (jitter, "jitter")] {
+                        if let Some(d) = d {
+                            bounded(d.0, format!("faults[{i}].{field}"))?;
+                        }
+                    }
                     let mut params = net.link_params_at(link, at_t);
                     if let Some(l) = latency {
                         params.latency = l.0;
@@ -798,6 +822,10 @@ impl<'a> Sim<'a> {
                     ))
                 }
                 _ => {}
+            }
+            bounded(w.service_time.0, format!("workers[{i}].service_time"))?;
+            if let AcceptSpec::Batch { interval, .. } = &w.accept {
+                bounded(interval.0, format!("workers[{i}].accept.interval"))?;
             }
             if w.backlog == 0 {
                 return Err(err(format!("workers[{i}].backlog"), "must be at least 1"));
@@ -1052,6 +1080,15 @@ impl<'a> Sim<'a> {
                         c.host, scn.servers[s].host
                     ),
                 ));
+            }
+            if let Arrival::Burst { spacing, count } = &c.arrival {
+                bounded(spacing.0, format!("clients[{i}].arrival.spacing"))?;
+                if *count > MAX_BURST {
+                    return Err(err(
+                        format!("clients[{i}].arrival.count"),
+                        format!("a burst is at most {MAX_BURST} connections"),
+                    ));
+                }
             }
             if c.request_bytes == 0 {
                 return Err(err(

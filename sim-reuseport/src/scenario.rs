@@ -691,6 +691,20 @@ impl ScenarioError {
 
 /// Parses scenario JSON strictly. Errors carry line, column and JSON path.
 pub fn parse_str(text: &str) -> Result<Scenario, ScenarioError> {
+    // The version first: a file of another format version most likely has
+    // fields this build does not know, and the version is what to report.
+    #[derive(Deserialize)]
+    struct VersionOnly {
+        version: Option<serde_json::Value>,
+    }
+    if let Ok(VersionOnly { version: Some(v) }) = serde_json::from_str::<VersionOnly>(text) {
+        if v.is_u64() && v.as_u64() != Some(u64::from(FORMAT_VERSION)) {
+            return Err(ScenarioError::at(
+                "version",
+                format!("unsupported format version {v}, expected {FORMAT_VERSION}"),
+            ));
+        }
+    }
     let de = &mut serde_json::Deserializer::from_str(text);
     let scn: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
         let path = e.path().to_string();
@@ -781,7 +795,7 @@ impl Action {
                     worker: w.clone(),
                 }));
                 v.extend(old.iter().map(|w| Action::Close {
-                    at: d(at.0 + drain.0),
+                    at: d(at.0.saturating_add(drain.0)),
                     worker: w.clone(),
                 }));
                 v
@@ -795,7 +809,7 @@ impl Action {
                     })
                     .collect();
                 v.extend(new.iter().map(|w| Action::Listen {
-                    at: d(at.0 + gap.0),
+                    at: d(at.0.saturating_add(gap.0)),
                     worker: w.clone(),
                 }));
                 v
@@ -809,7 +823,7 @@ impl Action {
                     })
                     .collect();
                 v.extend(remove.iter().map(|w| Action::Close {
-                    at: d(at.0 + drain.0),
+                    at: d(at.0.saturating_add(drain.0)),
                     worker: w.clone(),
                 }));
                 v
@@ -823,7 +837,7 @@ impl Action {
             } => {
                 let mut v = Vec::new();
                 for (i, (o, n)) in old.iter().zip(new).enumerate() {
-                    let t = at.0 + interval.0.saturating_mul(i as u64);
+                    let t = at.0.saturating_add(interval.0.saturating_mul(i as u64));
                     v.push(Action::Listen {
                         at: d(t),
                         worker: n.clone(),
@@ -833,7 +847,7 @@ impl Action {
                         worker: o.clone(),
                     });
                     v.push(Action::Close {
-                        at: d(t + drain.0),
+                        at: d(t.saturating_add(drain.0)),
                         worker: o.clone(),
                     });
                 }

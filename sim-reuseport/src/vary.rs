@@ -244,7 +244,11 @@ pub fn check(scn: &Scenario) -> Result<(), ScenarioError> {
         for (k, value) in candidates.into_iter().enumerate() {
             let mut doc = base.clone();
             let label = if v.choices.is_empty() {
-                format!("{} = {value} ({})", v.path, if k == 0 { "min" } else { "max" })
+                format!(
+                    "{} = {value} ({})",
+                    v.path,
+                    if k == 0 { "min" } else { "max" }
+                )
             } else {
                 format!("{} = {value} (choices[{k}])", v.path)
             };
@@ -348,7 +352,11 @@ mod tests {
     fn inclusive_bounds_and_single_value() {
         let s = scn(r#"[{"path": "/workers/0/backlog", "min": 3, "max": 4}]"#);
         let got: std::collections::BTreeSet<u64> = (0..64)
-            .map(|seed| apply(&s, seed).unwrap().1["/workers/0/backlog"].as_u64().unwrap())
+            .map(|seed| {
+                apply(&s, seed).unwrap().1["/workers/0/backlog"]
+                    .as_u64()
+                    .unwrap()
+            })
             .collect();
         assert_eq!(got, [3, 4].into());
         let s = scn(r#"[{"path": "/workers/0/backlog", "min": 9, "max": 9}]"#);
@@ -363,7 +371,10 @@ mod tests {
             check(&s).unwrap_err().to_string()
         };
         let e = bad(r#"[{"path": "/links/0/latencyx", "min": "1ms", "max": "2ms"}]"#);
-        assert!(e.contains("vary[0].path") && e.contains("does not point"), "{e}");
+        assert!(
+            e.contains("vary[0].path") && e.contains("does not point"),
+            "{e}"
+        );
         let e = bad(r#"[{"path": "/links/0/latency", "min": 1, "max": 2}]"#);
         assert!(e.contains("holds a string"), "{e}");
         let e = bad(r#"[{"path": "/links/0/latency", "min": "5ms", "max": "1ms"}]"#);

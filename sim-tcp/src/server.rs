@@ -514,14 +514,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
         cause: RstCause,
         out: &mut impl ServerOutput,
     ) {
-        let child = self.children.remove(c).expect("live child");
-        self.ehash.remove(&child.tuple);
-        if let Some(l) = child.queued_on {
-            let q = &mut self.listeners[l.index()].accept_queue;
-            if let Some(pos) = q.iter().position(|&x| x == c) {
-                q.remove(pos);
-            }
-        }
+        let child = self.unlink_child(c);
         let rst = segment(
             &child.tuple,
             TcpFlags::RST | TcpFlags::ACK,
@@ -534,6 +527,13 @@ impl<H: ReuseportHooks> ServerStack<H> {
     }
 
     fn destroy_child_silently(&mut self, c: ChildKey, out: &mut impl ServerOutput) {
+        self.unlink_child(c);
+        out.notify(ServerEvent::ChildGone { child: c });
+    }
+
+    /// Removes a child from the stack: ehash and, if still queued, its
+    /// listener's accept queue.
+    fn unlink_child(&mut self, c: ChildKey) -> Child {
         let child = self.children.remove(c).expect("live child");
         self.ehash.remove(&child.tuple);
         if let Some(l) = child.queued_on {
@@ -542,7 +542,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 q.remove(pos);
             }
         }
-        out.notify(ServerEvent::ChildGone { child: c });
+        child
     }
 
     /// §6.1: a closed listener's object dies once no request references it.

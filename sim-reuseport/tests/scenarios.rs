@@ -1,0 +1,440 @@
+//! The bundled scenario library (`scenarios/*.json`):
+//!
+//! * the committed JSON Schema (`schema/scenario.schema.json`) is what
+//!   `reuseport-sim schema` prints, and every bundled file conforms to it;
+//! * every bundled file parses and passes `Sim::build` validation;
+//! * the `compare` report (migration off and on, same seed) of every file
+//!   except `bench-100k.json` matches its insta snapshot in `snapshots/`,
+//!   and shows the property the scenario exists to show (asserted here too,
+//!   so that a snapshot accepted blindly cannot hide a regression);
+//! * runs are deterministic: the same scenario twice gives byte-identical
+//!   reports and traces.
+
+mod common;
+use common::root;
+use sim_reuseport::report::{Comparison, Report};
+use sim_reuseport::runner::{run, RunOptions, Sim};
+use sim_reuseport::scenario::{self, parse_str};
+use std::path::PathBuf;
+
+/// Scenarios too slow for a snapshot in the test profile.
+const NOT_SNAPSHOTTED: &[&str] = &["bench-100k.json"];
+
+/// Every bundled scenario file, sorted by name.
+fn scenario_files() -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(root().join("scenarios"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    files.sort();
+    assert!(files.len() >= 16, "scenario library: {files:?}");
+    files
+}
+
+fn file_name(p: &std::path::Path) -> String {
+    p.file_name().unwrap().to_string_lossy().into_owned()
+}
+
+fn schema_path() -> PathBuf {
+    root().join("schema").join("scenario.schema.json")
+}
+
+#[test]
+fn committed_schema_is_the_generated_schema() {
+    let committed = std::fs::read_to_string(schema_path())
+        .expect("schema/scenario.schema.json (regenerate: cargo run --release -- schema > schema/scenario.schema.json)");
+    // `reuseport-sim schema` prints the schema and a newline.
+    let generated = scenario::json_schema() + "\n";
+    assert!(
+        committed == generated,
+        "schema/scenario.schema.json is stale: regenerate it with \
+         `cargo run --release -- schema > schema/scenario.schema.json`"
+    );
+}
+
+#[test]
+fn every_bundled_scenario_conforms_to_the_schema() {
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path()).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).expect("the schema compiles");
+    for f in scenario_files() {
+        let doc: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+        let errors: Vec<String> = validator
+            .iter_errors(&doc)
+            .map(|e| format!("{} at {}", e, e.instance_path))
+            .collect();
+        assert!(errors.is_empty(), "{}: {errors:#?}", f.display());
+    }
+}
+
+#[test]
+fn the_schema_rejects_what_the_parser_rejects() {
+    // A sample of structural errors: the schema is useful to editors only if
+    // it flags them too.
+    let schema: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(schema_path()).unwrap()).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let good: serde_json::Value =
+        serde_json::from_str(&common::scenario_text("nginx-reload.json")).unwrap();
+    assert!(validator.is_valid(&good));
+    type Mutation = (&'static str, fn(&mut serde_json::Value));
+    let mutations: [Mutation; 5] = [
+        ("unknown field", |v| v["colour"] = "blue".into()),
+        ("missing duration", |v| {
+            v.as_object_mut().unwrap().remove("duration");
+        }),
+        ("bad duration unit", |v| v["duration"] = "10 parsecs".into()),
+        ("negative port", |v| v["servers"][0]["port"] = (-1).into()),
+        ("unknown action", |v| {
+            v["timeline"][0]["do"] = "reload_sideways".into()
+        }),
+    ];
+    for (what, mutate) in mutations {
+        let mut bad = good.clone();
+        mutate(&mut bad);
+        assert!(!validator.is_valid(&bad), "schema accepts: {what}");
+        assert!(
+            parse_str(&bad.to_string()).is_err(),
+            "parser accepts: {what}"
+        );
+    }
+}
+
+#[test]
+fn every_bundled_scenario_parses_and_validates() {
+    for f in scenario_files() {
+        let scn = scenario::load(&f).unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            !scn.description.trim().is_empty(),
+            "{}: a bundled scenario says what it shows",
+            f.display()
+        );
+        if let Err(e) = sim_reuseport::vary::check(&scn) {
+            panic!("{}", e.in_file(&f.display().to_string()));
+        }
+        if let Err(e) = Sim::build(&scn, RunOptions::default()) {
+            panic!("{}", e.in_file(&f.display().to_string()));
+        }
+    }
+}
+
+fn run_report(scn: &scenario::Scenario, migrate: bool) -> Report {
+    run(
+        scn,
+        RunOptions {
+            migrate: Some(migrate),
+            ..Default::default()
+        },
+    )
+    .unwrap()
+    .report
+}
+
+fn compare(file: &str) -> Comparison {
+    let scn = scenario::load(&root().join("scenarios").join(file)).unwrap();
+    Comparison::new(run_report(&scn, false), run_report(&scn, true))
+}
+
+/// The comparison as snapshotted: the JSON of `reuseport-sim compare
+/// --format json`, except that `events` and `digest`, fingerprints of the
+/// engine's event sequence (the determinism test below covers them), are
+/// masked to keep the snapshots about behaviour.
+fn snapshot_text(cmp: &Comparison) -> String {
+    cmp.to_json()
+        .lines()
+        .map(|line| {
+            let key = line.trim_start();
+            let indent = &line[..line.len() - key.len()];
+            if key.starts_with("\"events\": ") {
+                format!("{indent}\"events\": \"[engine]\",")
+            } else if key.starts_with("\"digest\": ") {
+                format!("{indent}\"digest\": \"[engine]\"")
+            } else {
+                line.to_string()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn rsts(r: &Report, cause: &str) -> u64 {
+    r.resets_by_cause
+        .iter()
+        .find(|c| c.cause == cause)
+        .map_or(0, |c| c.rsts_sent)
+}
+
+fn resets_by(r: &Report, cause: &str) -> u64 {
+    r.resets_by_cause
+        .iter()
+        .find(|c| c.cause == cause)
+        .map_or(0, |c| c.connections_reset)
+}
+
+fn drops(r: &Report, cause: &str) -> u64 {
+    r.drops_by_cause
+        .iter()
+        .find(|d| d.cause == cause)
+        .map_or(0, |d| d.count)
+}
+
+fn counter(r: &Report, name: &str) -> u64 {
+    r.counters.get(name).copied().unwrap_or(0)
+}
+
+fn hops(r: &Report) -> u64 {
+    r.migrations.accept_queue + r.migrations.synack_timer + r.migrations.final_ack
+}
+
+/// Consistency rules that hold for every report.
+fn check_consistency(file: &str, side: &str, r: &Report) {
+    let tag = format!("{file} ({side})");
+    let c = &r.connections;
+    assert_eq!(
+        c.attempted,
+        c.completed + c.refused + c.reset + c.timed_out + c.in_flight,
+        "{tag}: every connection has one outcome"
+    );
+    assert_eq!(
+        counter(r, "TcpExtTCPMigrateReqSuccess"),
+        hops(r),
+        "{tag}: TCPMigrateReqSuccess counts every hop"
+    );
+    assert_eq!(
+        counter(r, "TcpExtTCPMigrateReqFailure"),
+        r.migrations.failed
+    );
+    assert_eq!(
+        r.migrations.failures.values().sum::<u64>(),
+        r.migrations.failed,
+        "{tag}: failures by path/reason add up"
+    );
+    assert!(r.migrations.connections_migrated <= hops(r), "{tag}");
+    let sent: u64 = r.resets_by_cause.iter().map(|c| c.rsts_sent).sum();
+    assert_eq!(
+        counter(r, "TcpOutRsts"),
+        sent,
+        "{tag}: every RST has a cause"
+    );
+    let reset: u64 = r.resets_by_cause.iter().map(|c| c.connections_reset).sum();
+    let refused: u64 = r
+        .resets_by_cause
+        .iter()
+        .map(|c| c.connections_refused)
+        .sum();
+    assert_eq!(c.reset, reset, "{tag}: every reset is attributed");
+    assert_eq!(c.refused, refused, "{tag}: every refusal is attributed");
+    for rc in &r.resets_by_cause {
+        assert!(
+            rc.connections_reset + rc.connections_refused <= rc.rsts_sent,
+            "{tag}: {rc:?}"
+        );
+    }
+}
+
+/// What each scenario is there to show (besides its snapshot).
+fn check_property(file: &str, cmp: &Comparison) {
+    let (off, on) = (&cmp.off, &cmp.on);
+    let same_outcomes = || {
+        assert_eq!(off.connections, on.connections, "{file}: off == on");
+        assert_eq!(off.resets_by_cause, on.resets_by_cause, "{file}: off == on");
+    };
+    match file {
+        "nginx-reload.json" => {
+            assert!(off.connections.reset > 0, "{file}");
+            assert_eq!(
+                resets_by(off, "listener_close_child"),
+                off.connections.reset
+            );
+            assert_eq!(on.connections.reset, 0, "{file}");
+            assert!(on.migrations.accept_queue > 0, "{file}");
+        }
+        "reload-high-rtt.json" => {
+            // §7 B dominates: requests in the SYN queue during one 200 ms RTT.
+            assert!(
+                resets_by(off, "closed_listener_request") > resets_by(off, "listener_close_child")
+            );
+            assert!(drops(off, "request_timer_no_target") > 0, "{file}: §7 C");
+            assert_eq!(on.connections.reset, 0, "{file}");
+            assert!(on.migrations.final_ack > 0 && on.migrations.synack_timer > 0);
+        }
+        "restart-old-first.json" => {
+            // §6.3: the same resets with migration off and on.
+            assert!(off.connections.reset > 0, "{file}");
+            assert_eq!(on.connections.reset, off.connections.reset, "{file}");
+            assert_eq!(
+                rsts(on, "listener_close_child"),
+                rsts(off, "listener_close_child")
+            );
+            assert!(off.connections.refused > 0, "{file}: §7 E in the gap");
+            assert_eq!(resets_by(off, "no_listener"), 0);
+            assert!(on.migrations.failed > 0 && on.migrations.accept_queue > 0);
+        }
+        "worker-reduction.json" | "rolling-restart.json" => {
+            assert!(off.connections.reset > 0, "{file}");
+            assert!(rsts(off, "listener_close_child") > 0, "{file}");
+            assert_eq!(on.connections.reset, 0, "{file}");
+            assert_eq!(on.migrations.failed, 0, "{file}");
+            assert_eq!(on.migrations.connections_migrated, off.connections.reset);
+        }
+        "cert-rotation-immediate-stop.json" => {
+            // No drain: the exposure is the SYN queue (§7 B) and children
+            // not yet accepted (§7 A).
+            assert!(resets_by(off, "closed_listener_request") > 0, "{file}");
+            assert!(resets_by(off, "listener_close_child") > 0, "{file}");
+            assert_eq!(on.connections.reset, 0, "{file}");
+            assert!(on.migrations.final_ack > 0, "{file}");
+        }
+        "fd-passing.json" => {
+            for r in [off, on] {
+                assert_eq!(r.connections.reset, 0, "{file}");
+                assert_eq!(r.connections.completed, r.connections.attempted, "{file}");
+                assert_eq!(hops(r) + r.migrations.failed, 0, "{file}");
+                // The new workers use the inherited listeners; their own never listen.
+                assert!(r.listeners.iter().all(|l| l.state != "closed"), "{file}");
+            }
+            same_outcomes();
+        }
+        "accept-queue-overflow.json" => {
+            for r in [off, on] {
+                assert!(drops(r, "syn_accept_queue_full") > 0, "{file}: §7 I");
+                assert!(drops(r, "final_ack_accept_queue_full") > 0, "{file}: aoo=0");
+                assert!(
+                    resets_by(r, "accept_queue_overflow") > 0,
+                    "{file}: §7 G, aoo=1"
+                );
+                assert_eq!(
+                    counter(r, "TcpExtListenOverflows"),
+                    drops(r, "syn_accept_queue_full")
+                        + drops(r, "final_ack_accept_queue_full")
+                        + rsts(r, "accept_queue_overflow"),
+                    "{file}: every overflow is a SYN drop, an ACK drop or a G RST"
+                );
+            }
+            assert!(resets_by(off, "listener_close_child") > 0, "{file}");
+            assert_eq!(resets_by(on, "listener_close_child"), 0, "{file}");
+            // Migrated children overfill one new listener per host.
+            assert!(
+                resets_by(on, "accept_queue_overflow") > resets_by(off, "accept_queue_overflow")
+            );
+            assert!(
+                on.listeners.iter().any(|l| l.peak_accept_queue > 65),
+                "{file}"
+            );
+        }
+        "syn-flood-syncookies.json" => {
+            for r in [off, on] {
+                let sent = counter(r, "TcpExtSyncookiesSent");
+                assert!(sent > 0, "{file}");
+                assert_eq!(counter(r, "TcpExtTCPReqQFullDoCookies"), sent, "{file}");
+                // Every cookie ACK is validated, even after the old listeners closed.
+                assert_eq!(counter(r, "TcpExtSyncookiesRecv"), sent, "{file}");
+                assert_eq!(counter(r, "TcpExtTCPReqQFullDrop"), 0, "{file}");
+            }
+            assert!(off.connections.reset > 0, "{file}");
+            assert_eq!(
+                counter(off, "TcpExtSyncookiesFailed"),
+                off.connections.reset
+            );
+            assert_eq!(on.connections.reset, 0, "{file}");
+            assert_eq!(on.connections.completed, on.connections.attempted, "{file}");
+        }
+        "bpf-steer-new-generation.json" => {
+            same_outcomes();
+            assert_eq!(on.connections.reset, 0, "{file}");
+            assert_eq!(on.connections.completed, on.connections.attempted, "{file}");
+            let p = &on.policies[0];
+            assert!(
+                p.decisions["syn"]["picks"] >= on.connections.attempted,
+                "{file}"
+            );
+            assert!(p.decisions["close_established"]["picks"] > 0, "{file}");
+            assert_eq!(
+                hops(on),
+                p.decisions["close_established"]["picks"],
+                "{file}"
+            );
+        }
+        "bpf-cancel-migration.json" => {
+            same_outcomes();
+            assert!(
+                on.connections.reset > 0,
+                "{file}: resets even with migration"
+            );
+            assert!(hops(on) > 0, "{file}: the others migrate");
+            assert_eq!(
+                on.migrations.failures.get("accept_queue/policy_drop"),
+                Some(&rsts(on, "listener_close_child")),
+                "{file}"
+            );
+        }
+        f if f.starts_with("selftest-") => {
+            // The policy decides, not the sysctl: all 25 reach s4 both ways.
+            for r in [off, on] {
+                assert_eq!(r.connections.completed, 25, "{file}");
+                assert_eq!(
+                    r.listeners
+                        .iter()
+                        .find(|l| l.worker == "s4")
+                        .unwrap()
+                        .accepted,
+                    25
+                );
+            }
+        }
+        other => panic!("{other}: add the property this scenario shows to check_property"),
+    }
+}
+
+#[test]
+fn compare_reports_match_snapshots_and_show_their_property() {
+    for f in scenario_files() {
+        let file = file_name(&f);
+        if NOT_SNAPSHOTTED.contains(&file.as_str()) {
+            continue;
+        }
+        let cmp = compare(&file);
+        check_consistency(&file, "off", &cmp.off);
+        check_consistency(&file, "on", &cmp.on);
+        check_property(&file, &cmp);
+        let name = file.trim_end_matches(".json").to_string();
+        insta::with_settings!({
+            snapshot_path => "../../snapshots",
+            prepend_module_to_snapshot => false,
+            description => format!("reuseport-sim compare scenarios/{file}"),
+            omit_expression => true,
+        }, {
+            insta::assert_snapshot!(name, snapshot_text(&cmp));
+        });
+    }
+}
+
+#[test]
+fn runs_are_deterministic_reports_and_traces() {
+    for file in ["reload-high-rtt.json", "accept-queue-overflow.json"] {
+        let scn = scenario::load(&root().join("scenarios").join(file)).unwrap();
+        let once = || {
+            let mut trace = Vec::new();
+            let r = run(
+                &scn,
+                RunOptions {
+                    migrate: Some(true),
+                    trace: Some(&mut trace),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+            (r.report.to_json(), trace)
+        };
+        let (a_json, a_trace) = once();
+        let (b_json, b_trace) = once();
+        assert!(!a_trace.is_empty());
+        assert!(a_json == b_json, "{file}: reports differ");
+        assert!(a_trace == b_trace, "{file}: traces differ");
+        // A trace does not change the run.
+        let plain = run_report(&scn, true);
+        assert_eq!(plain.to_json(), a_json, "{file}: tracing changed the run");
+    }
+}

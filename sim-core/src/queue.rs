@@ -80,11 +80,37 @@ impl<E> Heap<E> {
     /// Replaces the root by `(at, seq, event)` and restores the heap order.
     #[inline]
     fn replace_top(&mut self, at: SimTime, seq: u64, event: E) {
-        let _old_root = self.replace_root(Entry {
+        // Top-down: the heap under lanes is small (one head per lane plus a
+        // few direct events), and the new key is often still near the top.
+        let key = (u128::from(at.0) << 64) | u128::from(seq);
+        self.heap[0] = Entry {
             time: at,
             seq,
             event,
-        });
+        };
+        let len = self.heap.len();
+        let mut pos = 0;
+        loop {
+            let first = ARITY * pos + 1;
+            if first >= len {
+                break;
+            }
+            let end = (first + ARITY).min(len);
+            let mut best = first;
+            let mut best_key = self.heap[first].key();
+            for child in first + 1..end {
+                let k = self.heap[child].key();
+                if k < best_key {
+                    best = child;
+                    best_key = k;
+                }
+            }
+            if best_key >= key {
+                break;
+            }
+            self.heap.swap(pos, best);
+            pos = best;
+        }
     }
 
     /// Removes and returns the earliest entry.

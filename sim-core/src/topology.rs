@@ -732,10 +732,23 @@ impl Network {
     /// owning `packet.dst`, and reports when it arrives or why it is
     /// dropped. See the module docs for the per-hop model.
     pub fn transmit(&mut self, now: SimTime, packet: &Packet) -> Delivery {
-        let (Some(src), Some(dst)) = (
-            self.host_of_addr(packet.src.ip()),
-            self.host_of_addr(packet.dst.ip()),
-        ) else {
+        match self.host_of_addr(packet.src.ip()) {
+            Some(src) => self.transmit_from(now, src, packet),
+            None => {
+                self.no_route += 1;
+                Delivery::Dropped {
+                    reason: DropReason::NoRoute,
+                    link: None,
+                }
+            }
+        }
+    }
+
+    /// [`Network::transmit`] for a caller that knows the sending host (it
+    /// must own `packet.src`): saves an address lookup per packet.
+    pub fn transmit_from(&mut self, now: SimTime, src: HostId, packet: &Packet) -> Delivery {
+        debug_assert_eq!(self.host_of_addr(packet.src.ip()), Some(src));
+        let (Some(src), Some(dst)) = (Some(src), self.host_of_addr(packet.dst.ip())) else {
             self.no_route += 1;
             return Delivery::Dropped {
                 reason: DropReason::NoRoute,

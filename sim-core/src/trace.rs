@@ -13,7 +13,7 @@ use crate::time::SimTime;
 
 /// Incremental hash of a run's events.
 #[derive(Clone)]
-pub struct Digest(Box<Xxh3>, Vec<u8>);
+pub struct Digest(Box<Xxh3>, Box<[u8; DIGEST_BUF]>, usize);
 
 impl core::fmt::Debug for Digest {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
@@ -35,13 +35,17 @@ const DIGEST_BUF: usize = 1024;
 impl Digest {
     /// The digest of nothing.
     pub fn new() -> Self {
-        Digest(Box::new(Xxh3::new()), Vec::with_capacity(DIGEST_BUF))
+        Digest(Box::new(Xxh3::new()), Box::new([0; DIGEST_BUF]), 0)
     }
 
     /// Feeds a `u64` (little-endian bytes).
     #[inline]
     pub fn update_u64(&mut self, v: u64) {
-        self.update_bytes(&v.to_le_bytes());
+        if self.2 + 8 > DIGEST_BUF {
+            self.flush();
+        }
+        self.1[self.2..self.2 + 8].copy_from_slice(&v.to_le_bytes());
+        self.2 += 8;
     }
 
     /// Feeds a `u32` (little-endian bytes).
@@ -60,22 +64,27 @@ impl Digest {
     /// length so that adjacent fields cannot run into each other.
     #[inline]
     pub fn update_bytes(&mut self, bytes: &[u8]) {
-        if self.1.len() + bytes.len() > DIGEST_BUF {
-            self.0.update(&self.1);
-            self.1.clear();
+        if self.2 + bytes.len() > DIGEST_BUF {
+            self.flush();
         }
         if bytes.len() > DIGEST_BUF {
             self.0.update(bytes);
         } else {
-            self.1.extend_from_slice(bytes);
+            self.1[self.2..self.2 + bytes.len()].copy_from_slice(bytes);
+            self.2 += bytes.len();
         }
+    }
+
+    fn flush(&mut self) {
+        self.0.update(&self.1[..self.2]);
+        self.2 = 0;
     }
 
     /// The digest of everything fed so far (feeding may continue).
     #[inline]
     pub fn finish(&self) -> u64 {
         let mut h = (*self.0).clone();
-        h.update(&self.1);
+        h.update(&self.1[..self.2]);
         h.digest()
     }
 

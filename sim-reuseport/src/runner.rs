@@ -216,8 +216,17 @@ impl TraceRec<'_> {
 }
 
 impl Tap<'_> {
-    fn trace_packet(&mut self, t: SimTime, event: &str, pkt: &Packet, detail: Option<String>) {
+    /// Records a packet event; `detail` is only computed when tracing.
+    #[inline]
+    fn trace_packet(
+        &mut self,
+        t: SimTime,
+        event: &str,
+        pkt: &Packet,
+        detail: impl FnOnce() -> Option<String>,
+    ) {
         if let Some(w) = self.trace.as_deref_mut() {
+            let detail = detail();
             let rec = TraceRec {
                 src: Some(pkt.src),
                 dst: Some(pkt.dst),
@@ -252,9 +261,27 @@ fn write_trace(w: &mut dyn Write, rec: &TraceRec, err: &mut Option<std::io::Erro
     }
 }
 
+/// A [`Wire`] over the engine fields of a `Sim` (a macro, so that the
+/// borrows stay disjoint from the other fields).
+macro_rules! wire {
+    ($sim:ident, $now:expr, $src:expr) => {
+        Wire {
+            now: $now,
+            src: $src,
+            queue: &mut $sim.queue,
+            net: &mut $sim.net,
+            tap: &mut $sim.tap,
+            stats: &mut $sim.stats,
+            lanes: &mut $sim.lanes,
+        }
+    };
+}
+
 /// Sends a packet through the network and schedules its arrival.
 struct Wire<'s, 'a> {
     now: SimTime,
+    /// The host whose stack sends through this wire.
+    src: HostId,
     queue: &'s mut EventQueue<Ev>,
     net: &'s mut Network,
     tap: &'s mut Tap<'a>,
@@ -331,13 +358,13 @@ impl Wire<'_, '_> {
         if let Some(p) = self.tap.pcap.as_deref_mut() {
             p.packet(self.now, &pkt);
         }
-        match self.net.transmit(self.now, &pkt) {
+        match self.net.transmit_from(self.now, self.src, &pkt) {
             Delivery::Arrive {
                 at,
                 src_host,
                 dst_host,
             } => {
-                self.tap.trace_packet(self.now, "send", &pkt, None);
+                self.tap.trace_packet(self.now, "send", &pkt, || None);
                 let lane = self.lanes.path(src_host, dst_host);
                 let slot = self.lanes.park(pkt, dst_host);
                 self.queue.schedule_in_lane(at, lane, Ev::Deliver(slot));
@@ -359,7 +386,7 @@ impl Wire<'_, '_> {
                     DropReason::NoRoute => "no_route",
                 };
                 self.tap
-                    .trace_packet(self.now, "net_drop", &pkt, Some(why.to_string()));
+                    .trace_packet(self.now, "net_drop", &pkt, || Some(why.to_string()));
             }
         }
     }
@@ -385,17 +412,14 @@ impl ServerOutput for HostIo<'_, '_> {
                     remote: pkt.src,
                 })
                 .or_insert(cause);
-            self.wire.tap.trace_packet(
-                self.wire.now,
-                "rst",
-                &pkt,
+            self.wire.tap.trace_packet(self.wire.now, "rst", &pkt, || {
                 Some(format!(
                     "{} (§7 {}, {})",
                     cause.name(),
                     cause.spec_id(),
                     cause.spec_rule()
-                )),
-            );
+                ))
+            });
         }
         self.wire.send(pkt);
     }
@@ -1260,15 +1284,8 @@ impl<'a> Sim<'a> {
         self.digest.update_u64(mix);
     }
 
-    fn wire(&mut self, now: SimTime) -> Wire<'_, 'a> {
-        Wire {
-            now,
-            queue: &mut self.queue,
-            net: &mut self.net,
-            tap: &mut self.tap,
-            stats: &mut self.stats,
-            lanes: &mut self.lanes,
-        }
+    fn wire(&mut self, now: SimTime, src: HostId) -> Wire<'_, 'a> {
+        wire!(self, now, src)
     }
 
     fn dispatch(&mut self, now: SimTime, ev: Ev) {
@@ -1283,14 +1300,7 @@ impl<'a> Sim<'a> {
                 };
                 let sys = &self.sysctls[conn.host];
                 let mut io = ClientIo {
-                    wire: Wire {
-                        now,
-                        queue: &mut self.queue,
-                        net: &mut self.net,
-                        tap: &mut self.tap,
-                        stats: &mut self.stats,
-                        lanes: &mut self.lanes,
-                    },
+                    wire: wire!(self, now, HostId(conn.host as u32)),
                     key: k,
                     outcome: None,
                 };
@@ -1339,14 +1349,7 @@ impl<'a> Sim<'a> {
         let mut events = std::mem::take(&mut self.pending);
         {
             let mut io = HostIo {
-                wire: Wire {
-                    now,
-                    queue: &mut self.queue,
-                    net: &mut self.net,
-                    tap: &mut self.tap,
-                    stats: &mut self.stats,
-                    lanes: &mut self.lanes,
-                },
+                wire: wire!(self, now, HostId(h as u32)),
                 host: h as u16,
                 rst_causes: &mut self.rst_causes,
                 events: &mut events,
@@ -1445,7 +1448,7 @@ impl<'a> Sim<'a> {
             let len = self.workers[w].response_bytes;
             self.with_stack(now, h, |stack, io| stack.respond(now, child, len, io));
         } else {
-            self.wire(now)
+            self.wire(now, HostId(h as u32))
                 .schedule_timer(now + st, Ev::ServiceDone(h as u16, child));
         }
     }
@@ -1497,7 +1500,8 @@ impl<'a> Sim<'a> {
             .is_some_and(|s| !s.stack.listeners[l.index()].accept_queue.is_empty());
         if waiting && !self.workers[w].tick_pending {
             self.workers[w].tick_pending = true;
-            self.wire(now)
+            let h = HostId(self.workers[w].host as u32);
+            self.wire(now, h)
                 .schedule_timer(now + interval, Ev::AcceptTick(w as u16));
         }
     }
@@ -1535,14 +1539,7 @@ impl<'a> Sim<'a> {
             let conn = &mut self.clients[k];
             let sys = &self.sysctls[conn.host];
             let mut io = ClientIo {
-                wire: Wire {
-                    now,
-                    queue: &mut self.queue,
-                    net: &mut self.net,
-                    tap: &mut self.tap,
-                    stats: &mut self.stats,
-                    lanes: &mut self.lanes,
-                },
+                wire: wire!(self, now, HostId(conn.host as u32)),
                 key: k,
                 outcome: None,
             };
@@ -1562,7 +1559,7 @@ impl<'a> Sim<'a> {
             self.rst_causes.remove(&tuple);
         }
         if let Some(reply) = time_wait_reply(&pkt) {
-            self.wire(now).send(reply);
+            self.wire(now, host).send(reply);
         }
     }
 
@@ -1644,7 +1641,8 @@ impl<'a> Sim<'a> {
         let burst = matches!(gen.arrival, Arrival::Burst { .. });
         if let Some(t) = next {
             if burst || t < gen.stop {
-                self.wire(now).schedule_timer(t, Ev::Arrival(g as u16));
+                let h = HostId(self.gens[g].host as u32);
+                self.wire(now, h).schedule_timer(t, Ev::Arrival(g as u16));
             }
         }
         self.connect(now, g);
@@ -1681,14 +1679,7 @@ impl<'a> Sim<'a> {
         let host = gen.host;
         let key = self.clients.insert_with_key(|key| {
             let mut io = ClientIo {
-                wire: Wire {
-                    now,
-                    queue: &mut self.queue,
-                    net: &mut self.net,
-                    tap: &mut self.tap,
-                    stats: &mut self.stats,
-                    lanes: &mut self.lanes,
-                },
+                wire: wire!(self, now, HostId(host as u32)),
                 key,
                 outcome: None,
             };

@@ -384,6 +384,31 @@ fn check_property(file: &str, cmp: &Comparison) {
                 );
             }
         }
+        // The kernel's own numbers (spec §7, Linux 6.18, loopback): within 5 %.
+        "spec-reference-new-first.json" => {
+            let within = |got: u64, kernel: u64| got.abs_diff(kernel) * 20 <= kernel;
+            assert!(
+                within(off.connections.reset, 124),
+                "{file}: off {}",
+                off.connections.reset
+            );
+            assert_eq!(rsts(off, "listener_close_child"), off.connections.reset);
+            assert_eq!(
+                on.connections.reset, 0,
+                "{file}: kernel measured 0 with migration"
+            );
+        }
+        "spec-reference-old-first.json" => {
+            let within = |got: u64, kernel: u64| got.abs_diff(kernel) * 20 <= kernel;
+            for r in [off, on] {
+                assert!(
+                    within(r.connections.reset, 248),
+                    "{file}: {}",
+                    r.connections.reset
+                );
+            }
+            assert_eq!(on.connections.reset, off.connections.reset, "{file}: §6.3");
+        }
         other => panic!("{other}: add the property this scenario shows to check_property"),
     }
 }

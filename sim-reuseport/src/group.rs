@@ -10,6 +10,9 @@ use sim_tcp::{
 };
 use std::net::{IpAddr, SocketAddr};
 
+/// `HZ` as used by `tcp_synq_overflow` (one second of jiffies).
+const SYNQ_OVERFLOW_HZ: sim_core::SimDuration = sim_core::SimDuration::from_secs(1);
+
 /// `INIT_SOCKS`: initial size of a group's `socks` array.
 pub const INIT_SOCKS: usize = 128;
 /// Upper bound of `max_socks` (`U16_MAX`).
@@ -223,6 +226,17 @@ impl ReuseportTable {
     /// socket without a group gets one now (`reuseport_alloc`). The policy's
     /// socket array is filled with the group's live members.
     pub fn attach_policy(&mut self, via: ListenerId, local: SocketAddr, policy: usize) {
+        // Through a shut-down member (in its group's closed section):
+        // `reuseport_alloc` → `reuseport_resurrect(sk, reuse, NULL)` moves the
+        // socket into a fresh group, and the policy goes there; the old
+        // group is untouched.
+        if let Some(old) = self.group_of(via) {
+            if self.groups[old.0 as usize].closed().any(|l| l == via) {
+                self.groups[old.0 as usize].detach_closed(via);
+                self.member(via).group = None;
+                self.free_if_empty(old);
+            }
+        }
         let g = match self.group_of(via) {
             Some(g) => g,
             None => {
@@ -300,11 +314,12 @@ impl ReuseportTable {
     }
 
     fn find_hashed_match(&self, listeners: &[Listener], l: ListenerId) -> Option<ListenerId> {
+        // Group identity (§2.3): exact address and port, and IPV6_V6ONLY.
         let me = &listeners[l.index()];
-        self.hashed
-            .iter()
-            .copied()
-            .find(|&o| o != l && listeners[o.index()].local == me.local)
+        self.hashed.iter().copied().find(|&o| {
+            let other = &listeners[o.index()];
+            o != l && other.local == me.local && other.options.v6only == me.options.v6only
+        })
     }
 
     fn policy_of(&self, g: GroupId) -> Option<usize> {
@@ -339,10 +354,29 @@ impl ReuseportHooks for ReuseportTable {
         let anchor = self.find_hashed_match(listeners, id);
         let local = listeners[id.index()].local;
         match (old, resurrect) {
-            // Already a live member (a group made by attach on the unhashed socket).
+            // A group made by attaching a policy to the unhashed socket
+            // (`reuseport_alloc` at attach time).
             (Some(g), false) => {
-                if !self.groups[g.0 as usize].live().any(|l| l == id) {
-                    self.groups[g.0 as usize].add_live(id);
+                let anchor_group = anchor.and_then(|a| self.group_of(a)).filter(|&ga| ga != g);
+                match anchor_group {
+                    // `reuseport_add_sock`: a matching listener is hashed, so the
+                    // socket moves into its group and its own one-socket group
+                    // (with the policy attached to it) is freed.
+                    Some(ga) => {
+                        self.groups[g.0 as usize].detach_live(id);
+                        self.member(id).group = None;
+                        self.free_if_empty(g);
+                        self.groups[ga.0 as usize].add_live(id);
+                        self.member(id).group = Some(ga);
+                        if let Some(p) = self.groups[ga.0 as usize].policy {
+                            self.policies[p].sockarray_insert(id);
+                        }
+                    }
+                    None => {
+                        if !self.groups[g.0 as usize].live().any(|l| l == id) {
+                            self.groups[g.0 as usize].add_live(id);
+                        }
+                    }
                 }
             }
             (old, _) => {
@@ -424,14 +458,21 @@ impl ReuseportHooks for ReuseportTable {
         let ip = tuple.local.ip();
         // inet_lhash2_lookup for the exact address first, then the wildcard.
         let exact = self.exact.get(&tuple.local).copied();
-        let best = exact.or_else(|| {
+        // Wildcards: `compute_score` prefers a listener of the packet's own
+        // family over a dual-stack IPv6 one.
+        let wildcard = |same_family_only: bool| {
             self.hashed.iter().copied().find(|&l| {
                 let lst = &listeners[l.index()];
                 lst.local.port() == port
                     && lst.local.ip().is_unspecified()
-                    && family_compatible(lst.local.ip(), ip, lst.options.v6only)
+                    && if same_family_only {
+                        lst.local.is_ipv4() == ip.is_ipv4()
+                    } else {
+                        family_compatible(lst.local.ip(), ip, lst.options.v6only)
+                    }
             })
-        });
+        };
+        let best = exact.or_else(|| wildcard(true)).or_else(|| wildcard(false));
         let Some(best) = best else {
             return Selection::NoListener;
         };
@@ -484,13 +525,21 @@ impl ReuseportHooks for ReuseportTable {
     }
 
     fn note_synq_overflow(&mut self, id: ListenerId, now: SimTime) {
-        if let Some(g) = self.group_of(id) {
-            self.groups[g.0 as usize].synq_overflow_ts = Some(now);
-        } else {
-            if self.lone_overflow.len() <= id.index() {
-                self.lone_overflow.resize(id.index() + 1, None);
+        // `tcp_synq_overflow`: refreshed at most once per second
+        // (`!time_between32(now, last, last + HZ)`).
+        let slot = match self.group_of(id) {
+            Some(g) => &mut self.groups[g.0 as usize].synq_overflow_ts,
+            None => {
+                if self.lone_overflow.len() <= id.index() {
+                    self.lone_overflow.resize(id.index() + 1, None);
+                }
+                &mut self.lone_overflow[id.index()]
             }
-            self.lone_overflow[id.index()] = Some(now);
+        };
+        let within_a_second =
+            slot.is_some_and(|last| now >= last && now <= last + SYNQ_OVERFLOW_HZ);
+        if !within_a_second {
+            *slot = Some(now);
         }
     }
 
@@ -499,7 +548,12 @@ impl ReuseportHooks for ReuseportTable {
             Some(g) => self.groups[g.0 as usize].synq_overflow_ts,
             None => self.lone_overflow.get(id.index()).copied().flatten(),
         };
-        ts.is_some_and(|t| now.saturating_sub(t) < TCP_SYNCOOKIE_VALID)
+        // `!tcp_synq_no_recent_overflow`: `time_between32(now, last - HZ,
+        // last + TCP_SYNCOOKIE_VALID)`, inclusive.
+        ts.is_some_and(|t| {
+            now.as_nanos() + SYNQ_OVERFLOW_HZ.as_nanos() >= t.as_nanos()
+                && now <= t + TCP_SYNCOOKIE_VALID
+        })
     }
 }
 
@@ -783,4 +837,129 @@ mod tests {
     }
 
     type BTreeMapFor = std::collections::BTreeMap<ListenerId, ListenerId>;
+
+    #[test]
+    fn a_socket_given_a_policy_before_listen_joins_the_hashed_group_and_loses_it_5_1() {
+        // `reuseport_add_sock`: the socket's own one-socket group (made by
+        // attaching a program to the unhashed socket) is freed with its
+        // program, and the socket joins the hashed listener's group.
+        let ls = listeners(2);
+        let mut t = ReuseportTable::new();
+        t.on_listen(&ls, ListenerId(0), false);
+        let p = t.add_policy(Policy::new(
+            "p",
+            PolicyKind::SelectOrMigrate,
+            Rule::Drop,
+            Rule::Drop,
+            vec![],
+        ));
+        t.attach_policy(ListenerId(1), ls[1].local, p);
+        let own = t.group_of(ListenerId(1)).unwrap();
+        assert_ne!(Some(own), t.group_of(ListenerId(0)));
+        t.on_listen(&ls, ListenerId(1), false);
+        let g = t.group_of(ListenerId(0)).unwrap();
+        assert_eq!(t.group_of(ListenerId(1)), Some(g));
+        assert_eq!(ids(t.group(g).live()), vec![0, 1]);
+        assert!(!t.group(own).alive);
+        assert!(!t.policies[p].attached);
+        let tuple = FourTuple {
+            local: ls[0].local,
+            remote: "10.0.1.1:5000".parse().unwrap(),
+        };
+        assert_eq!(
+            t.select(&ls, &tuple, u32::MAX, false),
+            Selection::Listener(ListenerId(1))
+        );
+    }
+
+    #[test]
+    fn attaching_through_a_shut_down_member_moves_it_to_a_fresh_group_5_9() {
+        // `reuseport_attach_prog` on an unhashed socket → `reuseport_alloc` →
+        // `reuseport_resurrect(sk, reuse, NULL)`: the old group is untouched.
+        let ls = listeners(3);
+        let mut t = ReuseportTable::new();
+        listen_all(&mut t, &ls, 3);
+        let g = t.group_of(ListenerId(0)).unwrap();
+        t.on_stop_listen(&ls, ListenerId(0), true);
+        assert_eq!(t.group(g).num_closed_socks, 1);
+        let p = t.add_policy(Policy::new(
+            "p",
+            PolicyKind::SelectOrMigrate,
+            Rule::Drop,
+            Rule::Drop,
+            vec![],
+        ));
+        t.attach_policy(ListenerId(0), ls[0].local, p);
+        let fresh = t.group_of(ListenerId(0)).unwrap();
+        assert_ne!(fresh, g);
+        assert_eq!(t.group(g).policy, None);
+        assert_eq!(t.group(g).num_closed_socks, 0);
+        assert_eq!(ids(t.group(g).live()), vec![2, 1]);
+        assert_eq!(t.group(fresh).policy, Some(p));
+        let tuple = FourTuple {
+            local: ls[1].local,
+            remote: "10.0.1.1:5000".parse().unwrap(),
+        };
+        assert!(matches!(
+            t.select(&ls, &tuple, 0, false),
+            Selection::Listener(_)
+        ));
+    }
+
+    #[test]
+    fn wildcard_selection_prefers_the_packets_family_over_dual_stack_4_2() {
+        let mut ls = Vec::new();
+        for (i, addr) in ["[::]:443", "0.0.0.0:443"].iter().enumerate() {
+            let mut l = Listener::new(
+                ListenerId(i as u32),
+                addr.parse().unwrap(),
+                ListenerOptions::default(),
+            );
+            l.state = ListenerState::Listen;
+            ls.push(l);
+        }
+        let mut t = ReuseportTable::new();
+        listen_all(&mut t, &ls, 2);
+        // Different families: different groups.
+        assert_ne!(t.group_of(ListenerId(0)), t.group_of(ListenerId(1)));
+        let v4 = FourTuple {
+            local: "10.0.0.1:443".parse().unwrap(),
+            remote: "10.0.1.1:5000".parse().unwrap(),
+        };
+        assert_eq!(
+            t.select(&ls, &v4, 0, false),
+            Selection::Listener(ListenerId(1))
+        );
+        let v6 = FourTuple {
+            local: "[fd00::1]:443".parse().unwrap(),
+            remote: "[fd00::2]:5000".parse().unwrap(),
+        };
+        assert_eq!(
+            t.select(&ls, &v6, 0, false),
+            Selection::Listener(ListenerId(0))
+        );
+        // Without the IPv4 wildcard, the dual-stack one takes IPv4 too.
+        t.on_stop_listen(&ls, ListenerId(1), false);
+        assert_eq!(
+            t.select(&ls, &v4, 0, false),
+            Selection::Listener(ListenerId(0))
+        );
+    }
+
+    #[test]
+    fn v6only_is_part_of_the_group_identity_2_3() {
+        let mut ls = Vec::new();
+        for (i, v6only) in [false, true].into_iter().enumerate() {
+            let opts = ListenerOptions {
+                v6only,
+                ..ListenerOptions::default()
+            };
+            let mut l = Listener::new(ListenerId(i as u32), "[::]:443".parse().unwrap(), opts);
+            l.state = ListenerState::Listen;
+            ls.push(l);
+        }
+        let mut t = ReuseportTable::new();
+        listen_all(&mut t, &ls, 2);
+        assert_ne!(t.group_of(ListenerId(0)), t.group_of(ListenerId(1)));
+    }
 }

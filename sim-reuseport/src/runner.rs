@@ -141,6 +141,7 @@ struct ServerHost {
 
 struct Gen {
     host: usize,
+    server_host: usize,
     server_addr: SocketAddr,
     arrival: Arrival,
     start: SimTime,
@@ -1049,6 +1050,15 @@ impl<'a> Sim<'a> {
                                 "fd passing needs both workers on one host",
                             ));
                         }
+                        // The new worker uses the inherited listener only: a
+                        // listener of its own would stay in the group with
+                        // nobody accepting from it.
+                        if f == t2 || scn.workers[t2].listen_at.is_some() {
+                            return Err(err(
+                                format!("{base}.to"),
+                                format!("worker `{to}` inherits a listener: it must be another worker with \"listen_at\": null"),
+                            ));
+                        }
                         (Prim::Handover(f, t2), format!("handover {from}->{to}"))
                     }
                     _ => unreachable!("macros expand to primitives"),
@@ -1133,6 +1143,14 @@ impl<'a> Sim<'a> {
                         "a ramp needs a non-zero rate",
                     ))
                 }
+                Arrival::Ramp { from_rate, to_rate }
+                    if (*from_rate).max(*to_rate) > 100_000_000 =>
+                {
+                    return Err(err(
+                        format!("clients[{i}].arrival"),
+                        "ramp rates are at most 100000000 per second",
+                    ))
+                }
                 Arrival::Constant { rate } | Arrival::Poisson { rate } if *rate > 100_000_000 => {
                     return Err(err(
                         format!("clients[{i}].arrival.rate"),
@@ -1151,6 +1169,7 @@ impl<'a> Sim<'a> {
             }
             gens.push(Gen {
                 host: h,
+                server_host: sh,
                 server_addr: SocketAddr::new(server_ip, spec.port),
                 arrival: c.arrival.clone(),
                 start,
@@ -1233,7 +1252,7 @@ impl<'a> Sim<'a> {
     }
 
     /// Runs to the scenario's duration and reports.
-    pub fn run(mut self) -> Result<RunResult, std::io::Error> {
+    pub fn run(mut self) -> Result<RunResult, RunError> {
         let end = SimTime::ZERO + self.duration;
         while let Some(t) = self.queue.peek_time() {
             if t > end {
@@ -1241,15 +1260,19 @@ impl<'a> Sim<'a> {
             }
             let (now, ev) = self.queue.pop().expect("peeked");
             self.events += 1;
-            assert!(self.events < MAX_EVENTS, "event bound exceeded");
+            if self.events > MAX_EVENTS {
+                return Err(RunError::Limit(format!(
+                    "the run exceeded {MAX_EVENTS} events at simulated time {now}; shorten the duration or lower the load"
+                )));
+            }
             self.digest_event(now, &ev);
             self.dispatch(now, ev);
         }
         if let Some(e) = self.tap.io_error.take() {
-            return Err(e);
+            return Err(RunError::Io(e));
         }
         if let Some(w) = self.tap.trace.as_deref_mut() {
-            w.flush()?;
+            w.flush().map_err(RunError::Io)?;
         }
         Ok(self.finish())
     }
@@ -1572,6 +1595,9 @@ impl<'a> Sim<'a> {
     ) {
         let conn = self.clients.remove(k).expect("live client");
         self.client_by_tuple.remove(&conn.tuple);
+        // Whatever the outcome, a cause recorded for this tuple must not be
+        // blamed on a later connection that reuses it.
+        self.rst_causes.remove(&conn.tuple);
         let c = &mut self.stats.conns;
         match o {
             ClientOutcome::Completed => {
@@ -1663,7 +1689,12 @@ impl<'a> Sim<'a> {
                 remote: gen.server_addr,
             };
             let reserved = self.server_ports[gen.host].binary_search(&port).is_ok();
-            if !reserved && !self.client_by_tuple.contains_key(&t) {
+            // Like a real client's port choice, skip a 4-tuple the server
+            // still holds a request or child for (its old connection).
+            let server_holds = self.servers[gen.server_host]
+                .as_ref()
+                .is_some_and(|s| s.stack.holds(&t.reversed()));
+            if !reserved && !server_holds && !self.client_by_tuple.contains_key(&t) {
                 tuple = Some(t);
                 break;
             }
@@ -1674,6 +1705,7 @@ impl<'a> Sim<'a> {
             self.stats.conns.timed_out += 1;
             return;
         };
+        self.rst_causes.remove(&tuple);
         let isn = uniform_below(&mut gen.rng, 1 << 32) as u32;
         let cfg = gen.cfg.clone();
         let host = gen.host;
@@ -1956,7 +1988,7 @@ impl<'a> Sim<'a> {
 /// Builds and runs `scn`.
 pub fn run(scn: &Scenario, opts: RunOptions<'_>) -> Result<RunResult, RunError> {
     let sim = Sim::build(scn, opts).map_err(RunError::Scenario)?;
-    sim.run().map_err(RunError::Io)
+    sim.run()
 }
 
 /// Why a run failed.
@@ -1966,6 +1998,8 @@ pub enum RunError {
     Scenario(ScenarioError),
     /// Writing the trace or capture failed.
     Io(std::io::Error),
+    /// The run hit a bound on its size (`MAX_EVENTS`).
+    Limit(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -1973,6 +2007,7 @@ impl std::fmt::Display for RunError {
         match self {
             RunError::Scenario(e) => write!(f, "{e}"),
             RunError::Io(e) => write!(f, "output error: {e}"),
+            RunError::Limit(m) => write!(f, "{m}"),
         }
     }
 }

@@ -518,6 +518,10 @@ pub fn run_seed(spec: &SweepSpec, seed: u64) -> SeedResult {
                 return res;
             }
             Ok(Err(RunError::Io(e))) => RunOutcome::Panicked(format!("I/O error: {e}")),
+            Ok(Err(RunError::Limit(m))) => {
+                res.input_error = Some(m);
+                return res;
+            }
             Err(msg) => RunOutcome::Panicked(msg),
         };
         match outcome {

@@ -278,6 +278,11 @@ impl<H: ReuseportHooks> ServerStack<H> {
         self.flow.hash(tuple)
     }
 
+    /// Whether ehash holds a request or child for `tuple` (server's view).
+    pub fn holds(&self, tuple: &FourTuple) -> bool {
+        self.ehash.contains_key(tuple)
+    }
+
     /// Number of live request sockets.
     pub fn request_count(&self) -> usize {
         self.requests.len()
@@ -361,6 +366,8 @@ impl<H: ReuseportHooks> ServerStack<H> {
         };
         // Step 4: drain the accept queue, head first.
         while let Some(c) = self.listeners[id.index()].accept_queue.pop_front() {
+            // Already out of the queue: forgetting it must not scan the queue.
+            self.children[c].queued_on = None;
             let child = &self.children[c];
             let m = match child.state {
                 ChildState::SynRecv => MigratingSock::SynRecv { hash: child.hash },
@@ -754,7 +761,6 @@ impl<H: ReuseportHooks> ServerStack<H> {
             if sys.tcp_syncookies != 0 {
                 want_cookie = true;
                 self.counters.TcpExtTCPReqQFullDoCookies += 1;
-                self.hooks.note_synq_overflow(l, now);
             } else {
                 self.counters.TcpExtTCPReqQFullDrop += 1;
                 self.counters.TcpExtListenDrops += 1;
@@ -774,6 +780,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
             return;
         }
         if want_cookie {
+            // `cookie_v4_init_sequence` → `tcp_synq_overflow`: only a cookie
+            // actually sent marks the overflow (not a SYN dropped at step 2).
+            self.hooks.note_synq_overflow(l, now);
             let isn = self.cookie_isn(&tuple);
             self.counters.TcpExtSyncookiesSent += 1;
             out.transmit(
@@ -888,9 +897,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 .hooks
                 .migrate_target(&self.listeners, l, m, migrate_req)
             {
+                // `reqsk_timer_handler` does not look at the target's state; a
+                // target that is not listening is caught by the hashdance later.
                 MigrateOutcome::Target(t)
-                    if self.listeners[t.index()].is_listening()
-                        && self.inject_bug != Some(MigrationPath::SynackTimer) =>
+                    if self.inject_bug != Some(MigrationPath::SynackTimer) =>
                 {
                     // The clone is counted on the target, with no fullness check.
                     let target = &mut self.listeners[t.index()];
@@ -911,8 +921,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
                         {
                             None
                         }
-                        MigrateOutcome::Target(_) => Some(MigrateFailure::TargetNotListening),
-                        MigrateOutcome::Detached => None,
+                        MigrateOutcome::Target(_) | MigrateOutcome::Detached => None,
                     };
                     if let Some(reason) = reason {
                         self.migration_failed(MigrationPath::SynackTimer, l, reason, out);
@@ -1121,7 +1130,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 });
             }
             self.counters.TcpExtEmbryonicRsts += 1;
-            self.drop_request(r);
+            // `embryonic_reset:` drops the request through S, the listener
+            // that handled the segment (the target after a migration).
+            self.drop_request_counted_on(r, s);
             return;
         }
         // Step 5.
@@ -1158,7 +1169,8 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 };
                 self.send_rst(rst_for(pkt), cause, out);
                 self.counters.TcpExtEmbryonicRsts += 1;
-                self.drop_request(r);
+                // `embryonic_reset:` again: counted on S (see step 4).
+                self.drop_request_counted_on(r, s);
             }
             return;
         }
@@ -1172,6 +1184,21 @@ impl<H: ReuseportHooks> ServerStack<H> {
             rcv_isn.wrapping_add(1),
             migrated || s != l,
         );
+        if !self.listeners[s.index()].is_listening() {
+            // `inet_csk_reqsk_queue_add` refuses a listener that is not
+            // listening: `inet_child_forget` resets the new child (§5.4
+            // step 7 → §5.7 forget rule).
+            if s != l {
+                self.migration_failed(
+                    MigrationPath::FinalAck,
+                    l,
+                    MigrateFailure::TargetNotListening,
+                    out,
+                );
+            }
+            self.forget_child(now, c, RstCause::ListenerCloseChild, out);
+            return;
+        }
         if s != l {
             self.counters.TcpExtTCPMigrateReqSuccess += 1;
             out.notify(ServerEvent::Migrated {

@@ -361,7 +361,10 @@ fn migrated_final_ack_to_full_target_aoo1_sends_rst_5_4_step6() {
             Some(RstCause::MigratedAcceptQueueOverflow)
         )]
     );
-    assert_eq!((srv.qs(a), srv.qs(b)), ((0, 0, 0), (0, 0, 1)));
+    // `embryonic_reset:` drops the request through S (`tcp_check_req` runs
+    // on the target): the target is decremented, the old listener never is
+    // (docs/linux-semantics/embryonic-reset-after-migration.md).
+    assert_eq!((srv.qs(a), srv.qs(b)), ((1, 1, 0), (-1, -1, 1)));
     let c = &srv.stack.counters;
     assert_eq!(
         (c.TcpExtTCPMigrateReqFailure, c.TcpExtEmbryonicRsts),
@@ -412,4 +415,33 @@ fn client_syn_retransmission_for_request_of_detached_listener_creates_new_reques
     assert_eq!((srv.qs(a), srv.qs(b)), ((0, 0, 0), (1, 1, 0)));
     assert_eq!(srv.stack.hooks.destroyed, vec![a]);
     assert_eq!(srv.stack.counters.TcpOutRsts, 0);
+}
+
+#[test]
+fn final_ack_migrated_to_a_target_that_is_not_listening_forgets_the_child_5_4_step7() {
+    // `inet_csk_complete_hashdance` → `inet_csk_reqsk_queue_add` refuses a
+    // listener that is not in LISTEN: `inet_child_forget` resets the child.
+    let mut srv = Srv::new(sysctls(&[("tcp_migrate_req", 1)]));
+    let a = srv.listener(16);
+    srv.recv(ms(0), syn(5001));
+    let isn = srv.server_isn(5001);
+    let b = srv.stack.bind(server_addr(), Default::default()); // bound, not listening
+    srv.close(ms(10), a);
+    srv.drain();
+    srv.stack
+        .hooks
+        .scripted
+        .push_back(crate::MigrateOutcome::Target(b));
+    srv.recv(ms(20), final_ack(5001, isn));
+    assert_eq!(
+        srv.drain(),
+        vec![(ms(20), RSTACK, 5001, Some(RstCause::ListenerCloseChild))]
+    );
+    assert_eq!(srv.qs(b).2, 0, "nothing queued on a listener not listening");
+    let c = &srv.stack.counters;
+    assert_eq!(
+        (c.TcpExtTCPMigrateReqSuccess, c.TcpExtTCPMigrateReqFailure),
+        (0, 1)
+    );
+    assert_eq!(srv.stack.child_count(), 0);
 }

@@ -99,24 +99,6 @@ pub fn classify_panic(msg: &str) -> &'static str {
     NO_PANIC
 }
 
-fn rsts(r: &Report, cause: &str) -> u64 {
-    r.resets_by_cause
-        .iter()
-        .find(|c| c.cause == cause)
-        .map_or(0, |c| c.rsts_sent)
-}
-
-fn drops(r: &Report, cause: &str) -> u64 {
-    r.drops_by_cause
-        .iter()
-        .find(|d| d.cause == cause)
-        .map_or(0, |d| d.count)
-}
-
-fn counter(r: &Report, name: &str) -> u64 {
-    r.counters.get(name).copied().unwrap_or(0)
-}
-
 /// Migration failures that the no-loss rule excuses: a policy decision, or
 /// the target's queue (§5.4 step 6).
 fn excused_failures(r: &Report) -> u64 {
@@ -244,10 +226,10 @@ pub fn check_run(scn: &Scenario, r: &Report, migrate: Option<bool>) -> Vec<Viola
     // Counters and tallies.
     let mut bad = Vec::new();
     let sent: u64 = r.resets_by_cause.iter().map(|x| x.rsts_sent).sum();
-    if sent != counter(r, "TcpOutRsts") {
+    if sent != r.counter("TcpOutRsts") {
         bad.push(format!(
             "RSTs by cause sum to {sent}, TcpOutRsts is {}",
-            counter(r, "TcpOutRsts")
+            r.counter("TcpOutRsts")
         ));
     }
     let reset_by: u64 = r.resets_by_cause.iter().map(|x| x.connections_reset).sum();
@@ -269,21 +251,21 @@ pub fn check_run(scn: &Scenario, r: &Report, migrate: Option<bool>) -> Vec<Viola
         ));
     }
     let hops = m.accept_queue + m.synack_timer + m.final_ack;
-    if hops != counter(r, "TcpExtTCPMigrateReqSuccess") {
+    if hops != r.counter("TcpExtTCPMigrateReqSuccess") {
         bad.push(format!(
             "migration hops {hops} (accept_queue {} + synack_timer {} + final_ack {}) but TCPMigrateReqSuccess {}",
             m.accept_queue,
             m.synack_timer,
             m.final_ack,
-            counter(r, "TcpExtTCPMigrateReqSuccess")
+            r.counter("TcpExtTCPMigrateReqSuccess")
         ));
     }
     let failures: u64 = m.failures.values().sum();
-    if failures != m.failed || m.failed != counter(r, "TcpExtTCPMigrateReqFailure") {
+    if failures != m.failed || m.failed != r.counter("TcpExtTCPMigrateReqFailure") {
         bad.push(format!(
             "migration failures: by reason {failures}, total {}, TCPMigrateReqFailure {}",
             m.failed,
-            counter(r, "TcpExtTCPMigrateReqFailure")
+            r.counter("TcpExtTCPMigrateReqFailure")
         ));
     }
     if m.connections_migrated > hops {
@@ -292,22 +274,22 @@ pub fn check_run(scn: &Scenario, r: &Report, migrate: Option<bool>) -> Vec<Viola
             m.connections_migrated
         ));
     }
-    let overflows = drops(r, "syn_accept_queue_full")
-        + drops(r, "final_ack_accept_queue_full")
-        + drops(r, "cookie_ack_accept_queue_full")
-        + rsts(r, "accept_queue_overflow")
-        + rsts(r, "migrated_accept_queue_overflow");
-    if overflows != counter(r, "TcpExtListenOverflows") {
+    let overflows = r.drops("syn_accept_queue_full")
+        + r.drops("final_ack_accept_queue_full")
+        + r.drops("cookie_ack_accept_queue_full")
+        + r.rsts_sent("accept_queue_overflow")
+        + r.rsts_sent("migrated_accept_queue_overflow");
+    if overflows != r.counter("TcpExtListenOverflows") {
         bad.push(format!(
             "accept-queue overflow drops and RSTs sum to {overflows}, ListenOverflows is {}",
-            counter(r, "TcpExtListenOverflows")
+            r.counter("TcpExtListenOverflows")
         ));
     }
-    if drops(r, "syn_queue_full") != counter(r, "TcpExtTCPReqQFullDrop") {
+    if r.drops("syn_queue_full") != r.counter("TcpExtTCPReqQFullDrop") {
         bad.push(format!(
             "syn_queue_full drops {} but TCPReqQFullDrop {}",
-            drops(r, "syn_queue_full"),
-            counter(r, "TcpExtTCPReqQFullDrop")
+            r.drops("syn_queue_full"),
+            r.counter("TcpExtTCPReqQFullDrop")
         ));
     }
     if !bad.is_empty() {
@@ -352,9 +334,9 @@ pub fn check_run(scn: &Scenario, r: &Report, migrate: Option<bool>) -> Vec<Viola
 
     // No loss to a listener close while a live accepting listener is left.
     if migrate == Some(true) && live_listener_throughout(scn) {
-        let child = rsts(r, "listener_close_child");
-        let req = rsts(r, "closed_listener_request");
-        let timer = drops(r, "request_timer_no_target");
+        let child = r.rsts_sent("listener_close_child");
+        let req = r.rsts_sent("closed_listener_request");
+        let timer = r.drops("request_timer_no_target");
         let lost = child + req + timer;
         let excused = excused_failures(r);
         if lost > excused {

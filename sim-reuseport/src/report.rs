@@ -237,6 +237,41 @@ fn outcome_rows(r: &Report) -> Vec<(&'static str, u64)> {
 }
 
 impl Report {
+    /// RSTs the server sent for `cause` (a [`sim_tcp::RstCause`] name).
+    pub fn rsts_sent(&self, cause: &str) -> u64 {
+        self.resets_by_cause
+            .iter()
+            .find(|c| c.cause == cause)
+            .map_or(0, |c| c.rsts_sent)
+    }
+
+    /// Client connections reset (ECONNRESET) by an RST of `cause`.
+    pub fn connections_reset_by(&self, cause: &str) -> u64 {
+        self.resets_by_cause
+            .iter()
+            .find(|c| c.cause == cause)
+            .map_or(0, |c| c.connections_reset)
+    }
+
+    /// Silent drops of `cause` (a [`sim_tcp::DropCause`] name).
+    pub fn drops(&self, cause: &str) -> u64 {
+        self.drops_by_cause
+            .iter()
+            .find(|d| d.cause == cause)
+            .map_or(0, |d| d.count)
+    }
+
+    /// A §8 counter by its `nstat` name (0 if absent).
+    pub fn counter(&self, name: &str) -> u64 {
+        self.counters.get(name).copied().unwrap_or(0)
+    }
+
+    /// Migration hops over the three paths (= `TcpExtTCPMigrateReqSuccess`).
+    pub fn migration_hops(&self) -> u64 {
+        let m = &self.migrations;
+        m.accept_queue + m.synack_timer + m.final_ack
+    }
+
     /// The report as pretty JSON (stable key order).
     pub fn to_json(&self) -> String {
         serde_json::to_string_pretty(self).expect("report serializes") + "\n"

@@ -26,18 +26,39 @@ impl Serialize for Dur {
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Dur;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a duration string with a unit, such as \"250ms\", \"1.5s\", \"10us\"")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Dur, E> {
-                SimDuration::parse(v).map(Dur).map_err(E::custom)
-            }
-        }
-        d.deserialize_str(V)
+        parse_string(
+            d,
+            "a duration string with a unit, such as \"250ms\", \"1.5s\", \"10us\"",
+            |v| SimDuration::parse(v).map(Dur),
+        )
     }
+}
+
+/// Deserializes a value written as a string and parsed by `parse`;
+/// `expecting` is what an error says was expected.
+fn parse_string<'de, D, T, E>(
+    d: D,
+    expecting: &'static str,
+    parse: fn(&str) -> Result<T, E>,
+) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    E: fmt::Display,
+{
+    struct V<T, E> {
+        expecting: &'static str,
+        parse: fn(&str) -> Result<T, E>,
+    }
+    impl<T, E: fmt::Display> serde::de::Visitor<'_> for V<T, E> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str(self.expecting)
+        }
+        fn visit_str<Er: serde::de::Error>(self, v: &str) -> Result<T, Er> {
+            (self.parse)(v).map_err(Er::custom)
+        }
+    }
+    d.deserialize_str(V { expecting, parse })
 }
 
 impl JsonSchema for Dur {
@@ -74,17 +95,11 @@ impl Serialize for Prob {
 
 impl<'de> Deserialize<'de> for Prob {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl serde::de::Visitor<'_> for V {
-            type Value = Prob;
-            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
-                f.write_str("a probability string such as \"0.5%\", \"0.001\" or \"1/1000\"")
-            }
-            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Prob, E> {
-                Probability::parse(v).map(Prob).map_err(E::custom)
-            }
-        }
-        d.deserialize_str(V)
+        parse_string(
+            d,
+            "a probability string such as \"0.5%\", \"0.001\" or \"1/1000\"",
+            |v| Probability::parse(v).map(Prob),
+        )
     }
 }
 

@@ -41,13 +41,6 @@ pub fn run_with(scn: &Scenario, migrate: Option<bool>) -> Report {
     .report
 }
 
-/// Counter by nstat name.
-pub fn counter(r: &Report, name: &str) -> u64 {
-    *r.counters
-        .get(name)
-        .unwrap_or_else(|| panic!("no counter {name}"))
-}
-
 /// Listener report by worker name.
 pub fn listener<'r>(r: &'r Report, worker: &str) -> &'r sim_reuseport::report::ListenerReport {
     r.listeners.iter().find(|l| l.worker == worker).unwrap()
@@ -61,12 +54,4 @@ pub fn policy_picks(r: &Report, policy: &str, ctx: &str) -> u64 {
         .and_then(|p| p.decisions.get(ctx))
         .and_then(|d| d.get("picks").copied())
         .unwrap_or(0)
-}
-
-/// RSTs sent for a cause.
-pub fn rsts(r: &Report, cause: &str) -> u64 {
-    r.resets_by_cause
-        .iter()
-        .find(|c| c.cause == cause)
-        .map_or(0, |c| c.rsts_sent)
 }

@@ -37,9 +37,9 @@ fn sysctl_on_at_close_off_at_migration_fails_then_rst_5_8() {
     let r = run_with(&toggle(1, 0), None);
     let n = listener(&r, "a").peak_syn_queue as u64;
     assert!(n > 0 && n < 20, "some requests wait on a: {n}");
-    assert_eq!(counter(&r, "TcpExtTCPMigrateReqFailure"), n);
+    assert_eq!(r.counter("TcpExtTCPMigrateReqFailure"), n);
     assert_eq!(r.migrations.failures.get("final_ack/sysctl_off"), Some(&n));
-    assert_eq!(rsts(&r, "closed_listener_request"), n);
+    assert_eq!(r.rsts_sent("closed_listener_request"), n);
     assert_eq!(r.connections.reset, n);
     assert_eq!(r.connections.completed, 20 - n);
 }
@@ -49,9 +49,9 @@ fn sysctl_off_at_close_on_at_migration_is_no_migration_and_no_failure_5_8() {
     let r = run_with(&toggle(0, 1), None);
     let n = listener(&r, "a").peak_syn_queue as u64;
     assert!(n > 0);
-    assert_eq!(counter(&r, "TcpExtTCPMigrateReqFailure"), 0);
-    assert_eq!(counter(&r, "TcpExtTCPMigrateReqSuccess"), 0);
-    assert_eq!(rsts(&r, "closed_listener_request"), n);
+    assert_eq!(r.counter("TcpExtTCPMigrateReqFailure"), 0);
+    assert_eq!(r.counter("TcpExtTCPMigrateReqSuccess"), 0);
+    assert_eq!(r.rsts_sent("closed_listener_request"), n);
     assert_eq!(r.connections.reset, n);
 }
 
@@ -62,7 +62,7 @@ fn sysctl_on_at_close_and_at_migration_moves_requests_at_final_ack_5_4() {
     assert!(n > 0);
     assert_eq!(r.migrations.final_ack, n);
     assert_eq!(r.connections.completed, 20);
-    assert_eq!(counter(&r, "TcpOutRsts"), 0);
+    assert_eq!(r.counter("TcpOutRsts"), 0);
 }
 
 /// Four old listeners with full accept queues (they stopped accepting),
@@ -90,13 +90,13 @@ fn old_first() -> Scenario {
 fn old_first_restart_resets_every_queued_connection_even_with_migration_6_3() {
     let off = run_with(&old_first(), Some(false));
     let on = run_with(&old_first(), Some(true));
-    let queued = rsts(&off, "listener_close_child");
+    let queued = off.rsts_sent("listener_close_child");
     assert!(
         queued > 20,
         "accept queues held connections at close: {queued}"
     );
     // Migration cannot help: the old group has no live member (§6.2, §6.3).
-    assert_eq!(rsts(&on, "listener_close_child"), queued);
+    assert_eq!(on.rsts_sent("listener_close_child"), queued);
     assert_eq!(
         on.migrations.failures.get("accept_queue/no_live_member"),
         Some(&queued)
@@ -105,7 +105,7 @@ fn old_first_restart_resets_every_queued_connection_even_with_migration_6_3() {
     // SYNs in the gap find no listener: RST|ACK, ECONNREFUSED (§7 E).
     assert!(on.connections.refused > 0);
     assert_eq!(on.connections.refused, off.connections.refused);
-    assert_eq!(rsts(&on, "no_listener"), on.connections.refused);
+    assert_eq!(on.rsts_sent("no_listener"), on.connections.refused);
 }
 
 /// A random restart: `n` workers, some close (with or without a drain),
@@ -156,10 +156,10 @@ proptest! {
     ) {
         let r = run_with(&random_restart(n, closing, rate, latency_us, seed), None);
         for cause in ["listener_close_child", "closed_listener_request", "migrated_accept_queue_overflow"] {
-            prop_assert_eq!(rsts(&r, cause), 0, "{}: {:?}", cause, r.resets_by_cause);
+            prop_assert_eq!(r.rsts_sent(cause), 0, "{}: {:?}", cause, r.resets_by_cause);
         }
         prop_assert_eq!(r.connections.reset, 0);
-        prop_assert_eq!(counter(&r, "TcpExtTCPMigrateReqFailure"), 0);
+        prop_assert_eq!(r.counter("TcpExtTCPMigrateReqFailure"), 0);
         prop_assert!(r.connections.completed + r.connections.in_flight == r.connections.attempted);
     }
 }

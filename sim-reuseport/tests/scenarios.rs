@@ -159,35 +159,6 @@ fn snapshot_text(cmp: &Comparison) -> String {
         .join("\n")
 }
 
-fn rsts(r: &Report, cause: &str) -> u64 {
-    r.resets_by_cause
-        .iter()
-        .find(|c| c.cause == cause)
-        .map_or(0, |c| c.rsts_sent)
-}
-
-fn resets_by(r: &Report, cause: &str) -> u64 {
-    r.resets_by_cause
-        .iter()
-        .find(|c| c.cause == cause)
-        .map_or(0, |c| c.connections_reset)
-}
-
-fn drops(r: &Report, cause: &str) -> u64 {
-    r.drops_by_cause
-        .iter()
-        .find(|d| d.cause == cause)
-        .map_or(0, |d| d.count)
-}
-
-fn counter(r: &Report, name: &str) -> u64 {
-    r.counters.get(name).copied().unwrap_or(0)
-}
-
-fn hops(r: &Report) -> u64 {
-    r.migrations.accept_queue + r.migrations.synack_timer + r.migrations.final_ack
-}
-
 /// Consistency rules that hold for every report.
 fn check_consistency(file: &str, side: &str, r: &Report) {
     let tag = format!("{file} ({side})");
@@ -198,23 +169,23 @@ fn check_consistency(file: &str, side: &str, r: &Report) {
         "{tag}: every connection has one outcome"
     );
     assert_eq!(
-        counter(r, "TcpExtTCPMigrateReqSuccess"),
-        hops(r),
+        r.counter("TcpExtTCPMigrateReqSuccess"),
+        r.migration_hops(),
         "{tag}: TCPMigrateReqSuccess counts every hop"
     );
-    assert_eq!(
-        counter(r, "TcpExtTCPMigrateReqFailure"),
-        r.migrations.failed
-    );
+    assert_eq!(r.counter("TcpExtTCPMigrateReqFailure"), r.migrations.failed);
     assert_eq!(
         r.migrations.failures.values().sum::<u64>(),
         r.migrations.failed,
         "{tag}: failures by path/reason add up"
     );
-    assert!(r.migrations.connections_migrated <= hops(r), "{tag}");
+    assert!(
+        r.migrations.connections_migrated <= r.migration_hops(),
+        "{tag}"
+    );
     let sent: u64 = r.resets_by_cause.iter().map(|c| c.rsts_sent).sum();
     assert_eq!(
-        counter(r, "TcpOutRsts"),
+        r.counter("TcpOutRsts"),
         sent,
         "{tag}: every RST has a cause"
     );
@@ -245,7 +216,7 @@ fn check_property(file: &str, cmp: &Comparison) {
         "nginx-reload.json" => {
             assert!(off.connections.reset > 0, "{file}");
             assert_eq!(
-                resets_by(off, "listener_close_child"),
+                off.connections_reset_by("listener_close_child"),
                 off.connections.reset
             );
             assert_eq!(on.connections.reset, 0, "{file}");
@@ -254,9 +225,10 @@ fn check_property(file: &str, cmp: &Comparison) {
         "reload-high-rtt.json" => {
             // §7 B dominates: requests in the SYN queue during one 200 ms RTT.
             assert!(
-                resets_by(off, "closed_listener_request") > resets_by(off, "listener_close_child")
+                off.connections_reset_by("closed_listener_request")
+                    > off.connections_reset_by("listener_close_child")
             );
-            assert!(drops(off, "request_timer_no_target") > 0, "{file}: §7 C");
+            assert!(off.drops("request_timer_no_target") > 0, "{file}: §7 C");
             assert_eq!(on.connections.reset, 0, "{file}");
             assert!(on.migrations.final_ack > 0 && on.migrations.synack_timer > 0);
         }
@@ -265,16 +237,16 @@ fn check_property(file: &str, cmp: &Comparison) {
             assert!(off.connections.reset > 0, "{file}");
             assert_eq!(on.connections.reset, off.connections.reset, "{file}");
             assert_eq!(
-                rsts(on, "listener_close_child"),
-                rsts(off, "listener_close_child")
+                on.rsts_sent("listener_close_child"),
+                off.rsts_sent("listener_close_child")
             );
             assert!(off.connections.refused > 0, "{file}: §7 E in the gap");
-            assert_eq!(resets_by(off, "no_listener"), 0);
+            assert_eq!(off.connections_reset_by("no_listener"), 0);
             assert!(on.migrations.failed > 0 && on.migrations.accept_queue > 0);
         }
         "worker-reduction.json" | "rolling-restart.json" => {
             assert!(off.connections.reset > 0, "{file}");
-            assert!(rsts(off, "listener_close_child") > 0, "{file}");
+            assert!(off.rsts_sent("listener_close_child") > 0, "{file}");
             assert_eq!(on.connections.reset, 0, "{file}");
             assert_eq!(on.migrations.failed, 0, "{file}");
             assert_eq!(on.migrations.connections_migrated, off.connections.reset);
@@ -282,8 +254,14 @@ fn check_property(file: &str, cmp: &Comparison) {
         "cert-rotation-immediate-stop.json" => {
             // No drain: the exposure is the SYN queue (§7 B) and children
             // not yet accepted (§7 A).
-            assert!(resets_by(off, "closed_listener_request") > 0, "{file}");
-            assert!(resets_by(off, "listener_close_child") > 0, "{file}");
+            assert!(
+                off.connections_reset_by("closed_listener_request") > 0,
+                "{file}"
+            );
+            assert!(
+                off.connections_reset_by("listener_close_child") > 0,
+                "{file}"
+            );
             assert_eq!(on.connections.reset, 0, "{file}");
             assert!(on.migrations.final_ack > 0, "{file}");
         }
@@ -291,7 +269,7 @@ fn check_property(file: &str, cmp: &Comparison) {
             for r in [off, on] {
                 assert_eq!(r.connections.reset, 0, "{file}");
                 assert_eq!(r.connections.completed, r.connections.attempted, "{file}");
-                assert_eq!(hops(r) + r.migrations.failed, 0, "{file}");
+                assert_eq!(r.migration_hops() + r.migrations.failed, 0, "{file}");
                 // The new workers use the inherited listeners; their own never listen.
                 assert!(r.listeners.iter().all(|l| l.state != "closed"), "{file}");
             }
@@ -299,25 +277,29 @@ fn check_property(file: &str, cmp: &Comparison) {
         }
         "accept-queue-overflow.json" => {
             for r in [off, on] {
-                assert!(drops(r, "syn_accept_queue_full") > 0, "{file}: §7 I");
-                assert!(drops(r, "final_ack_accept_queue_full") > 0, "{file}: aoo=0");
+                assert!(r.drops("syn_accept_queue_full") > 0, "{file}: §7 I");
+                assert!(r.drops("final_ack_accept_queue_full") > 0, "{file}: aoo=0");
                 assert!(
-                    resets_by(r, "accept_queue_overflow") > 0,
+                    r.connections_reset_by("accept_queue_overflow") > 0,
                     "{file}: §7 G, aoo=1"
                 );
                 assert_eq!(
-                    counter(r, "TcpExtListenOverflows"),
-                    drops(r, "syn_accept_queue_full")
-                        + drops(r, "final_ack_accept_queue_full")
-                        + rsts(r, "accept_queue_overflow"),
+                    r.counter("TcpExtListenOverflows"),
+                    r.drops("syn_accept_queue_full")
+                        + r.drops("final_ack_accept_queue_full")
+                        + r.rsts_sent("accept_queue_overflow"),
                     "{file}: every overflow is a SYN drop, an ACK drop or a G RST"
                 );
             }
-            assert!(resets_by(off, "listener_close_child") > 0, "{file}");
-            assert_eq!(resets_by(on, "listener_close_child"), 0, "{file}");
+            assert!(
+                off.connections_reset_by("listener_close_child") > 0,
+                "{file}"
+            );
+            assert_eq!(on.connections_reset_by("listener_close_child"), 0, "{file}");
             // Migrated children overfill one new listener per host.
             assert!(
-                resets_by(on, "accept_queue_overflow") > resets_by(off, "accept_queue_overflow")
+                on.connections_reset_by("accept_queue_overflow")
+                    > off.connections_reset_by("accept_queue_overflow")
             );
             assert!(
                 on.listeners.iter().any(|l| l.peak_accept_queue > 65),
@@ -326,18 +308,15 @@ fn check_property(file: &str, cmp: &Comparison) {
         }
         "syn-flood-syncookies.json" => {
             for r in [off, on] {
-                let sent = counter(r, "TcpExtSyncookiesSent");
+                let sent = r.counter("TcpExtSyncookiesSent");
                 assert!(sent > 0, "{file}");
-                assert_eq!(counter(r, "TcpExtTCPReqQFullDoCookies"), sent, "{file}");
+                assert_eq!(r.counter("TcpExtTCPReqQFullDoCookies"), sent, "{file}");
                 // Every cookie ACK is validated, even after the old listeners closed.
-                assert_eq!(counter(r, "TcpExtSyncookiesRecv"), sent, "{file}");
-                assert_eq!(counter(r, "TcpExtTCPReqQFullDrop"), 0, "{file}");
+                assert_eq!(r.counter("TcpExtSyncookiesRecv"), sent, "{file}");
+                assert_eq!(r.counter("TcpExtTCPReqQFullDrop"), 0, "{file}");
             }
             assert!(off.connections.reset > 0, "{file}");
-            assert_eq!(
-                counter(off, "TcpExtSyncookiesFailed"),
-                off.connections.reset
-            );
+            assert_eq!(off.counter("TcpExtSyncookiesFailed"), off.connections.reset);
             assert_eq!(on.connections.reset, 0, "{file}");
             assert_eq!(on.connections.completed, on.connections.attempted, "{file}");
         }
@@ -352,7 +331,7 @@ fn check_property(file: &str, cmp: &Comparison) {
             );
             assert!(p.decisions["close_established"]["picks"] > 0, "{file}");
             assert_eq!(
-                hops(on),
+                on.migration_hops(),
                 p.decisions["close_established"]["picks"],
                 "{file}"
             );
@@ -363,10 +342,10 @@ fn check_property(file: &str, cmp: &Comparison) {
                 on.connections.reset > 0,
                 "{file}: resets even with migration"
             );
-            assert!(hops(on) > 0, "{file}: the others migrate");
+            assert!(on.migration_hops() > 0, "{file}: the others migrate");
             assert_eq!(
                 on.migrations.failures.get("accept_queue/policy_drop"),
-                Some(&rsts(on, "listener_close_child")),
+                Some(&on.rsts_sent("listener_close_child")),
                 "{file}"
             );
         }
@@ -392,7 +371,7 @@ fn check_property(file: &str, cmp: &Comparison) {
                 "{file}: off {}",
                 off.connections.reset
             );
-            assert_eq!(rsts(off, "listener_close_child"), off.connections.reset);
+            assert_eq!(off.rsts_sent("listener_close_child"), off.connections.reset);
             assert_eq!(
                 on.connections.reset, 0,
                 "{file}: kernel measured 0 with migration"

@@ -74,13 +74,13 @@ fn check_policy(case: &Case, ipv6: bool) {
     // more through the hash fallback, which the program does not count.
     assert_eq!((case.path)(&r.migrations), NR_CLIENTS * case.hops, "{tag}");
     assert_eq!(
-        counter(&r, "TcpExtTCPMigrateReqSuccess"),
+        r.counter("TcpExtTCPMigrateReqSuccess"),
         NR_CLIENTS * case.hops,
         "{tag}"
     );
-    assert_eq!(counter(&r, "TcpExtTCPMigrateReqFailure"), 0, "{tag}");
+    assert_eq!(r.counter("TcpExtTCPMigrateReqFailure"), 0, "{tag}");
     assert_eq!(r.migrations.connections_migrated, NR_CLIENTS, "{tag}");
-    assert_eq!(counter(&r, "TcpOutRsts"), 0, "{tag}");
+    assert_eq!(r.counter("TcpOutRsts"), 0, "{tag}");
 }
 
 fn without_policy(case: &Case, ipv6: bool) -> sim_reuseport::scenario::Scenario {
@@ -141,14 +141,14 @@ fn selftests_with_migration_off_reset_all_25_7() {
             assert_eq!(r.connections.completed, 0, "{tag}");
             assert_eq!(listener(&r, "s4").accepted, 0, "{tag}");
             assert_eq!(
-                rsts(&r, case.off_cause),
+                r.rsts_sent(case.off_cause),
                 NR_CLIENTS,
                 "{tag}: {:?}",
                 r.resets_by_cause
             );
-            assert_eq!(counter(&r, "TcpExtTCPMigrateReqSuccess"), 0, "{tag}");
+            assert_eq!(r.counter("TcpExtTCPMigrateReqSuccess"), 0, "{tag}");
             // Detached at close: no failure is counted (§4.3, §5.8).
-            assert_eq!(counter(&r, "TcpExtTCPMigrateReqFailure"), 0, "{tag}");
+            assert_eq!(r.counter("TcpExtTCPMigrateReqFailure"), 0, "{tag}");
         }
     }
 }
@@ -168,8 +168,8 @@ fn selftest_policy_drop_for_unmapped_listener_fails_migration_2_7() {
     let s0_children = listener(&r, "s0").peak_accept_queue as u64;
     assert!(s0_children > 0);
     assert_eq!(r.connections.reset, s0_children);
-    assert_eq!(rsts(&r, "listener_close_child"), s0_children);
-    assert_eq!(counter(&r, "TcpExtTCPMigrateReqFailure"), s0_children);
+    assert_eq!(r.rsts_sent("listener_close_child"), s0_children);
+    assert_eq!(r.counter("TcpExtTCPMigrateReqFailure"), s0_children);
     assert_eq!(
         r.migrations.failures.get("accept_queue/policy_drop"),
         Some(&s0_children)

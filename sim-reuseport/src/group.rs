@@ -178,6 +178,8 @@ pub struct ReuseportTable {
     /// The first hashed listener bound to each exact address (lookup index
     /// over `hashed`, rebuilt for an address when its listeners change).
     exact: rustc_hash::FxHashMap<SocketAddr, ListenerId>,
+    /// Scratch buffer for a policy's view of the live section.
+    scratch: Vec<(ListenerId, u32)>,
 }
 
 fn family_compatible(listener: IpAddr, packet_local: IpAddr, v6only: bool) -> bool {
@@ -340,11 +342,14 @@ impl ReuseportTable {
         if ctx.is_migration() && !policy.kind.migrate_capable() {
             return None;
         }
-        let live: Vec<(ListenerId, u32)> = group
-            .live()
-            .map(|l| (l, self.members.get(l.index()).map_or(0, |m| m.generation)))
-            .collect();
-        Some(policy.decide(listeners, &live, ctx, closing, hash))
+        // Reused buffer: a policy runs for every SYN.
+        self.scratch.clear();
+        self.scratch.extend(
+            group
+                .live()
+                .map(|l| (l, self.members.get(l.index()).map_or(0, |m| m.generation))),
+        );
+        Some(policy.decide(listeners, &self.scratch, ctx, closing, hash))
     }
 }
 

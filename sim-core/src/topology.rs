@@ -788,7 +788,10 @@ impl Network {
             dir.stats.sent += 1;
             // A loss of 0 or a jitter of 0 draws nothing (the common case is
             // then free); otherwise each packet draws exactly once, before
-            // any drop decision, so faults never shift later draws.
+            // any drop decision, so partitions and filters never shift later
+            // draws. (A change of loss or jitter between 0 and non-zero does:
+            // deterministic, but not common random numbers across scenarios
+            // that differ only by such a window.)
             let lost = params.loss != Probability::NEVER && params.loss.sample(&mut dir.rng_loss);
             let jitter_ns = if params.jitter.0 == 0 {
                 0

@@ -261,15 +261,16 @@ impl ReuseportTable {
         }
     }
 
-    /// Detaches the policy of `via`'s group. Not possible through a shut-down
-    /// member (§5.9): returns false then.
+    /// Detaches the policy of `via`'s group (`reuseport_detach_prog`). Refused
+    /// through an unhashed socket whose group has closed members, such as a
+    /// shut-down member (§5.9): returns false then.
     pub fn detach_policy(&mut self, via: ListenerId, via_listening: bool) -> bool {
-        if !via_listening {
-            return false;
-        }
         let Some(g) = self.group_of(via) else {
             return false;
         };
+        if !via_listening && self.groups[g.0 as usize].num_closed_socks > 0 {
+            return false;
+        }
         if let Some(p) = self.groups[g.0 as usize].policy.take() {
             self.policies[p].attached = false;
         }
@@ -320,7 +321,8 @@ impl ReuseportTable {
         let me = &listeners[l.index()];
         self.hashed.iter().copied().find(|&o| {
             let other = &listeners[o.index()];
-            o != l && other.local == me.local && other.options.v6only == me.options.v6only
+            let v6only = |x: &Listener| x.local.is_ipv6() && x.options.v6only;
+            o != l && other.local == me.local && v6only(other) == v6only(me)
         })
     }
 
@@ -356,58 +358,57 @@ impl ReuseportTable {
 impl ReuseportHooks for ReuseportTable {
     fn on_listen(&mut self, listeners: &[Listener], id: ListenerId, resurrect: bool) {
         let old = self.group_of(id);
-        let anchor = self.find_hashed_match(listeners, id);
+        let anchor_group = self
+            .find_hashed_match(listeners, id)
+            .and_then(|a| self.group_of(a));
         let local = listeners[id.index()].local;
-        match (old, resurrect) {
-            // A group made by attaching a policy to the unhashed socket
-            // (`reuseport_alloc` at attach time).
-            (Some(g), false) => {
-                let anchor_group = anchor.and_then(|a| self.group_of(a)).filter(|&ga| ga != g);
-                match anchor_group {
-                    // `reuseport_add_sock`: a matching listener is hashed, so the
-                    // socket moves into its group and its own one-socket group
-                    // (with the policy attached to it) is freed.
-                    Some(ga) => {
-                        self.groups[g.0 as usize].detach_live(id);
-                        self.member(id).group = None;
-                        self.free_if_empty(g);
-                        self.groups[ga.0 as usize].add_live(id);
-                        self.member(id).group = Some(ga);
-                        if let Some(p) = self.groups[ga.0 as usize].policy {
-                            self.policies[p].sockarray_insert(id);
-                        }
-                    }
-                    None => {
-                        if !self.groups[g.0 as usize].live().any(|l| l == id) {
-                            self.groups[g.0 as usize].add_live(id);
-                        }
-                    }
+        // The group mechanics follow where the socket sits; `resurrect` (it
+        // listened before and was shut down) only decides whether user space
+        // puts it back into a policy's socket array: it does not (§5.9).
+        let in_closed = old.is_some_and(|g| self.groups[g.0 as usize].closed().any(|l| l == id));
+        let g = match old {
+            // Already a live member of its own group: a group made by
+            // attaching a policy to the unhashed socket (`reuseport_alloc`).
+            Some(g) if !in_closed => match anchor_group.filter(|&ga| ga != g) {
+                // `reuseport_add_sock`: a matching listener is hashed, so the
+                // socket moves into its group and its own one-socket group
+                // (with the policy attached to it) is freed.
+                Some(ga) => {
+                    self.groups[g.0 as usize].detach_live(id);
+                    self.member(id).group = None;
+                    self.free_if_empty(g);
+                    self.groups[ga.0 as usize].add_live(id);
+                    ga
                 }
-            }
-            (old, _) => {
-                // reuseport_resurrect (§5.9) / inet_reuseport_add_sock (§5.1).
-                if let Some(g) = old {
-                    let group = &mut self.groups[g.0 as usize];
-                    if !group.detach_closed(id) {
-                        group.detach_live(id);
+                None => {
+                    if !self.groups[g.0 as usize].live().any(|l| l == id) {
+                        self.groups[g.0 as usize].add_live(id);
                     }
+                    g
+                }
+            },
+            // `reuseport_resurrect` (§5.9) from the closed section, or
+            // `inet_reuseport_add_sock` (§5.1) for a socket without a group.
+            _ => {
+                if let Some(g) = old {
+                    self.groups[g.0 as usize].detach_closed(id);
                     self.member(id).group = None;
                     self.free_if_empty(g);
                 }
-                let g = match anchor.and_then(|a| self.group_of(a)) {
+                let g = match anchor_group {
                     Some(g) => g,
                     None => self.new_group(local),
                 };
                 self.groups[g.0 as usize].add_live(id);
-                self.member(id).group = Some(g);
-                // A worker started after the policy was attached: user space
-                // inserts it into the policy's socket array. A resurrected
-                // socket is not put back (§5.9).
-                if !resurrect {
-                    if let Some(p) = self.groups[g.0 as usize].policy {
-                        self.policies[p].sockarray_insert(id);
-                    }
-                }
+                g
+            }
+        };
+        self.member(id).group = Some(g);
+        // A worker started after the policy was attached: user space inserts
+        // it into the policy's socket array.
+        if !resurrect {
+            if let Some(p) = self.groups[g.0 as usize].policy {
+                self.policies[p].sockarray_insert(id);
             }
         }
         self.hashed.push(id);
@@ -909,6 +910,50 @@ mod tests {
             t.select(&ls, &tuple, 0, false),
             Selection::Listener(_)
         ));
+    }
+
+    #[test]
+    fn relisten_after_attach_through_a_shut_down_member_keeps_the_fresh_group_5_9() {
+        // After the attach the socket is a live member of its fresh group;
+        // listening again with no matching hashed listener keeps that group
+        // and its policy (`reuseport_alloc` finds a group with no closed
+        // members and keeps it).
+        let ls = listeners(1);
+        let mut t = ReuseportTable::new();
+        t.on_listen(&ls, ListenerId(0), false);
+        t.on_stop_listen(&ls, ListenerId(0), true);
+        let p = t.add_policy(Policy::new(
+            "p",
+            PolicyKind::SelectOrMigrate,
+            Rule::Pass,
+            Rule::Pass,
+            vec![],
+        ));
+        t.attach_policy(ListenerId(0), ls[0].local, p);
+        let fresh = t.group_of(ListenerId(0)).unwrap();
+        t.on_listen(&ls, ListenerId(0), true);
+        assert_eq!(t.group_of(ListenerId(0)), Some(fresh));
+        assert_eq!(t.group(fresh).policy, Some(p));
+        assert!(t.detach_policy(ListenerId(0), true));
+    }
+
+    #[test]
+    fn detach_is_refused_through_an_unhashed_member_of_a_group_with_closed_sockets_5_9() {
+        let ls = listeners(2);
+        let mut t = ReuseportTable::new();
+        listen_all(&mut t, &ls, 2);
+        let p = t.add_policy(Policy::new(
+            "p",
+            PolicyKind::SelectOrMigrate,
+            Rule::Pass,
+            Rule::Pass,
+            vec![],
+        ));
+        t.attach_policy(ListenerId(1), ls[1].local, p);
+        t.on_stop_listen(&ls, ListenerId(0), true);
+        assert!(!t.detach_policy(ListenerId(0), false), "shut-down member");
+        assert!(t.detach_policy(ListenerId(1), true));
+        assert!(!t.policies[p].attached);
     }
 
     #[test]

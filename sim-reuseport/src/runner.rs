@@ -538,6 +538,10 @@ pub fn scenario_hash(scn: &Scenario) -> String {
 /// interval, burst spacing), like the longest duration.
 pub const MAX_DELAY: SimDuration = SimDuration::from_secs(100_000);
 
+/// Most workers (listeners) a scenario may declare: well below the 65535
+/// sockets a reuseport group holds.
+pub const MAX_WORKERS: usize = 4096;
+
 /// Largest burst of connections a client population may declare.
 pub const MAX_BURST: u64 = 10_000_000;
 
@@ -1068,6 +1072,34 @@ impl<'a> Sim<'a> {
         }
         // Stable: by time, then declaration order (worker listens first, then policies, then timeline).
         actions.sort_by_key(|(t, _, _)| *t);
+        // A worker inherits at most one listener and never listens on its own.
+        let mut heirs = std::collections::BTreeSet::new();
+        for (_, prim, label) in &actions {
+            if let Prim::Handover(_, to) = prim {
+                if !heirs.insert(*to) {
+                    return Err(err(
+                        "timeline",
+                        format!(
+                            "`{label}`: worker `{}` already inherits a listener",
+                            workers[*to].name
+                        ),
+                    ));
+                }
+            }
+        }
+        for (_, prim, label) in &actions {
+            if let Prim::Listen(w) = prim {
+                if heirs.contains(w) {
+                    return Err(err(
+                        "timeline",
+                        format!("`{label}`: worker `{}` inherits a listener by fd passing and cannot listen on its own", workers[*w].name),
+                    ));
+                }
+            }
+        }
+        if workers.len() > MAX_WORKERS {
+            return Err(err("workers", format!("at most {MAX_WORKERS} workers")));
+        }
         // Clients.
         unique(
             scn.clients.iter().map(|c| c.name.as_str()),
@@ -1689,8 +1721,10 @@ impl<'a> Sim<'a> {
                 remote: gen.server_addr,
             };
             let reserved = self.server_ports[gen.host].binary_search(&port).is_ok();
-            // Like a real client's port choice, skip a 4-tuple the server
-            // still holds a request or child for (its old connection).
+            // Modelling choice: skip a 4-tuple the server still holds a
+            // request or child for. The model has no window/PAWS check
+            // (§5.4 step 3), so a reused tuple would meet its old request as
+            // an in-window SYN and be reset, which a real kernel would not do.
             let server_holds = self.servers[gen.server_host]
                 .as_ref()
                 .is_some_and(|s| s.stack.holds(&t.reversed()));
@@ -1788,10 +1822,16 @@ impl<'a> Sim<'a> {
                 let worker = &self.workers[via];
                 let (h, l) = (worker.host, worker.own_listener);
                 let server = self.servers[h].as_mut().expect("server host");
-                let local = server.stack.listeners[l.index()].local;
+                let listener = &server.stack.listeners[l.index()];
+                let local = listener.local;
+                // A closed fd takes no setsockopt: nothing happens (traced).
+                let closed = listener.state == ListenerState::Closed;
                 let (ph, slot) = self.policy_slots[p];
-                if ph == h {
+                if ph == h && !closed {
                     server.stack.hooks.attach_policy(l, local, slot);
+                } else if self.tap.trace.is_some() {
+                    self.tap
+                        .trace_event(now, "attach_refused", "the socket is closed".into());
                 }
             }
             Prim::DetachPolicy(via) => {

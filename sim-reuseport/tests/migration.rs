@@ -65,6 +65,26 @@ fn sysctl_on_at_close_and_at_migration_moves_requests_at_final_ack_5_4() {
     assert_eq!(r.counter("TcpOutRsts"), 0);
 }
 
+#[test]
+fn attaching_a_policy_through_a_closed_socket_does_nothing_5_9() {
+    // A closed fd takes no setsockopt: the closed listener must not be
+    // revived into a fresh group (where its requests would "migrate" to
+    // itself); its requests still migrate to the live listener.
+    let mut v: serde_json::Value = serde_json::to_value(toggle(1, 1)).unwrap();
+    v["policies"] =
+        json!([{"name": "p", "kind": "select_or_migrate", "via": "a", "attach_at": null}]);
+    v["timeline"] = json!([
+        {"at": "100ms", "do": "close", "worker": "a"},
+        {"at": "200ms", "do": "attach_policy", "policy": "p"}
+    ]);
+    let r = run_with(&scn(v), None);
+    let n = listener(&r, "a").peak_syn_queue as u64;
+    assert!(n > 0);
+    assert_eq!(r.connections.completed, 20);
+    assert_eq!(r.migrations.final_ack, n, "one hop each, to b");
+    assert_eq!(r.counter("TcpOutRsts"), 0);
+}
+
 /// Four old listeners with full accept queues (they stopped accepting),
 /// restarted old-first with a gap: the new listeners form a new group.
 fn old_first() -> Scenario {

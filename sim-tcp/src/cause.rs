@@ -11,6 +11,10 @@ pub enum RstCause {
     /// A listener closed with this child in its accept queue and it could not
     /// migrate (`inet_child_forget`, §5.7 step 4).
     ListenerCloseChild,
+    /// A final ACK completed a request on a migration target that was not
+    /// listening: `inet_csk_reqsk_queue_add` refused the new child and
+    /// `inet_child_forget` reset it (§5.4 step 7, §5.7 forget rule).
+    ForgottenChild,
     /// A segment arrived for a request of a closed listener, migration found no
     /// target, the request was dropped and the re-lookup found a listener that
     /// answered the ACK with an RST (§5.4, §5.5).
@@ -41,8 +45,9 @@ pub enum RstCause {
 
 impl RstCause {
     /// All causes, in report order.
-    pub const ALL: [RstCause; 11] = [
+    pub const ALL: [RstCause; 12] = [
         RstCause::ListenerCloseChild,
+        RstCause::ForgottenChild,
         RstCause::ClosedListenerRequest,
         RstCause::MigratedAcceptQueueOverflow,
         RstCause::NoRequest,
@@ -58,7 +63,7 @@ impl RstCause {
     /// The §7 row ("A".."I"), or "-" for causes outside §7.
     pub fn spec_id(self) -> &'static str {
         match self {
-            RstCause::ListenerCloseChild => "A",
+            RstCause::ListenerCloseChild | RstCause::ForgottenChild => "A",
             RstCause::ClosedListenerRequest | RstCause::MigratedAcceptQueueOverflow => "B",
             RstCause::NoRequest
             | RstCause::BadAck
@@ -75,6 +80,7 @@ impl RstCause {
     pub fn spec_rule(self) -> &'static str {
         match self {
             RstCause::ListenerCloseChild => "§5.7 step 4",
+            RstCause::ForgottenChild => "§5.4 step 7 (forget)",
             RstCause::ClosedListenerRequest => "§5.4 (no target) + §5.5",
             RstCause::MigratedAcceptQueueOverflow => "§5.4 step 6 (S != L, aoo=1)",
             RstCause::NoRequest => "§5.5",
@@ -92,6 +98,7 @@ impl RstCause {
     pub fn name(self) -> &'static str {
         match self {
             RstCause::ListenerCloseChild => "listener_close_child",
+            RstCause::ForgottenChild => "forgotten_child",
             RstCause::ClosedListenerRequest => "closed_listener_request",
             RstCause::MigratedAcceptQueueOverflow => "migrated_accept_queue_overflow",
             RstCause::NoRequest => "no_request",

@@ -1196,7 +1196,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
                     out,
                 );
             }
-            self.forget_child(now, c, RstCause::ListenerCloseChild, out);
+            self.forget_child(now, c, RstCause::ForgottenChild, out);
             return;
         }
         if s != l {

@@ -435,7 +435,7 @@ fn final_ack_migrated_to_a_target_that_is_not_listening_forgets_the_child_5_4_st
     srv.recv(ms(20), final_ack(5001, isn));
     assert_eq!(
         srv.drain(),
-        vec![(ms(20), RSTACK, 5001, Some(RstCause::ListenerCloseChild))]
+        vec![(ms(20), RSTACK, 5001, Some(RstCause::ForgottenChild))]
     );
     assert_eq!(srv.qs(b).2, 0, "nothing queued on a listener not listening");
     let c = &srv.stack.counters;

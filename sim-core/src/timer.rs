@@ -22,7 +22,7 @@
 //! schedule exactly one event at the returned time; call
 //! [`Timer::on_event`] for every event of this timer that pops.
 
-use crate::time::SimTime;
+use crate::time::{SimDuration, SimTime};
 
 /// A one-shot timer with lazy cancellation. See the module docs for the
 /// invariant.
@@ -96,6 +96,31 @@ impl Timer {
             _ => {
                 self.queued = Some(at);
                 TimerArm::Push(at)
+            }
+        }
+    }
+
+    /// [`Timer::arm`] with a horizon: the queue entry is placed at
+    /// `min(at, now + horizon)`; if the timer is still armed when that entry
+    /// pops, it re-arms to `at` ([`TimerFire::Rearm`]). The timer fires at
+    /// the same time either way. For timers that are almost always cancelled
+    /// long before they expire (a SYN timer, an RTO) this keeps their stale
+    /// entries in the queue for `horizon` instead of the whole timeout, which
+    /// keeps the pending set small.
+    #[inline]
+    pub fn arm_with_horizon(
+        &mut self,
+        at: SimTime,
+        now: SimTime,
+        horizon: SimDuration,
+    ) -> TimerArm {
+        self.deadline = Some(at);
+        let check = at.min(now.saturating_add(horizon));
+        match self.queued {
+            Some(q) if q <= at => TimerArm::AlreadyQueued,
+            _ => {
+                self.queued = Some(check);
+                TimerArm::Push(check)
             }
         }
     }
@@ -300,5 +325,26 @@ mod tests {
             }
         }
         assert!(fired > 1000, "fired {fired}");
+    }
+
+    #[test]
+    fn horizon_puts_the_entry_early_and_rearms_to_the_deadline() {
+        let h = SimDuration(64);
+        let mut tm = Timer::new();
+        // Entry at now + horizon, deadline unchanged.
+        assert_eq!(tm.arm_with_horizon(t(1000), t(0), h), TimerArm::Push(t(64)));
+        assert_eq!(tm.deadline(), Some(t(1000)));
+        // An earlier re-arm that is still after the entry: nothing new queued.
+        assert_eq!(tm.arm_with_horizon(t(200), t(10), h), TimerArm::AlreadyQueued);
+        // The entry pops early: re-arm to the deadline, then fire on time.
+        assert_eq!(tm.on_event(t(64)), TimerFire::Rearm(t(200)));
+        assert_eq!(tm.on_event(t(200)), TimerFire::Fire);
+        // Cancelled before the horizon: the early entry is simply stale.
+        assert_eq!(tm.arm_with_horizon(t(2000), t(300), h), TimerArm::Push(t(364)));
+        tm.cancel();
+        assert_eq!(tm.on_event(t(364)), TimerFire::Stale);
+        // A deadline inside the horizon is queued at the deadline itself.
+        assert_eq!(tm.arm_with_horizon(t(420), t(400), h), TimerArm::Push(t(420)));
+        assert_eq!(tm.on_event(t(420)), TimerFire::Fire);
     }
 }

@@ -1,7 +1,7 @@
 //! The minimal Linux client of §2.6: connect(), SYN retransmission, the final
 //! ACK, the request, data retransmission, and the four terminal outcomes.
 
-use crate::server::{TCP_RTO_MIN, TCP_TIMEOUT_INIT};
+use crate::server::{TCP_RTO_MIN, TCP_TIMEOUT_INIT, TIMER_HORIZON};
 use crate::{Sysctls, TFO_CLIENT_ENABLE, TFO_CLIENT_NO_COOKIE};
 use serde::{Deserialize, Serialize};
 use sim_core::{Packet, SimDuration, SimTime, TcpFlags, Timer, TimerArm, TimerFire};
@@ -120,7 +120,7 @@ impl ClientSocket {
         };
         let payload = if data_in_syn { cfg.request_bytes } else { 0 };
         s.send_syn(payload, out);
-        s.arm(now + s.rto, out);
+        s.arm(now, now + s.rto, out);
         s
     }
 
@@ -181,8 +181,8 @@ impl ClientSocket {
         out.transmit(p);
     }
 
-    fn arm(&mut self, at: SimTime, out: &mut impl ClientOutput) {
-        if let TimerArm::Push(at) = self.timer.arm(at) {
+    fn arm(&mut self, now: SimTime, at: SimTime, out: &mut impl ClientOutput) {
+        if let TimerArm::Push(at) = self.timer.arm_with_horizon(at, now, TIMER_HORIZON) {
             out.set_timer(at);
         }
     }
@@ -257,7 +257,7 @@ impl ClientSocket {
                 if self.request_bytes > 0 {
                     self.snd_nxt = self.snd_una.wrapping_add(self.request_bytes);
                     self.send_data(out);
-                    self.arm(now + self.rto, out);
+                    self.arm(now, now + self.rto, out);
                 }
             }
             ClientState::Established => {
@@ -320,7 +320,7 @@ impl ClientSocket {
                 self.syn_sent_at = now;
                 self.send_syn(0, out);
                 self.rto = self.rto.saturating_mul(2).min(sysctls.rto_max());
-                self.arm(now + self.rto, out);
+                self.arm(now, now + self.rto, out);
             }
             ClientState::Established => {
                 if self.snd_una == self.snd_nxt {
@@ -333,7 +333,7 @@ impl ClientSocket {
                 self.data_retransmits += 1;
                 self.send_data(out);
                 self.rto = self.rto.saturating_mul(2).min(sysctls.rto_max());
-                self.arm(now + self.rto, out);
+                self.arm(now, now + self.rto, out);
             }
             ClientState::Done(_) => {}
         }

@@ -11,6 +11,13 @@ use sim_core::{FourTuple, Packet, SimDuration, SimTime, TcpFlags, Timer, TimerAr
 use slotmap::SlotMap;
 use std::net::SocketAddr;
 
+/// How far ahead a long timer's queue entry is placed (see
+/// [`sim_core::Timer::arm_with_horizon`]): request, SYN and retransmission
+/// timers are nearly always cancelled within a round trip, so their stale
+/// entries should not sit in the event queue for a whole timeout. Changes
+/// no firing time.
+pub const TIMER_HORIZON: SimDuration = SimDuration::from_millis(64);
+
 /// `TCP_TIMEOUT_INIT` (§3).
 pub const TCP_TIMEOUT_INIT: SimDuration = SimDuration::from_secs(1);
 /// `TCP_RTO_MIN` (§3).
@@ -456,7 +463,11 @@ impl<H: ReuseportHooks> ServerStack<H> {
         child.snd_nxt = child.snd_nxt.wrapping_add(len + 1);
         child.retransmits = 0;
         out.transmit(pkt, None);
-        if let TimerArm::Push(at) = child.timer.arm(now + child.rto) {
+        if let TimerArm::Push(at) =
+            child
+                .timer
+                .arm_with_horizon(now + child.rto, now, TIMER_HORIZON)
+        {
             out.set_timer(at, ServerTimer::Child(c));
         }
     }
@@ -839,7 +850,11 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 child.rcv_nxt,
                 0,
             );
-            if let TimerArm::Push(at) = child.timer.arm(now + TCP_TIMEOUT_INIT) {
+            if let TimerArm::Push(at) =
+                child
+                    .timer
+                    .arm_with_horizon(now + TCP_TIMEOUT_INIT, now, TIMER_HORIZON)
+            {
                 out.set_timer(at, ServerTimer::Child(c));
             }
             out.transmit(synack, None);
@@ -876,7 +891,11 @@ impl<H: ReuseportHooks> ServerStack<H> {
             migrated: false,
         });
         self.ehash.insert(tuple, Sock::Req(r));
-        if let TimerArm::Push(at) = self.requests[r].timer.arm(now + TCP_TIMEOUT_INIT) {
+        if let TimerArm::Push(at) =
+            self.requests[r]
+                .timer
+                .arm_with_horizon(now + TCP_TIMEOUT_INIT, now, TIMER_HORIZON)
+        {
             out.set_timer(at, ServerTimer::Req(r));
         }
         self.send_synack(r, out);
@@ -987,7 +1006,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
         let req = &mut self.requests[r];
         req.num_timeout += 1;
         let at = now + rto_for(TCP_TIMEOUT_INIT, req.num_timeout, rto_max);
-        if let TimerArm::Push(at) = req.timer.arm(at) {
+        if let TimerArm::Push(at) = req.timer.arm_with_horizon(at, now, TIMER_HORIZON) {
             out.set_timer(at, ServerTimer::Req(r));
         }
         if let Some(t) = migrated_to {
@@ -1098,7 +1117,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             }
             req.last_oow_ack = Some(now);
             let at = now + rto_for(TCP_TIMEOUT_INIT, num_timeout, rto_max);
-            if let TimerArm::Push(at) = req.timer.arm(at) {
+            if let TimerArm::Push(at) = req.timer.arm_with_horizon(at, now, TIMER_HORIZON) {
                 out.set_timer(at, ServerTimer::Req(r));
             }
             self.counters.TcpExtTCPSynRetrans += 1;
@@ -1348,7 +1367,11 @@ impl<H: ReuseportHooks> ServerStack<H> {
         };
         child.rto = (child.rto.saturating_mul(2)).min(rto_max);
         out.transmit(pkt, None);
-        if let TimerArm::Push(at) = child.timer.arm(now + child.rto) {
+        if let TimerArm::Push(at) =
+            child
+                .timer
+                .arm_with_horizon(now + child.rto, now, TIMER_HORIZON)
+        {
             out.set_timer(at, ServerTimer::Child(c));
         }
     }

@@ -335,16 +335,25 @@ mod tests {
         assert_eq!(tm.arm_with_horizon(t(1000), t(0), h), TimerArm::Push(t(64)));
         assert_eq!(tm.deadline(), Some(t(1000)));
         // An earlier re-arm that is still after the entry: nothing new queued.
-        assert_eq!(tm.arm_with_horizon(t(200), t(10), h), TimerArm::AlreadyQueued);
+        assert_eq!(
+            tm.arm_with_horizon(t(200), t(10), h),
+            TimerArm::AlreadyQueued
+        );
         // The entry pops early: re-arm to the deadline, then fire on time.
         assert_eq!(tm.on_event(t(64)), TimerFire::Rearm(t(200)));
         assert_eq!(tm.on_event(t(200)), TimerFire::Fire);
         // Cancelled before the horizon: the early entry is simply stale.
-        assert_eq!(tm.arm_with_horizon(t(2000), t(300), h), TimerArm::Push(t(364)));
+        assert_eq!(
+            tm.arm_with_horizon(t(2000), t(300), h),
+            TimerArm::Push(t(364))
+        );
         tm.cancel();
         assert_eq!(tm.on_event(t(364)), TimerFire::Stale);
         // A deadline inside the horizon is queued at the deadline itself.
-        assert_eq!(tm.arm_with_horizon(t(420), t(400), h), TimerArm::Push(t(420)));
+        assert_eq!(
+            tm.arm_with_horizon(t(420), t(400), h),
+            TimerArm::Push(t(420))
+        );
         assert_eq!(tm.on_event(t(420)), TimerFire::Fire);
     }
 }

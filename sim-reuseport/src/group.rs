@@ -587,6 +587,17 @@ mod tests {
         v.map(|l| l.0).collect()
     }
 
+    /// Registers a `select_or_migrate` policy named "p" (not attached).
+    fn migrate_policy(t: &mut ReuseportTable, on_syn: Rule, on_migrate: Rule) -> usize {
+        t.add_policy(Policy::new(
+            "p",
+            PolicyKind::SelectOrMigrate,
+            on_syn,
+            on_migrate,
+            vec![],
+        ))
+    }
+
     fn listen_all(t: &mut ReuseportTable, ls: &[Listener], n: usize) {
         for i in 0..n {
             t.on_listen(ls, ListenerId(i as u32), false);
@@ -758,13 +769,7 @@ mod tests {
     fn policy_drop_on_syn_refuses_and_on_migration_fails_4_2_4_3() {
         let ls = listeners(2);
         let mut t = ReuseportTable::new();
-        let p = t.add_policy(Policy::new(
-            "p",
-            PolicyKind::SelectOrMigrate,
-            Rule::Drop,
-            Rule::Drop,
-            vec![],
-        ));
+        let p = migrate_policy(&mut t, Rule::Drop, Rule::Drop);
         listen_all(&mut t, &ls, 2);
         t.attach_policy(ListenerId(0), ls[0].local, p);
         let tuple = FourTuple {
@@ -797,13 +802,7 @@ mod tests {
             targets,
             missing_drop: true,
         };
-        let p = t.add_policy(Policy::new(
-            "p",
-            PolicyKind::SelectOrMigrate,
-            Rule::Pass,
-            rule,
-            vec![],
-        ));
+        let p = migrate_policy(&mut t, Rule::Pass, rule);
         listen_all(&mut t, &ls, 3);
         t.attach_policy(ListenerId(0), ls[0].local, p);
         let g = t.group_of(ListenerId(0)).unwrap();
@@ -852,13 +851,7 @@ mod tests {
         let ls = listeners(2);
         let mut t = ReuseportTable::new();
         t.on_listen(&ls, ListenerId(0), false);
-        let p = t.add_policy(Policy::new(
-            "p",
-            PolicyKind::SelectOrMigrate,
-            Rule::Drop,
-            Rule::Drop,
-            vec![],
-        ));
+        let p = migrate_policy(&mut t, Rule::Drop, Rule::Drop);
         t.attach_policy(ListenerId(1), ls[1].local, p);
         let own = t.group_of(ListenerId(1)).unwrap();
         assert_ne!(Some(own), t.group_of(ListenerId(0)));
@@ -888,13 +881,7 @@ mod tests {
         let g = t.group_of(ListenerId(0)).unwrap();
         t.on_stop_listen(&ls, ListenerId(0), true);
         assert_eq!(t.group(g).num_closed_socks, 1);
-        let p = t.add_policy(Policy::new(
-            "p",
-            PolicyKind::SelectOrMigrate,
-            Rule::Drop,
-            Rule::Drop,
-            vec![],
-        ));
+        let p = migrate_policy(&mut t, Rule::Drop, Rule::Drop);
         t.attach_policy(ListenerId(0), ls[0].local, p);
         let fresh = t.group_of(ListenerId(0)).unwrap();
         assert_ne!(fresh, g);
@@ -922,13 +909,7 @@ mod tests {
         let mut t = ReuseportTable::new();
         t.on_listen(&ls, ListenerId(0), false);
         t.on_stop_listen(&ls, ListenerId(0), true);
-        let p = t.add_policy(Policy::new(
-            "p",
-            PolicyKind::SelectOrMigrate,
-            Rule::Pass,
-            Rule::Pass,
-            vec![],
-        ));
+        let p = migrate_policy(&mut t, Rule::Pass, Rule::Pass);
         t.attach_policy(ListenerId(0), ls[0].local, p);
         let fresh = t.group_of(ListenerId(0)).unwrap();
         t.on_listen(&ls, ListenerId(0), true);
@@ -942,13 +923,7 @@ mod tests {
         let ls = listeners(2);
         let mut t = ReuseportTable::new();
         listen_all(&mut t, &ls, 2);
-        let p = t.add_policy(Policy::new(
-            "p",
-            PolicyKind::SelectOrMigrate,
-            Rule::Pass,
-            Rule::Pass,
-            vec![],
-        ));
+        let p = migrate_policy(&mut t, Rule::Pass, Rule::Pass);
         t.attach_policy(ListenerId(1), ls[1].local, p);
         t.on_stop_listen(&ls, ListenerId(0), true);
         assert!(!t.detach_policy(ListenerId(0), false), "shut-down member");

@@ -194,6 +194,18 @@ fn varied(
         .map_err(|e| Failure::BadInput(e.in_file(&file.display().to_string()).to_string()))
 }
 
+/// A scenario file with its `vary` block drawn for `seed` (default: the
+/// file's seed), as `run` and `compare` use it: (scenario, seed, drawn values).
+fn load_for_seed(
+    file: &Path,
+    seed: Option<u64>,
+) -> Result<(Scenario, u64, BTreeMap<String, serde_json::Value>), Failure> {
+    let scn = load(file)?;
+    let seed = seed.unwrap_or(scn.seed);
+    let (scn, drawn) = varied(&scn, file, seed)?;
+    Ok((scn, seed, drawn))
+}
+
 /// Invariant failures of one run, as one message (None if all passed).
 fn violations(
     scn: &Scenario,
@@ -314,14 +326,11 @@ fn main_inner(cli: Cli) -> Result<(), Failure> {
             plot,
             inject_bug,
         } => {
-            let scn = load(&file)?;
-            let seed_used = seed.unwrap_or(scn.seed);
-            let (scn, drawn) = varied(&scn, &file, seed_used)?;
-            let mut trace_file = trace
-                .as_deref()
-                .map(AtomicFile::create)
-                .transpose()
-                .map_err(io_err(&file))?;
+            let (scn, seed_used, drawn) = load_for_seed(&file, seed)?;
+            let mut trace_file = match trace.as_deref() {
+                Some(p) => Some(AtomicFile::create(p).map_err(io_err(p))?),
+                None => None,
+            };
             let mut pcap_file = match pcap.as_deref() {
                 Some(p) => {
                     let f = AtomicFile::create(p).map_err(io_err(p))?;
@@ -372,9 +381,7 @@ fn main_inner(cli: Cli) -> Result<(), Failure> {
             plot,
             inject_bug,
         } => {
-            let scn = load(&file)?;
-            let seed_used = seed.unwrap_or(scn.seed);
-            let (scn, drawn) = varied(&scn, &file, seed_used)?;
+            let (scn, seed_used, drawn) = load_for_seed(&file, seed)?;
             let inject_bug = inject_bug.map(BugPath::path);
             let interval = plot
                 .as_ref()

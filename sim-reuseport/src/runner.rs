@@ -1299,6 +1299,9 @@ impl<'a> Sim<'a> {
             }
             self.digest_event(now, &ev);
             self.dispatch(now, ev);
+            if self.events % (1 << 14) == 0 {
+                self.compact();
+            }
         }
         if let Some(e) = self.tap.io_error.take() {
             return Err(RunError::Io(e));
@@ -1307,6 +1310,23 @@ impl<'a> Sim<'a> {
             w.flush().map_err(RunError::Io)?;
         }
         Ok(self.finish())
+    }
+
+    /// Shrinks lookup tables left sparse by a peak (e.g. a reload drain):
+    /// a large sparse hash table costs cache misses on every lookup.
+    fn compact(&mut self) {
+        fn shrink<K: std::hash::Hash + Eq, V>(m: &mut FxHashMap<K, V>) {
+            let len = m.len();
+            if m.capacity() > 4 * len.max(1024) {
+                m.shrink_to(2 * len);
+            }
+        }
+        shrink(&mut self.client_by_tuple);
+        shrink(&mut self.rst_causes);
+        for s in self.servers.iter_mut().flatten() {
+            s.stack.compact();
+            shrink(&mut s.accepted);
+        }
     }
 
     fn digest_event(&mut self, now: SimTime, ev: &Ev) {

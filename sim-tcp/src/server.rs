@@ -285,6 +285,16 @@ impl<H: ReuseportHooks> ServerStack<H> {
         self.flow.hash(tuple)
     }
 
+    /// Gives back the memory of a peak: the 4-tuple table keeps the capacity
+    /// of its largest size, and a sparse table costs cache misses on every
+    /// lookup. The model does not depend on it.
+    pub fn compact(&mut self) {
+        let len = self.ehash.len();
+        if self.ehash.capacity() > 4 * len.max(1024) {
+            self.ehash.shrink_to(2 * len);
+        }
+    }
+
     /// Whether ehash holds a request or child for `tuple` (server's view).
     pub fn holds(&self, tuple: &FourTuple) -> bool {
         self.ehash.contains_key(tuple)

@@ -134,7 +134,6 @@ struct ServerHost {
     /// listener → the worker that accepts from it.
     owner: Vec<Option<usize>>,
     /// Accepted children → (worker, service started).
-    accepted: FxHashMap<ChildKey, (usize, bool)>,
     /// Policy index in the table → scenario policy index.
     policy_names: Vec<String>,
 }
@@ -154,9 +153,28 @@ struct Gen {
     issued: u64,
 }
 
+/// The tag a worker puts on a child it accepted: the worker's index and
+/// whether its service has started.
+#[derive(Copy, Clone)]
+struct AppTag(u64);
+
+impl AppTag {
+    fn accepted_by(w: usize) -> Self {
+        AppTag(((w as u64) + 1) << 1)
+    }
+    fn with_service(self) -> Self {
+        AppTag(self.0 | 1)
+    }
+    fn serving(self) -> bool {
+        self.0 & 1 == 1
+    }
+    fn worker(self) -> usize {
+        ((self.0 >> 1) - 1) as usize
+    }
+}
+
 struct Conn {
     sock: ClientSocket,
-    tuple: FourTuple,
     host: usize,
 }
 
@@ -806,7 +824,6 @@ impl<'a> Sim<'a> {
                 servers[h] = Some(ServerHost {
                     stack,
                     owner: Vec::new(),
-                    accepted: FxHashMap::default(),
                     policy_names: Vec::new(),
                 });
             }
@@ -1325,7 +1342,6 @@ impl<'a> Sim<'a> {
         shrink(&mut self.rst_causes);
         for s in self.servers.iter_mut().flatten() {
             s.stack.compact();
-            shrink(&mut s.accepted);
         }
     }
 
@@ -1394,9 +1410,9 @@ impl<'a> Sim<'a> {
             }
             Ev::ServiceDone(h, c) => {
                 let host = h as usize;
-                let worker = match self.servers[host].as_ref().and_then(|s| s.accepted.get(&c)) {
-                    Some(&(w, _)) => w,
-                    None => return,
+                let worker = match self.servers[host].as_ref().and_then(|s| s.stack.app_tag(c)) {
+                    Some(tag) if tag != 0 => AppTag(tag).worker(),
+                    _ => return,
                 };
                 let len = self.workers[worker].response_bytes;
                 self.with_stack(now, host, |stack, io| stack.respond(now, c, len, io));
@@ -1449,23 +1465,16 @@ impl<'a> Sim<'a> {
             }
             ServerEvent::RequestReceived { child } => {
                 let server = self.servers[h].as_mut().expect("server host");
-                if let Some(entry) = server.accepted.get_mut(&child) {
-                    if !entry.1 {
-                        entry.1 = true;
-                        let w = entry.0;
-                        self.start_service(now, h, w, child);
-                    }
+                let tag = AppTag(server.stack.app_tag(child).unwrap_or(0));
+                if tag.0 != 0 && !tag.serving() {
+                    server.stack.set_app_tag(child, tag.with_service().0);
+                    self.start_service(now, h, tag.worker(), child);
                 }
             }
-            ServerEvent::ChildFinished { child }
-            | ServerEvent::ChildGone { child }
-            | ServerEvent::ChildReset { child, .. } => {
-                self.servers[h]
-                    .as_mut()
-                    .expect("server host")
-                    .accepted
-                    .remove(&child);
-            }
+            // The child (and its tag) is gone with it.
+            ServerEvent::ChildFinished { .. }
+            | ServerEvent::ChildGone { .. }
+            | ServerEvent::ChildReset { .. } => {}
             ServerEvent::Migrated {
                 path,
                 from,
@@ -1592,7 +1601,9 @@ impl<'a> Sim<'a> {
             .stack
             .child(child)
             .is_some_and(|c| c.request_bytes > 0);
-        server.accepted.insert(child, (w, has_request));
+        let tag = AppTag::accepted_by(w);
+        let tag = if has_request { tag.with_service() } else { tag };
+        server.stack.set_app_tag(child, tag.0);
         if has_request {
             self.start_service(now, h, w, child);
         }
@@ -1646,10 +1657,11 @@ impl<'a> Sim<'a> {
         cause: Option<RstCause>,
     ) {
         let conn = self.clients.remove(k).expect("live client");
-        self.client_by_tuple.remove(&conn.tuple);
+        let tuple = conn.sock.tuple();
+        self.client_by_tuple.remove(&tuple);
         // Whatever the outcome, a cause recorded for this tuple must not be
         // blamed on a later connection that reuses it.
-        self.rst_causes.remove(&conn.tuple);
+        self.rst_causes.remove(&tuple);
         let c = &mut self.stats.conns;
         match o {
             ClientOutcome::Completed => {
@@ -1682,11 +1694,11 @@ impl<'a> Sim<'a> {
                 Some(c) => format!(
                     "{:?} {} <- {} (§7 {})",
                     o,
-                    conn.tuple.local,
+                    tuple.local,
                     c.name(),
                     c.spec_id()
                 ),
-                None => format!("{:?} {}", o, conn.tuple.local),
+                None => format!("{:?} {}", o, tuple.local),
             };
             self.tap.trace_event(now, "outcome", detail);
         }
@@ -1778,7 +1790,7 @@ impl<'a> Sim<'a> {
                 &self.sysctls[host],
                 &mut io,
             );
-            Conn { sock, tuple, host }
+            Conn { sock, host }
         });
         self.client_by_tuple.insert(tuple, key);
     }
@@ -1811,13 +1823,9 @@ impl<'a> Sim<'a> {
                 if let Prim::Kill(_) = prim {
                     self.workers[w].accepting = false;
                     let server = self.servers[h].as_mut().expect("server host");
-                    let mut victims: Vec<ChildKey> = server
-                        .accepted
-                        .iter()
-                        .filter(|(_, &(ow, _))| ow == w)
-                        .map(|(&c, _)| c)
-                        .collect();
-                    victims.sort();
+                    let victims = server
+                        .stack
+                        .children_tagged(|t| t != 0 && AppTag(t).worker() == w);
                     for c in victims {
                         self.with_stack(now, h, |stack, io| stack.abort(now, c, io));
                     }

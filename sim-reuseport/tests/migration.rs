@@ -183,3 +183,32 @@ proptest! {
         prop_assert!(r.connections.completed + r.connections.in_flight == r.connections.attempted);
     }
 }
+
+#[test]
+fn kill_resets_the_workers_accepted_connections_and_closes_its_listener() {
+    // Service takes 300 ms, so at the kill each worker holds accepted
+    // connections still waiting for their response: those get an RST from
+    // the application (outside §7); its listener closes like any other
+    // (§5.7), so with migration on its queue moves to the survivor.
+    let v = json!({
+        "version": 1, "name": "kill", "duration": "3s",
+        "hosts": [{"name": "s", "addresses": ["10.0.0.1"], "sysctls": {"tcp_migrate_req": 1}},
+                  {"name": "c", "addresses": ["10.0.1.1"]}],
+        "links": [{"between": ["c", "s"], "latency": "1ms"}],
+        "servers": [{"name": "srv", "host": "s", "address": "10.0.0.1", "port": 80}],
+        "workers": [{"name": "a", "server": "srv", "service_time": "300ms"},
+                    {"name": "b", "server": "srv", "service_time": "300ms"}],
+        "clients": [{"name": "c", "host": "c", "server": "srv", "arrival": {"kind": "constant", "rate": 100}, "stop": "2s"}],
+        "timeline": [{"at": "1s", "do": "kill", "worker": "a"}]
+    });
+    let r = run_with(&scn(v), None);
+    let aborted = r.rsts_sent("application_abort");
+    assert!(aborted >= 10, "about 30 in service on a at 1 s: {aborted}");
+    assert_eq!(r.connections_reset_by("application_abort"), aborted);
+    assert_eq!(r.connections.reset, aborted, "nothing else is reset");
+    assert_eq!(listener(&r, "a").state, "closed");
+    assert_eq!(
+        r.connections.completed + r.connections.reset,
+        r.connections.attempted
+    );
+}

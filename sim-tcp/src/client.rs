@@ -124,6 +124,14 @@ impl ClientSocket {
         s
     }
 
+    /// The connection's 4-tuple, from the client's side.
+    pub fn tuple(&self) -> sim_core::FourTuple {
+        sim_core::FourTuple {
+            local: self.local,
+            remote: self.remote,
+        }
+    }
+
     /// Current state.
     pub fn state(&self) -> ClientState {
         self.state

@@ -168,6 +168,8 @@ struct Child {
     /// `icsk_syn_retries` inherited from the listener (TCP_SYNCNT), 0 = sysctl.
     syn_retries: u8,
     migrated: bool,
+    /// Opaque application tag (0 = none), set by the driver after accept().
+    app: u64,
 }
 
 /// Read-only view of a child, for the driver.
@@ -293,6 +295,31 @@ impl<H: ReuseportHooks> ServerStack<H> {
         if self.ehash.capacity() > 4 * len.max(1024) {
             self.ehash.shrink_to(2 * len);
         }
+    }
+
+    /// Tags a child for the application (e.g. the worker that accepted it);
+    /// 0 means untagged.
+    pub fn set_app_tag(&mut self, c: ChildKey, tag: u64) {
+        if let Some(child) = self.children.get_mut(c) {
+            child.app = tag;
+        }
+    }
+
+    /// The application tag of a live child (0 if untagged).
+    pub fn app_tag(&self, c: ChildKey) -> Option<u64> {
+        self.children.get(c).map(|ch| ch.app)
+    }
+
+    /// Live children whose tag satisfies `pred`, in key order.
+    pub fn children_tagged(&self, pred: impl Fn(u64) -> bool) -> Vec<ChildKey> {
+        let mut v: Vec<ChildKey> = self
+            .children
+            .iter()
+            .filter(|(_, ch)| pred(ch.app))
+            .map(|(k, _)| k)
+            .collect();
+        v.sort();
+        v
     }
 
     /// Whether ehash holds a request or child for `tuple` (server's view).
@@ -736,6 +763,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             retransmits: 0,
             syn_retries: 0,
             migrated,
+            app: 0,
         });
         self.ehash.insert(tuple, Sock::Child(c));
         self.counters.TcpPassiveOpens += 1;

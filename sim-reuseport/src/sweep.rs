@@ -213,18 +213,9 @@ pub fn shard_from_env(
 /// The outcome numbers of one run, as kept per seed.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunSummary {
-    /// connect() calls.
-    pub attempted: u64,
-    /// Completed.
-    pub completed: u64,
-    /// ECONNREFUSED.
-    pub refused: u64,
-    /// ECONNRESET.
-    pub reset: u64,
-    /// ETIMEDOUT.
-    pub timed_out: u64,
-    /// Open at the end.
-    pub in_flight: u64,
+    /// Outcomes (flattened: the same keys as a report's `connections`).
+    #[serde(flatten)]
+    pub connections: crate::report::Connections,
     /// RSTs sent by the server hosts.
     pub rsts_sent: u64,
     /// Migration hops (`TCPMigrateReqSuccess`).
@@ -244,17 +235,11 @@ pub struct RunSummary {
 
 impl RunSummary {
     fn of(r: &Report) -> Self {
-        let c = &r.connections;
         let m = &r.migrations;
         RunSummary {
-            attempted: c.attempted,
-            completed: c.completed,
-            refused: c.refused,
-            reset: c.reset,
-            timed_out: c.timed_out,
-            in_flight: c.in_flight,
-            rsts_sent: r.counters.get("TcpOutRsts").copied().unwrap_or(0),
-            migrations: m.accept_queue + m.synack_timer + m.final_ack,
+            connections: r.connections.clone(),
+            rsts_sent: r.counter("TcpOutRsts"),
+            migrations: r.migration_hops(),
             connections_migrated: m.connections_migrated,
             migration_failures: m.failed,
             rsts_by_cause: r
@@ -707,11 +692,11 @@ impl SideDists {
     fn of<'a>(runs: impl Iterator<Item = &'a RunSummary> + Clone) -> Self {
         let d = |f: fn(&RunSummary) -> u64| Dist::of(runs.clone().map(f).collect());
         SideDists {
-            resets: d(|r| r.reset),
-            refused: d(|r| r.refused),
-            timeouts: d(|r| r.timed_out),
+            resets: d(|r| r.connections.reset),
+            refused: d(|r| r.connections.refused),
+            timeouts: d(|r| r.connections.timed_out),
             migrations: d(|r| r.migrations),
-            attempted: d(|r| r.attempted),
+            attempted: d(|r| r.connections.attempted),
         }
     }
 }
@@ -1181,11 +1166,11 @@ pub fn resets_histogram(summary_title: &str, results: &[SeedResult]) -> Result<S
     use plotters::prelude::*;
     let off: Vec<u64> = results
         .iter()
-        .filter_map(|r| r.off.as_ref().map(|x| x.reset))
+        .filter_map(|r| r.off.as_ref().map(|x| x.connections.reset))
         .collect();
     let on: Vec<u64> = results
         .iter()
-        .filter_map(|r| r.on.as_ref().map(|x| x.reset))
+        .filter_map(|r| r.on.as_ref().map(|x| x.connections.reset))
         .collect();
     let max = off.iter().chain(&on).copied().max().unwrap_or(0);
     const BINS_MAX: u64 = 60;

@@ -292,8 +292,8 @@ impl<H: ReuseportHooks> ServerStack<H> {
     /// lookup. The model does not depend on it.
     pub fn compact(&mut self) {
         let len = self.ehash.len();
-        if self.ehash.capacity() > 4 * len.max(1024) {
-            self.ehash.shrink_to(2 * len);
+        if self.ehash.capacity() > 2 * len.max(1024) {
+            self.ehash.shrink_to(len);
         }
     }
 

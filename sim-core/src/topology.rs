@@ -1006,7 +1006,7 @@ mod tests {
         let mut t = SimTime::ZERO;
         for i in 0..200u64 {
             // Irregular send times, both directions.
-            t = t + SimDuration::from_nanos((i * 7_919) % 3_000_001);
+            t += SimDuration::from_nanos((i * 7_919) % 3_000_001);
             let p = if i % 3 == 0 {
                 pkt(2, 1, TcpFlags::ACK, 100)
             } else {

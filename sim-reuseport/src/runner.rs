@@ -537,6 +537,16 @@ pub struct Sim<'a> {
     samples: Vec<Sample>,
 }
 
+/// Removes the RST cause recorded for `tuple`, without hashing the tuple
+/// when nothing is recorded (the common case: most runs reset nothing).
+fn take_cause(causes: &mut FxHashMap<FourTuple, RstCause>, tuple: &FourTuple) -> Option<RstCause> {
+    if causes.is_empty() {
+        None
+    } else {
+        causes.remove(tuple)
+    }
+}
+
 fn err(path: impl Into<String>, msg: impl Into<String>) -> ScenarioError {
     ScenarioError::at(path, msg)
 }
@@ -1669,7 +1679,7 @@ impl<'a> Sim<'a> {
             };
             conn.sock.on_segment(now, &pkt, sys, &mut io);
             if let Some(o) = io.outcome {
-                let cause = self.rst_causes.remove(&tuple);
+                let cause = take_cause(&mut self.rst_causes, &tuple);
                 let cause = match o {
                     ClientOutcome::Reset | ClientOutcome::Refused => cause,
                     _ => None,
@@ -1680,7 +1690,7 @@ impl<'a> Sim<'a> {
         }
         if pkt.flags.contains(sim_core::TcpFlags::RST) {
             // A later RST for a connection that is already gone.
-            self.rst_causes.remove(&tuple);
+            take_cause(&mut self.rst_causes, &tuple);
         }
         if let Some(reply) = time_wait_reply(&pkt) {
             self.wire(now, host).send(reply);
@@ -1699,7 +1709,7 @@ impl<'a> Sim<'a> {
         self.client_by_tuple.remove(&tuple);
         // Whatever the outcome, a cause recorded for this tuple must not be
         // blamed on a later connection that reuses it.
-        self.rst_causes.remove(&tuple);
+        take_cause(&mut self.rst_causes, &tuple);
         let c = &mut self.stats.conns;
         match o {
             ClientOutcome::Completed => {
@@ -1809,7 +1819,7 @@ impl<'a> Sim<'a> {
             self.stats.conns.timed_out += 1;
             return;
         };
-        self.rst_causes.remove(&tuple);
+        take_cause(&mut self.rst_causes, &tuple);
         let isn = uniform_below(&mut gen.rng, 1 << 32) as u32;
         let cfg = gen.cfg.clone();
         let host = gen.host;

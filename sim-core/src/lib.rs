@@ -22,6 +22,7 @@
 #![warn(missing_docs)]
 #![warn(unreachable_pub)]
 
+pub mod fifo;
 pub mod packet;
 pub mod pcap;
 pub mod queue;
@@ -31,6 +32,7 @@ pub mod timer;
 pub mod topology;
 pub mod trace;
 
+pub use fifo::{ChunkPool, ChunkedFifo};
 pub use packet::{FourTuple, Packet, TcpFlags};
 pub use pcap::PcapWriter;
 pub use queue::EventQueue;

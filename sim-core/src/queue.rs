@@ -19,18 +19,16 @@
 //! An event that would break a lane's order goes to the heap instead, so a
 //! lane is a hint and never changes behaviour.
 //!
-//! A lane is a list of fixed-size chunks, and emptied chunks go back to a
-//! pool shared by all lanes, last in first out. A ring buffer would cycle
-//! through its whole high-water capacity (after a load peak, megabytes)
-//! and every push would land on a cold cache line; a recycled chunk is the
-//! one just read, still in cache.
+//! A lane is a [`ChunkedFifo`]: a ring buffer would cycle through its whole
+//! high-water capacity (after a load peak, megabytes), and every push would
+//! land on a cold cache line.
 //!
 //! Cancellation is not a queue operation: entities keep a [`crate::Timer`]
 //! and stale entries are dropped when they pop (lazy cancellation), so the
 //! queue holds about one entry per entity.
 
+use crate::fifo::{ChunkPool, ChunkedFifo};
 use crate::time::SimTime;
-use std::collections::VecDeque;
 
 const ARITY: usize = 4;
 
@@ -246,78 +244,15 @@ enum Item<E> {
     Lane(u32),
 }
 
-/// Entries per lane chunk: 64 entries of 32 bytes for the simulator's events.
-const CHUNK: usize = 64;
-
-/// A chunk of a lane: a ring of at most [`CHUNK`] entries, never grown.
-type Chunk<E> = VecDeque<Entry<E>>;
-
-/// A FIFO of entries in chunks (see the module docs).
-struct Lane<E> {
-    chunks: VecDeque<Chunk<E>>,
-}
-
-impl<E> Default for Lane<E> {
-    fn default() -> Self {
-        Lane {
-            chunks: VecDeque::new(),
-        }
-    }
-}
-
-impl<E> Lane<E> {
-    #[inline]
-    fn is_empty(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
-    #[inline]
-    fn back_time(&self) -> Option<SimTime> {
-        self.chunks.back().and_then(|c| c.back()).map(|e| e.time)
-    }
-
-    #[inline]
-    fn front(&self) -> Option<&Entry<E>> {
-        self.chunks.front().and_then(|c| c.front())
-    }
-
-    #[inline]
-    fn push_back(&mut self, entry: Entry<E>, spare: &mut Vec<Chunk<E>>) {
-        match self.chunks.back_mut() {
-            Some(c) if c.len() < CHUNK => c.push_back(entry),
-            _ => {
-                let mut c = spare
-                    .pop()
-                    .unwrap_or_else(|| VecDeque::with_capacity(CHUNK));
-                c.push_back(entry);
-                self.chunks.push_back(c);
-            }
-        }
-    }
-
-    /// Pops the head; a chunk left empty goes back to `spare`, so a
-    /// non-empty lane never holds an empty chunk.
-    #[inline]
-    fn pop_front(&mut self, spare: &mut Vec<Chunk<E>>) -> Option<Entry<E>> {
-        let c = self.chunks.front_mut()?;
-        let e = c.pop_front();
-        if c.is_empty() {
-            let c = self.chunks.pop_front().expect("front exists");
-            spare.push(c);
-        }
-        e
-    }
-}
-
 /// The event queue: pops the earliest event first; ties in insertion order.
 ///
 /// Invariants (asserted): time never goes backwards — an event cannot be
 /// scheduled before [`EventQueue::now`], and popped times are non-decreasing.
 pub struct EventQueue<E> {
     heap: Heap<Item<E>>,
-    lanes: Vec<Lane<E>>,
-    /// Emptied lane chunks, reused last in first out (see the module docs).
-    spare_chunks: Vec<Chunk<E>>,
+    lanes: Vec<ChunkedFifo<Entry<E>>>,
+    /// Emptied lane chunks (see the module docs).
+    spare_chunks: ChunkPool<Entry<E>>,
     now: SimTime,
     seq: u64,
     len: usize,
@@ -351,7 +286,7 @@ impl<E> EventQueue<E> {
         EventQueue {
             heap: Heap::with_capacity(capacity),
             lanes: Vec::new(),
-            spare_chunks: Vec::new(),
+            spare_chunks: ChunkPool::default(),
             now: SimTime::ZERO,
             seq: 0,
             len: 0,
@@ -437,10 +372,10 @@ impl<E> EventQueue<E> {
         let seq = self.next_seq(at);
         let i = lane as usize;
         if i >= self.lanes.len() {
-            self.lanes.resize_with(i + 1, Lane::default);
+            self.lanes.resize_with(i + 1, ChunkedFifo::default);
         }
         let q = &mut self.lanes[i];
-        match q.back_time() {
+        match q.back().map(|e| e.time) {
             Some(last) if last > at => {
                 self.heap.push_keyed(at, seq, Item::Direct(event));
             }
@@ -707,31 +642,5 @@ mod lane_size_tests {
             q.schedule_in_lane(SimTime(1000 + i), 7, 1000 + i);
         }
         assert_eq!(q.heap_len(), 1);
-    }
-
-    /// Lane chunks are recycled: a lane that stays about `n` long holds
-    /// about `n / CHUNK` chunks however many entries pass through it, and
-    /// entries keep their FIFO order across chunk boundaries.
-    #[test]
-    fn lane_chunks_are_recycled_not_accumulated() {
-        let mut q = EventQueue::new();
-        let n = 5 * CHUNK as u64 + 3;
-        for i in 0..n {
-            q.schedule_in_lane(SimTime(i), 0, i);
-        }
-        for i in 0..100 * n {
-            assert_eq!(q.pop(), Some((SimTime(i), i)));
-            q.schedule_in_lane(SimTime(n + i), 0, n + i);
-        }
-        let chunks = q.lanes[0].chunks.len() + q.spare_chunks.len();
-        assert!(chunks <= 7, "{chunks} chunks for a lane of {n}");
-        // Drain completely, then refill: the spare chunks are reused.
-        for i in 100 * n..101 * n {
-            assert_eq!(q.pop(), Some((SimTime(i), i)));
-        }
-        assert!(q.lanes[0].is_empty());
-        q.schedule_in_lane(SimTime(101 * n + 1), 0, 0);
-        assert_eq!(q.lanes[0].chunks.len() + q.spare_chunks.len(), chunks);
-        assert_eq!(q.pop(), Some((SimTime(101 * n + 1), 0)));
     }
 }

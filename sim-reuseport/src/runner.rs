@@ -319,10 +319,9 @@ struct Lanes {
     /// One-entry cache of `delays`: (delay ns, lane), lane `u32::MAX` = empty.
     last_delay: (u64, u32),
     packets: Vec<(Packet, HostId)>,
-    /// Free slots of `packets`, reused last in first out.
+    /// Free slots of `packets`, reused last in first out: the slot freed
+    /// last was just read and is still in cache.
     free: Vec<u32>,
-    /// `packets.len()` after the last [`Lanes::compact`].
-    compacted_len: usize,
 }
 
 impl Lanes {
@@ -342,28 +341,6 @@ impl Lanes {
     fn unpark(&mut self, i: u32) -> (Packet, HostId) {
         self.free.push(i);
         self.packets[i as usize]
-    }
-
-    /// After a peak has grown the slab and drained again, sorts the free
-    /// slots so that the lowest are reused first, and drops the free tail.
-    /// Otherwise the last-in-first-out reuse keeps the slots that happened
-    /// to be freed last, spread over the whole peak-sized slab (cache and
-    /// TLB misses on every packet).
-    fn compact(&mut self) {
-        if self.packets.len() <= self.compacted_len || self.free.len() <= self.packets.len() / 2 {
-            return;
-        }
-        self.free.sort_unstable();
-        while self
-            .free
-            .last()
-            .is_some_and(|&i| i as usize + 1 == self.packets.len())
-        {
-            self.free.pop();
-            self.packets.pop();
-        }
-        self.free.reverse();
-        self.compacted_len = self.packets.len();
     }
 
     const MAX_DELAY_LANES: usize = 1024;
@@ -1339,7 +1316,6 @@ impl<'a> Sim<'a> {
                 last_delay: (0, u32::MAX),
                 packets: Vec::new(),
                 free: Vec::new(),
-                compacted_len: 0,
             },
             pending: Vec::new(),
             sample_interval: opts.sample_interval,
@@ -1387,7 +1363,6 @@ impl<'a> Sim<'a> {
         }
         shrink(&mut self.client_by_tuple);
         shrink(&mut self.rst_causes);
-        self.lanes.compact();
         for s in self.servers.iter_mut().flatten() {
             s.stack.compact();
         }
@@ -2129,58 +2104,3 @@ impl std::fmt::Display for RunError {
 }
 
 impl std::error::Error for RunError {}
-
-#[cfg(test)]
-mod lanes_tests {
-    use super::*;
-
-    fn packet(seq: u32) -> Packet {
-        let a: SocketAddr = "10.0.0.1:443".parse().unwrap();
-        let b: SocketAddr = "10.0.1.1:40000".parse().unwrap();
-        Packet {
-            src: b,
-            dst: a,
-            flags: sim_core::TcpFlags::SYN,
-            seq,
-            ack: 0,
-            payload_len: 0,
-            fast_open: false,
-            window: 0,
-        }
-    }
-
-    fn lanes() -> Lanes {
-        Lanes {
-            hosts: 2,
-            delays: FxHashMap::default(),
-            last_delay: (0, u32::MAX),
-            packets: Vec::new(),
-            free: Vec::new(),
-            compacted_len: 0,
-        }
-    }
-
-    /// After a peak drains, the slab reuses its lowest slots first and
-    /// drops its free tail, whatever order the slots were freed in.
-    #[test]
-    fn packet_slab_compacts_after_a_peak() {
-        let mut l = lanes();
-        let slots: Vec<u32> = (0..1000).map(|i| l.park(packet(i), HostId(0))).collect();
-        assert_eq!(slots, (0..1000).collect::<Vec<u32>>());
-        // Keep slots 10 and 20 in flight; free the rest in a scattered order.
-        for &i in slots.iter().rev().filter(|&&i| i != 10 && i != 20) {
-            let (p, _) = l.unpark(i);
-            assert_eq!(p.seq, i);
-        }
-        l.compact();
-        assert_eq!(l.packets.len(), 21, "the free tail is dropped");
-        let next: Vec<u32> = (0..3).map(|i| l.park(packet(i), HostId(1))).collect();
-        assert_eq!(next, vec![0, 1, 2], "lowest free slots first");
-        assert_eq!(l.unpark(10).0.seq, 10, "in-flight packets are kept");
-        assert_eq!(l.unpark(20).0.seq, 20);
-        // Nothing new since: a second compaction changes nothing.
-        let before = (l.packets.len(), l.free.clone());
-        l.compact();
-        assert_eq!((l.packets.len(), l.free.clone()), before);
-    }
-}

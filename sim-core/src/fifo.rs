@@ -82,7 +82,10 @@ impl<T> ChunkedFifo<T> {
     #[inline]
     pub fn push_back(&mut self, value: T, pool: &mut ChunkPool<T>) {
         match self.chunks.back_mut() {
-            Some(c) if c.len() < CHUNK => c.push_back(value),
+            Some(c) if c.len() < CHUNK => {
+                c.push_back(value);
+                debug_assert!(c.len() <= CHUNK, "a chunk never grows");
+            }
             _ => {
                 let mut c = pool
                     .spare

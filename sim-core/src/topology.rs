@@ -1017,6 +1017,76 @@ mod tests {
         assert_eq!(fast.stats(), slow.stats());
     }
 
+    /// The fast path keeps the per-direction FIFO bound: on a line a-b-c,
+    /// the b-c link carries one-hop (b->c, c->b, fast path) and two-hop
+    /// (a->c, per-hop loop) packets, whose second hop raises the bound a
+    /// later one-hop packet must respect; a latency drop mid-run switches
+    /// the link to the loop, which needs the bound kept up to date. Both
+    /// `allow_reorder` values, against the same network kept off the fast
+    /// path by a parameter change that never takes effect.
+    #[test]
+    fn fast_path_keeps_the_fifo_bound_of_a_shared_link() {
+        for reorder in [false, true] {
+            let build = |slow: bool| {
+                let mut b = TopologyBuilder::new();
+                let a = b.add_host("a", &[ip(1)]);
+                let hb = b.add_host("b", &[ip(2)]);
+                let c = b.add_host("c", &[ip(3)]);
+                let mut p = LinkParams::with_latency(ms(7));
+                p.allow_reorder = reorder;
+                let ab = b.add_link(a, hb, p);
+                let bc = b.add_link(
+                    hb,
+                    c,
+                    LinkParams {
+                        latency: ms(3),
+                        ..p
+                    },
+                );
+                let mut net = b.build(&RngStreams::new(9));
+                if slow {
+                    for l in [ab, bc] {
+                        let params = net.link_params_at(l, SimTime::ZERO);
+                        net.add_fault(Fault::SetLinkParams {
+                            link: l,
+                            at: SimTime::ZERO + SimDuration::from_secs(1_000_000),
+                            params,
+                        });
+                    }
+                }
+                (net, bc)
+            };
+            let (mut fast, bc) = build(false);
+            let (mut slow, _) = build(true);
+            let mut t = SimTime::ZERO;
+            for i in 0..400u64 {
+                t += SimDuration::from_nanos((i * 7_919) % 1_000_001);
+                if i == 200 {
+                    for n in [&mut fast, &mut slow] {
+                        let mut p = LinkParams::with_latency(SimDuration::from_micros(10));
+                        p.allow_reorder = reorder;
+                        n.add_fault(Fault::SetLinkParams {
+                            link: bc,
+                            at: t,
+                            params: p,
+                        });
+                    }
+                }
+                let p = match i % 3 {
+                    0 => pkt(1, 3, TcpFlags::SYN, 0),
+                    1 => pkt(2, 3, TcpFlags::SYN, 0),
+                    _ => pkt(3, 2, TcpFlags::ACK, 10),
+                };
+                assert_eq!(
+                    fast.transmit(t, &p),
+                    slow.transmit(t, &p),
+                    "reorder {reorder} packet {i}"
+                );
+            }
+            assert_eq!(fast.stats(), slow.stats());
+        }
+    }
+
     #[test]
     fn routing_picks_least_latency_path() {
         let mut b = TopologyBuilder::new();

@@ -345,10 +345,10 @@ impl Lanes {
 
     const MAX_DELAY_LANES: usize = 1024;
 
-    /// The lane of the scenario's timeline actions, after every path and
-    /// delay lane.
+    /// The lane of the scenario's timeline actions, right after the path
+    /// lanes (the delay lanes follow it).
     fn timeline(hosts: u32) -> u32 {
-        hosts * hosts + Self::MAX_DELAY_LANES as u32
+        hosts * hosts
     }
 
     fn path(&self, src: HostId, dst: HostId) -> u32 {
@@ -366,7 +366,7 @@ impl Lanes {
         if self.delays.len() >= Self::MAX_DELAY_LANES {
             return None;
         }
-        let l = self.hosts * self.hosts + self.delays.len() as u32;
+        let l = Self::timeline(self.hosts) + 1 + self.delays.len() as u32;
         self.delays.insert(d.as_nanos(), l);
         Some(l)
     }
@@ -1356,9 +1356,11 @@ impl<'a> Sim<'a> {
     /// a large sparse hash table costs cache misses on every lookup.
     fn compact(&mut self) {
         fn shrink<K: std::hash::Hash + Eq, V>(m: &mut FxHashMap<K, V>) {
+            // Shrink well below the trigger: a table shrunk to its size
+            // regrows at once and would be shrunk again at every call.
             let len = m.len();
-            if m.capacity() > 2 * len.max(1024) {
-                m.shrink_to(len);
+            if m.capacity() > 4 * len.max(1024) {
+                m.shrink_to(len + len / 2);
             }
         }
         shrink(&mut self.client_by_tuple);

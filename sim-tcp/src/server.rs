@@ -291,9 +291,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
     /// of its largest size, and a sparse table costs cache misses on every
     /// lookup. The model does not depend on it.
     pub fn compact(&mut self) {
+        // Shrink well below the trigger, or it regrows and shrinks again.
         let len = self.ehash.len();
-        if self.ehash.capacity() > 2 * len.max(1024) {
-            self.ehash.shrink_to(len);
+        if self.ehash.capacity() > 4 * len.max(1024) {
+            self.ehash.shrink_to(len + len / 2);
         }
     }
 

@@ -148,7 +148,8 @@ pub struct FourTuple {
 impl std::hash::Hash for FourTuple {
     #[inline]
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        match (self.local, self.remote) {
+        // By reference: a copy of the pair is 64 bytes per hash.
+        match (&self.local, &self.remote) {
             (SocketAddr::V4(l), SocketAddr::V4(r)) => {
                 state.write_u64((u64::from(l.ip().to_bits()) << 32) | u64::from(r.ip().to_bits()));
                 state.write_u32((u32::from(l.port()) << 16) | u32::from(r.port()));

@@ -13,8 +13,23 @@ use std::collections::VecDeque;
 /// Elements per chunk.
 pub const CHUNK: usize = 64;
 
-/// One chunk: a ring of at most [`CHUNK`] elements, never grown.
-type Chunk<T> = VecDeque<T>;
+/// One chunk: filled once from the front to [`CHUNK`] elements, read once
+/// from `head`, then recycled (no ring arithmetic).
+#[derive(Debug)]
+struct Chunk<T> {
+    items: Vec<Option<T>>,
+    /// The next element to read; `items[..head]` are taken.
+    head: usize,
+}
+
+impl<T> Chunk<T> {
+    fn new() -> Self {
+        Chunk {
+            items: Vec::with_capacity(CHUNK),
+            head: 0,
+        }
+    }
+}
 
 /// Emptied chunks, shared by the FIFOs that push and pop through it.
 #[derive(Debug)]
@@ -43,6 +58,7 @@ impl<T> ChunkPool<T> {
 /// A first-in-first-out queue in chunks (see the module docs).
 #[derive(Debug)]
 pub struct ChunkedFifo<T> {
+    /// Each holds at least one unread element.
     chunks: VecDeque<Chunk<T>>,
 }
 
@@ -69,42 +85,43 @@ impl<T> ChunkedFifo<T> {
     /// The oldest element.
     #[inline]
     pub fn front(&self) -> Option<&T> {
-        self.chunks.front().and_then(|c| c.front())
+        self.chunks.front().and_then(|c| c.items[c.head].as_ref())
     }
 
     /// The newest element.
     #[inline]
     pub fn back(&self) -> Option<&T> {
-        self.chunks.back().and_then(|c| c.back())
+        self.chunks
+            .back()
+            .and_then(|c| c.items.last())
+            .and_then(Option::as_ref)
     }
 
     /// Appends `value`, taking a chunk from `pool` when the last is full.
     #[inline]
     pub fn push_back(&mut self, value: T, pool: &mut ChunkPool<T>) {
         match self.chunks.back_mut() {
-            Some(c) if c.len() < CHUNK => {
-                c.push_back(value);
-                debug_assert!(c.len() <= CHUNK, "a chunk never grows");
-            }
+            Some(c) if c.items.len() < CHUNK => c.items.push(Some(value)),
             _ => {
-                let mut c = pool
-                    .spare
-                    .pop()
-                    .unwrap_or_else(|| VecDeque::with_capacity(CHUNK));
-                c.push_back(value);
+                let mut c = pool.spare.pop().unwrap_or_else(Chunk::new);
+                c.items.push(Some(value));
                 self.chunks.push_back(c);
             }
         }
+        debug_assert!(self.chunks.back().is_some_and(|c| c.items.len() <= CHUNK));
     }
 
-    /// Removes the oldest element; a chunk left empty goes back to `pool`,
-    /// so a non-empty FIFO never holds an empty chunk.
+    /// Removes the oldest element; a chunk read to its end goes back to
+    /// `pool`, so a non-empty FIFO never holds an empty chunk.
     #[inline]
     pub fn pop_front(&mut self, pool: &mut ChunkPool<T>) -> Option<T> {
         let c = self.chunks.front_mut()?;
-        let v = c.pop_front();
-        if c.is_empty() {
-            let c = self.chunks.pop_front().expect("front exists");
+        let v = c.items[c.head].take();
+        c.head += 1;
+        if c.head == c.items.len() {
+            let mut c = self.chunks.pop_front().expect("front exists");
+            c.items.clear();
+            c.head = 0;
             pool.spare.push(c);
         }
         v

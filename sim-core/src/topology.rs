@@ -433,15 +433,21 @@ impl TopologyBuilder {
             })
             .collect();
 
+        let v4: Vec<(u32, HostId)> = addr_index
+            .iter()
+            .filter_map(|&(a, h)| match a {
+                IpAddr::V4(v4) => Some((v4.to_bits(), h)),
+                IpAddr::V6(_) => None,
+            })
+            .collect();
         Network {
             hosts: self.hosts,
-            v4_index: addr_index
-                .iter()
-                .filter_map(|&(a, h)| match a {
-                    IpAddr::V4(v4) => Some((v4.to_bits(), h)),
-                    IpAddr::V6(_) => None,
-                })
-                .collect(),
+            v4_index: v4.iter().copied().collect(),
+            v4_few: if v4.len() <= Network::V4_FEW {
+                v4
+            } else {
+                Vec::new()
+            },
             addr_index,
             links,
             route_ranges,
@@ -622,6 +628,9 @@ pub struct Network {
     /// Sorted by address for binary search.
     addr_index: Vec<(IpAddr, HostId)>,
     v4_index: rustc_hash::FxHashMap<u32, HostId>,
+    /// The IPv4 addresses when there are only a few: a scan of a line or
+    /// two is cheaper than a hash.
+    v4_few: Vec<(u32, HostId)>,
     links: Vec<LinkState>,
     route_ranges: Vec<(u32, u32)>,
     route_hops: Vec<Hop>,
@@ -631,12 +640,22 @@ pub struct Network {
 }
 
 impl Network {
+    /// Up to this many IPv4 addresses are scanned rather than hashed.
+    const V4_FEW: usize = 16;
+
     /// The host owning `ip`.
     #[inline]
     pub fn host_of_addr(&self, ip: IpAddr) -> Option<HostId> {
         match ip {
-            // IPv4: a hash of the address as an integer (every packet does two).
-            IpAddr::V4(v4) => self.v4_index.get(&v4.to_bits()).copied(),
+            // IPv4 (every packet does one or two): a scan of a few, or a hash.
+            IpAddr::V4(v4) => {
+                let a = v4.to_bits();
+                if self.v4_few.is_empty() {
+                    self.v4_index.get(&a).copied()
+                } else {
+                    self.v4_few.iter().find(|&&(x, _)| x == a).map(|&(_, h)| h)
+                }
+            }
             IpAddr::V6(_) => self
                 .addr_index
                 .binary_search_by(|(a, _)| a.cmp(&ip))
@@ -1084,6 +1103,34 @@ mod tests {
                 );
             }
             assert_eq!(fast.stats(), slow.stats());
+        }
+    }
+
+    /// Address lookup gives the same answers whether the IPv4 addresses
+    /// are few (scanned) or many (hashed), and IPv6 ones are found too.
+    #[test]
+    fn host_of_addr_with_few_and_many_addresses() {
+        for hosts in [3u8, 40] {
+            let mut b = TopologyBuilder::new();
+            let ids: Vec<HostId> = (1..=hosts)
+                .map(|i| {
+                    let v6 =
+                        IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, i.into()));
+                    b.add_host(&format!("h{i}"), &[ip(i), v6])
+                })
+                .collect();
+            let net = b.build(&RngStreams::new(1));
+            assert_eq!(net.v4_few.is_empty(), usize::from(hosts) > Network::V4_FEW);
+            for (i, &id) in (1..=hosts).zip(&ids) {
+                assert_eq!(net.host_of_addr(ip(i)), Some(id));
+                let v6 = IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, i.into()));
+                assert_eq!(net.host_of_addr(v6), Some(id));
+            }
+            assert_eq!(net.host_of_addr(ip(hosts + 1)), None);
+            assert_eq!(
+                net.host_of_addr(IpAddr::V4(Ipv4Addr::new(10, 9, 9, 9))),
+                None
+            );
         }
     }
 

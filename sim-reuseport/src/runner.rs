@@ -316,8 +316,9 @@ struct Wire<'s, 'a> {
 struct Lanes {
     hosts: u32,
     delays: FxHashMap<u64, u32>,
-    /// One-entry cache of `delays`: (delay ns, lane), lane `u32::MAX` = empty.
-    last_delay: (u64, u32),
+    /// The first few delays seen (delay ns, lane), scanned before `delays`:
+    /// most runs use a handful (arrival interval, service time, timers).
+    hot_delays: Vec<(u64, u32)>,
     packets: Vec<(Packet, HostId)>,
     /// Free slots of `packets`, reused last in first out: the slot freed
     /// last was just read and is still in cache.
@@ -356,18 +357,24 @@ impl Lanes {
     }
 
     fn delay(&mut self, d: SimDuration) -> Option<u32> {
-        if self.last_delay.0 == d.as_nanos() && self.last_delay.1 != u32::MAX {
-            return Some(self.last_delay.1);
-        }
-        if let Some(&l) = self.delays.get(&d.as_nanos()) {
-            self.last_delay = (d.as_nanos(), l);
+        const HOT: usize = 8;
+        let ns = d.as_nanos();
+        if let Some(&(_, l)) = self.hot_delays.iter().find(|&&(x, _)| x == ns) {
             return Some(l);
         }
-        if self.delays.len() >= Self::MAX_DELAY_LANES {
+        if let Some(&l) = self.delays.get(&ns) {
+            return Some(l);
+        }
+        let known = self.hot_delays.len() + self.delays.len();
+        if known >= Self::MAX_DELAY_LANES {
             return None;
         }
-        let l = Self::timeline(self.hosts) + 1 + self.delays.len() as u32;
-        self.delays.insert(d.as_nanos(), l);
+        let l = Self::timeline(self.hosts) + 1 + known as u32;
+        if self.hot_delays.len() < HOT {
+            self.hot_delays.push((ns, l));
+        } else {
+            self.delays.insert(ns, l);
+        }
         Some(l)
     }
 }
@@ -1313,7 +1320,7 @@ impl<'a> Sim<'a> {
             lanes: Lanes {
                 hosts: scn.hosts.len() as u32,
                 delays: FxHashMap::default(),
-                last_delay: (0, u32::MAX),
+                hot_delays: Vec::new(),
                 packets: Vec::new(),
                 free: Vec::new(),
             },

@@ -39,6 +39,20 @@ pub use queue::EventQueue;
 pub use rng::{exponential_ns, uniform_below, Probability, RngStreams, SimRng};
 pub use time::{DurationParseError, SimDuration, SimTime};
 pub use timer::{Timer, TimerArm, TimerFire};
+/// Gives back the memory of a peak: a hash table keeps the capacity of its
+/// largest size, and a sparse table costs cache misses on every lookup.
+/// Shrinks a table more than four times larger than needed (and larger than
+/// a floor of 1024 entries) to 1.5 times its size: well below the trigger,
+/// since a table shrunk to its exact size regrows at once and would shrink
+/// again at the next call. Only for tables whose iteration order nothing
+/// depends on.
+pub fn shrink_after_peak<K: std::hash::Hash + Eq, V>(table: &mut rustc_hash::FxHashMap<K, V>) {
+    let len = table.len();
+    if table.capacity() > 4 * len.max(1024) {
+        table.shrink_to(len + len / 2);
+    }
+}
+
 pub use topology::{
     Delivery, Direction, DropReason, Fault, FilterId, FilterMatch, Hop, HostId, LinkId, LinkParams,
     Network, NetworkStats, PacketFilter, TopologyBuilder,

@@ -417,7 +417,7 @@ impl TopologyBuilder {
                     last_arrival: SimTime::ZERO,
                     stats: DirectionStats::default(),
                 };
-                LinkState {
+                let mut l = LinkState {
                     a: spec.a,
                     b: spec.b,
                     base: spec.params,
@@ -425,9 +425,7 @@ impl TopologyBuilder {
                     down: Vec::new(),
                     dirs: [dir(0), dir(1)],
                     plain: false,
-                }
-            })
-            .map(|mut l: LinkState| {
+                };
                 l.plain = l.is_plain();
                 l
             })
@@ -442,7 +440,12 @@ impl TopologyBuilder {
             .collect();
         Network {
             hosts: self.hosts,
-            v4_index: v4.iter().copied().collect(),
+            // One or the other: a scan of a few addresses, or a hash.
+            v4_index: if v4.len() > Network::V4_FEW {
+                v4.iter().copied().collect()
+            } else {
+                Default::default()
+            },
             v4_few: if v4.len() <= Network::V4_FEW {
                 v4
             } else {
@@ -578,8 +581,9 @@ struct LinkState {
     /// Down windows `[from, until)`.
     down: Vec<(SimTime, SimTime)>,
     dirs: [DirectionState; 2],
-    /// No fault, loss, jitter or bandwidth limit, ever: a packet takes
-    /// exactly `base.latency` (kept up to date by [`Network::add_fault`]).
+    /// [`LinkState::is_plain`], kept for the per-packet path: no fault,
+    /// loss, jitter or bandwidth limit, ever, so a packet takes exactly
+    /// `base.latency` (recomputed by [`Network::add_fault`]).
     plain: bool,
 }
 
@@ -733,7 +737,7 @@ impl Network {
                 let l = &mut self.links[link.0 as usize];
                 l.down.push((from, until));
                 l.down.sort_unstable();
-                l.plain = false;
+                l.plain = l.is_plain();
             }
             Fault::SetLinkParams { link, at, params } => {
                 check_link(link);
@@ -743,7 +747,7 @@ impl Network {
                 let l = &mut self.links[link.0 as usize];
                 let i = l.changes.partition_point(|c| c.0 <= at);
                 l.changes.insert(i, (at, params));
-                l.plain = false;
+                l.plain = l.is_plain();
             }
             Fault::Filter {
                 id,

@@ -1362,16 +1362,8 @@ impl<'a> Sim<'a> {
     /// Shrinks lookup tables left sparse by a peak (e.g. a reload drain):
     /// a large sparse hash table costs cache misses on every lookup.
     fn compact(&mut self) {
-        fn shrink<K: std::hash::Hash + Eq, V>(m: &mut FxHashMap<K, V>) {
-            // Shrink well below the trigger: a table shrunk to its size
-            // regrows at once and would be shrunk again at every call.
-            let len = m.len();
-            if m.capacity() > 4 * len.max(1024) {
-                m.shrink_to(len + len / 2);
-            }
-        }
-        shrink(&mut self.client_by_tuple);
-        shrink(&mut self.rst_causes);
+        sim_core::shrink_after_peak(&mut self.client_by_tuple);
+        sim_core::shrink_after_peak(&mut self.rst_causes);
         for s in self.servers.iter_mut().flatten() {
             s.stack.compact();
         }

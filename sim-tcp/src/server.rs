@@ -291,11 +291,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
     /// of its largest size, and a sparse table costs cache misses on every
     /// lookup. The model does not depend on it.
     pub fn compact(&mut self) {
-        // Shrink well below the trigger, or it regrows and shrinks again.
-        let len = self.ehash.len();
-        if self.ehash.capacity() > 4 * len.max(1024) {
-            self.ehash.shrink_to(len + len / 2);
-        }
+        sim_core::shrink_after_peak(&mut self.ehash);
     }
 
     /// Tags a child for the application (e.g. the worker that accepted it);

@@ -38,7 +38,7 @@ pub use pcap::PcapWriter;
 pub use queue::EventQueue;
 pub use rng::{exponential_ns, uniform_below, Probability, RngStreams, SimRng};
 pub use time::{DurationParseError, SimDuration, SimTime};
-pub use timer::{Timer, TimerArm, TimerFire};
+pub use timer::{horizon_check, Timer, TimerArm, TimerFire, HORIZON_GRID};
 /// Gives back the memory of a peak: a hash table keeps the capacity of its
 /// largest size, and a sparse table costs cache misses on every lookup.
 /// Shrinks a table more than four times larger than needed (and larger than

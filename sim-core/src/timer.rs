@@ -24,6 +24,23 @@
 
 use crate::time::{SimDuration, SimTime};
 
+/// The grid horizon checks are placed on (see [`horizon_check`]).
+pub const HORIZON_GRID: SimDuration = SimDuration::from_millis(1);
+
+/// The instant at which a timer armed at `now` with `horizon` is checked if
+/// its deadline is later (see [`Timer::arm_with_horizon`]): `now` rounded
+/// down to [`HORIZON_GRID`], plus `horizon`. All timers armed within one
+/// grid step share it, so a driver can wake them with one queue event.
+/// Never earlier than `now`; a horizon shorter than the grid is not rounded.
+#[inline]
+pub fn horizon_check(now: SimTime, horizon: SimDuration) -> SimTime {
+    let grid = HORIZON_GRID.0;
+    if horizon.0 < grid {
+        return now.saturating_add(horizon);
+    }
+    SimTime(now.0 - now.0 % grid).saturating_add(horizon)
+}
+
 /// A one-shot timer with lazy cancellation. See the module docs for the
 /// invariant.
 #[derive(Copy, Clone, Debug, Default, PartialEq, Eq)]
@@ -101,7 +118,8 @@ impl Timer {
     }
 
     /// [`Timer::arm`] with a horizon: the queue entry is placed at
-    /// `min(at, now + horizon)`; if the timer is still armed when that entry
+    /// `min(at, horizon_check(now, horizon))` (about `now + horizon`, see
+    /// [`horizon_check`]); if the timer is still armed when that entry
     /// pops, it re-arms to `at` ([`TimerFire::Rearm`]). The timer fires at
     /// the same time either way. For timers that are almost always cancelled
     /// long before they expire (a SYN timer, an RTO) this keeps their stale
@@ -115,7 +133,7 @@ impl Timer {
         horizon: SimDuration,
     ) -> TimerArm {
         self.deadline = Some(at);
-        let check = at.min(now.saturating_add(horizon));
+        let check = at.min(horizon_check(now, horizon));
         match self.queued {
             Some(q) if q <= at => TimerArm::AlreadyQueued,
             _ => {
@@ -355,5 +373,44 @@ mod tests {
             TimerArm::Push(t(420))
         );
         assert_eq!(tm.on_event(t(420)), TimerFire::Fire);
+    }
+
+    /// Horizon checks land on the grid: timers armed anywhere within one
+    /// millisecond share one check instant, never before they were armed
+    /// and never after their deadline; a deadline before the check is
+    /// queued exactly.
+    #[test]
+    fn horizon_checks_share_a_grid_instant() {
+        let ms = |n: u64| SimTime(n * 1_000_000);
+        let h = SimDuration::from_millis(64);
+        assert_eq!(horizon_check(ms(5), h), ms(69));
+        assert_eq!(horizon_check(SimTime(5_999_999), h), ms(69));
+        assert_eq!(horizon_check(ms(6), h), ms(70));
+        let mut a = Timer::new();
+        let mut b = Timer::new();
+        assert_eq!(
+            a.arm_with_horizon(ms(1005), ms(5), h),
+            TimerArm::Push(ms(69))
+        );
+        assert_eq!(
+            b.arm_with_horizon(SimTime(1_005_900_000), SimTime(5_900_000), h),
+            TimerArm::Push(ms(69))
+        );
+        assert_eq!(a.on_event(ms(69)), TimerFire::Rearm(ms(1005)));
+        // Deadline inside the horizon but after the grid-rounded check: the
+        // check comes first and re-arms to the exact deadline.
+        let mut c = Timer::new();
+        let now = SimTime(7_500_000);
+        assert_eq!(
+            c.arm_with_horizon(SimTime(71_200_000), now, h),
+            TimerArm::Push(ms(71))
+        );
+        assert_eq!(c.on_event(ms(71)), TimerFire::Rearm(SimTime(71_200_000)));
+        // Deadline before the check: queued at the deadline itself.
+        let mut d = Timer::new();
+        assert_eq!(
+            d.arm_with_horizon(SimTime(70_500_000), now, h),
+            TimerArm::Push(SimTime(70_500_000))
+        );
     }
 }

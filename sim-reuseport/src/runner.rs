@@ -21,7 +21,7 @@ use sim_tcp::{
     FlowHasher, ListenerId, ListenerOptions, ListenerState, MigrationPath, RstCause, ServerEvent,
     ServerOutput, ServerStack, ServerTimer, Sysctls,
 };
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
 use std::net::{IpAddr, SocketAddr};
 
@@ -98,6 +98,8 @@ enum Ev {
     ServiceDone(u16, ChildKey),
     Action(u32),
     Sample,
+    /// The oldest batch of [`HorizonBatches`] is due.
+    HorizonBatch,
 }
 
 #[derive(Clone, Debug)]
@@ -308,6 +310,21 @@ struct Wire<'s, 'a> {
     lanes: &'s mut Lanes,
 }
 
+/// TCP timers' horizon checks (`sim_core::horizon_check`), batched: every
+/// timer armed within one grid step is checked at the same instant, so one
+/// queue event wakes them all instead of one event each. Nearly all of
+/// them belong to sockets that are gone or timers already cancelled by
+/// then, and the check is cheap.
+#[derive(Default)]
+struct HorizonBatches {
+    /// The check instant of the newest batch.
+    newest: Option<SimTime>,
+    /// Timer events by batch, oldest first.
+    batches: VecDeque<Vec<Ev>>,
+    /// Emptied batches for reuse.
+    spare: Vec<Vec<Ev>>,
+}
+
 /// Event-queue lanes (see `sim_core::queue`): one per (source, destination)
 /// host pair for packets, one per distinct timer delay for timers. Both
 /// streams are scheduled in time order, so the heap holds only lane heads.
@@ -315,6 +332,7 @@ struct Wire<'s, 'a> {
 /// Also the slab of packets in flight, so that queue entries stay small.
 struct Lanes {
     hosts: u32,
+    horizon: HorizonBatches,
     delays: FxHashMap<u64, u32>,
     /// The first few delays seen (delay ns, lane), scanned before `delays`:
     /// most runs use a handful (arrival interval, service time, timers).
@@ -347,9 +365,14 @@ impl Lanes {
     const MAX_DELAY_LANES: usize = 1024;
 
     /// The lane of the scenario's timeline actions, right after the path
-    /// lanes (the delay lanes follow it).
+    /// lanes (the horizon lane, then the delay lanes follow it).
     fn timeline(hosts: u32) -> u32 {
         hosts * hosts
+    }
+
+    /// The lane of [`Ev::HorizonBatch`] events.
+    fn horizon(hosts: u32) -> u32 {
+        hosts * hosts + 1
     }
 
     fn path(&self, src: HostId, dst: HostId) -> u32 {
@@ -369,7 +392,7 @@ impl Lanes {
         if known >= Self::MAX_DELAY_LANES {
             return None;
         }
-        let l = Self::timeline(self.hosts) + 1 + known as u32;
+        let l = Self::horizon(self.hosts) + 1 + known as u32;
         if self.hot_delays.len() < HOT {
             self.hot_delays.push((ns, l));
         } else {
@@ -381,6 +404,23 @@ impl Lanes {
 
 impl Wire<'_, '_> {
     fn schedule_timer(&mut self, at: SimTime, ev: Ev) {
+        if matches!(ev, Ev::ClientTimer(_) | Ev::ServerTimer(..))
+            && at == sim_core::horizon_check(self.now, sim_tcp::TIMER_HORIZON)
+        {
+            let batches = &mut self.lanes.horizon;
+            if batches.newest == Some(at) {
+                batches.batches.back_mut().expect("newest batch").push(ev);
+            } else {
+                // Check instants grow with `now`: the batches stay in order.
+                batches.newest = Some(at);
+                let mut batch = batches.spare.pop().unwrap_or_default();
+                batch.push(ev);
+                batches.batches.push_back(batch);
+                let lane = Lanes::horizon(self.lanes.hosts);
+                self.queue.schedule_in_lane(at, lane, Ev::HorizonBatch);
+            }
+            return;
+        }
         match self.lanes.delay(at - self.now) {
             Some(lane) => self.queue.schedule_in_lane(at, lane, ev),
             None => self.queue.schedule(at, ev),
@@ -1319,6 +1359,7 @@ impl<'a> Sim<'a> {
             },
             lanes: Lanes {
                 hosts: scn.hosts.len() as u32,
+                horizon: HorizonBatches::default(),
                 delays: FxHashMap::default(),
                 hot_delays: Vec::new(),
                 packets: Vec::new(),
@@ -1394,6 +1435,7 @@ impl<'a> Sim<'a> {
             }
             Ev::Action(i) => 8 ^ (u64::from(*i) << 4),
             Ev::Sample => 9,
+            Ev::HorizonBatch => 10,
         };
         self.digest.update_u64(now.as_nanos());
         self.digest.update_u64(mix);
@@ -1409,24 +1451,8 @@ impl<'a> Sim<'a> {
                 let (pkt, dst) = self.lanes.unpark(slot);
                 self.deliver(now, pkt, dst)
             }
-            Ev::ClientTimer(k) => {
-                let Some(conn) = self.clients.get_mut(k) else {
-                    return;
-                };
-                let sys = &self.sysctls[conn.host];
-                let mut io = ClientIo {
-                    wire: wire!(self, now, HostId(conn.host as u32)),
-                    key: k,
-                    outcome: None,
-                };
-                conn.sock.on_timer(now, sys, &mut io);
-                if let Some(o) = io.outcome {
-                    self.client_done(now, k, o, None);
-                }
-            }
-            Ev::ServerTimer(h, timer) => {
-                self.with_stack(now, h as usize, |stack, io| stack.on_timer(now, timer, io));
-            }
+            Ev::ClientTimer(_) | Ev::ServerTimer(..) => self.timer(now, ev),
+            Ev::HorizonBatch => self.horizon_batch(now),
             Ev::Arrival(g) => self.arrival(now, g as usize),
             Ev::AcceptTick(w) => {
                 self.workers[w as usize].tick_pending = false;
@@ -1449,6 +1475,49 @@ impl<'a> Sim<'a> {
                 }
             }
         }
+    }
+
+    /// A TCP timer's queue entry pops.
+    fn timer(&mut self, now: SimTime, ev: Ev) {
+        match ev {
+            Ev::ClientTimer(k) => {
+                let Some(conn) = self.clients.get_mut(k) else {
+                    return;
+                };
+                let sys = &self.sysctls[conn.host];
+                let mut io = ClientIo {
+                    wire: wire!(self, now, HostId(conn.host as u32)),
+                    key: k,
+                    outcome: None,
+                };
+                conn.sock.on_timer(now, sys, &mut io);
+                if let Some(o) = io.outcome {
+                    self.client_done(now, k, o, None);
+                }
+            }
+            Ev::ServerTimer(h, timer) => {
+                self.with_stack(now, h as usize, |stack, io| stack.on_timer(now, timer, io));
+            }
+            _ => unreachable!("not a timer event"),
+        }
+    }
+
+    /// The oldest horizon batch is due: check each timer in it, in the
+    /// order they were armed. Each check counts as one event (the batch's
+    /// own queue entry does not).
+    fn horizon_batch(&mut self, now: SimTime) {
+        let mut batch = self
+            .lanes
+            .horizon
+            .batches
+            .pop_front()
+            .expect("a batch per event");
+        self.events += batch.len() as u64 - 1;
+        for ev in batch.drain(..) {
+            self.digest_event(now, &ev);
+            self.timer(now, ev);
+        }
+        self.lanes.horizon.spare.push(batch);
     }
 
     /// Runs `f` on host `h`'s stack, then handles the events it reported.

@@ -38,7 +38,9 @@ pub use server::{
     AcceptError, ChildInfo, ChildState, ListenError, ServerEvent, ServerOutput, ServerStack,
     ServerTimer,
 };
-pub use server::{TCP_INVALID_RATELIMIT, TCP_RTO_MIN, TCP_SYNCOOKIE_VALID, TCP_TIMEOUT_INIT};
+pub use server::{
+    TCP_INVALID_RATELIMIT, TCP_RTO_MIN, TCP_SYNCOOKIE_VALID, TCP_TIMEOUT_INIT, TIMER_HORIZON,
+};
 pub use sysctl::{
     Sysctls, TFO_CLIENT_ENABLE, TFO_CLIENT_NO_COOKIE, TFO_SERVER_COOKIE_NOT_REQD, TFO_SERVER_ENABLE,
 };

@@ -14,8 +14,9 @@ use std::net::SocketAddr;
 /// How far ahead a long timer's queue entry is placed (see
 /// [`sim_core::Timer::arm_with_horizon`]): request, SYN and retransmission
 /// timers are nearly always cancelled within a round trip, so their stale
-/// entries should not sit in the event queue for a whole timeout. Changes
-/// no firing time.
+/// entries should not sit in the event queue for a whole timeout. The
+/// entry is a check at [`sim_core::horizon_check`] (about 64 ms ahead, on a
+/// 1 ms grid, so a driver can batch the checks); changes no firing time.
 pub const TIMER_HORIZON: SimDuration = SimDuration::from_millis(64);
 
 /// `TCP_TIMEOUT_INIT` (§3).

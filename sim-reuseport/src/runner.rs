@@ -1410,6 +1410,7 @@ impl<'a> Sim<'a> {
         }
     }
 
+    #[inline(always)]
     fn digest_event(&mut self, now: SimTime, ev: &Ev) {
         let mix = match ev {
             Ev::Deliver(slot) => {

@@ -314,6 +314,15 @@ impl core::str::FromStr for SimDuration {
     }
 }
 
+/// The panic of the time operators, out of line so that the operators
+/// themselves stay a few instructions and inline everywhere.
+#[cold]
+#[inline(never)]
+#[track_caller]
+fn arith_panic(what: &str, a: u64, op: &str, b: u64) -> ! {
+    panic!("{what}: {a} ns {op} {b} ns")
+}
+
 impl Add<SimDuration> for SimTime {
     type Output = SimTime;
     /// Panics on overflow.
@@ -321,7 +330,7 @@ impl Add<SimDuration> for SimTime {
     fn add(self, d: SimDuration) -> SimTime {
         match self.checked_add(d) {
             Some(t) => t,
-            None => panic!("SimTime overflow: {self} + {d}"),
+            None => arith_panic("SimTime overflow", self.0, "+", d.0),
         }
     }
 }
@@ -340,7 +349,7 @@ impl Sub<SimTime> for SimTime {
     fn sub(self, other: SimTime) -> SimDuration {
         match self.0.checked_sub(other.0) {
             Some(ns) => SimDuration(ns),
-            None => panic!("negative SimDuration: {self} - {other}"),
+            None => arith_panic("negative SimDuration", self.0, "-", other.0),
         }
     }
 }
@@ -352,7 +361,7 @@ impl Add for SimDuration {
     fn add(self, other: SimDuration) -> SimDuration {
         match self.checked_add(other) {
             Some(d) => d,
-            None => panic!("SimDuration overflow: {self} + {other}"),
+            None => arith_panic("SimDuration overflow", self.0, "+", other.0),
         }
     }
 }
@@ -371,7 +380,7 @@ impl Sub for SimDuration {
     fn sub(self, other: SimDuration) -> SimDuration {
         match self.0.checked_sub(other.0) {
             Some(ns) => SimDuration(ns),
-            None => panic!("negative SimDuration: {self} - {other}"),
+            None => arith_panic("negative SimDuration", self.0, "-", other.0),
         }
     }
 }

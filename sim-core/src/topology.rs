@@ -438,19 +438,16 @@ impl TopologyBuilder {
                 IpAddr::V6(_) => None,
             })
             .collect();
+        let v4_direct = V4Direct::build(&v4);
         Network {
             hosts: self.hosts,
-            // One or the other: a scan of a few addresses, or a hash.
-            v4_index: if v4.len() > Network::V4_FEW {
+            // One or the other: a direct table for a few addresses, or a hash.
+            v4_index: if v4_direct.is_none() {
                 v4.iter().copied().collect()
             } else {
                 Default::default()
             },
-            v4_few: if v4.len() <= Network::V4_FEW {
-                v4
-            } else {
-                Vec::new()
-            },
+            v4_direct,
             addr_index,
             links,
             route_ranges,
@@ -632,9 +629,9 @@ pub struct Network {
     /// Sorted by address for binary search.
     addr_index: Vec<(IpAddr, HostId)>,
     v4_index: rustc_hash::FxHashMap<u32, HostId>,
-    /// The IPv4 addresses when there are only a few: a scan of a line or
-    /// two is cheaper than a hash.
-    v4_few: Vec<(u32, HostId)>,
+    /// The IPv4 addresses when there are only a few (every packet looks its
+    /// destination up).
+    v4_direct: Option<V4Direct>,
     links: Vec<LinkState>,
     route_ranges: Vec<(u32, u32)>,
     route_hops: Vec<Hop>,
@@ -643,21 +640,67 @@ pub struct Network {
     loopback: u64,
 }
 
-impl Network {
-    /// Up to this many IPv4 addresses are scanned rather than hashed.
-    const V4_FEW: usize = 16;
+/// A collision-free direct-mapped table of a few IPv4 addresses: slot
+/// `(addr * mul) >> 24`, one multiply and one compare per lookup. The
+/// multiplier is the first of a fixed sequence that maps every address to
+/// its own slot, so the table is the same on every machine.
+#[derive(Clone, Debug)]
+struct V4Direct {
+    mul: u32,
+    /// `(address, host)`; `host == u32::MAX` marks an empty slot.
+    slots: Box<[(u32, u32); 256]>,
+}
 
+impl V4Direct {
+    /// Up to this many addresses (a collision-free multiplier is found
+    /// within a few tries); more go to a hash map.
+    const MAX: usize = 16;
+
+    fn build(addrs: &[(u32, HostId)]) -> Option<Self> {
+        if addrs.len() > Self::MAX {
+            return None;
+        }
+        let mut mul: u32 = 0x9e37_79b1;
+        for _ in 0..1000 {
+            let mut slots = Box::new([(0u32, u32::MAX); 256]);
+            let fits = addrs.iter().all(|&(a, h)| {
+                let slot = &mut slots[Self::slot(mul, a)];
+                let free = slot.1 == u32::MAX;
+                *slot = (a, h.0);
+                free
+            });
+            if fits {
+                return Some(V4Direct { mul, slots });
+            }
+            // The next odd multiplier of a fixed sequence (an LCG step).
+            mul = mul.wrapping_mul(0x0019_660d).wrapping_add(0x3c6e_f35f) | 1;
+        }
+        None
+    }
+
+    #[inline(always)]
+    fn slot(mul: u32, addr: u32) -> usize {
+        (addr.wrapping_mul(mul) >> 24) as usize
+    }
+
+    #[inline]
+    fn get(&self, addr: u32) -> Option<HostId> {
+        let (a, h) = self.slots[Self::slot(self.mul, addr)];
+        (a == addr && h != u32::MAX).then_some(HostId(h))
+    }
+}
+
+impl Network {
     /// The host owning `ip`.
     #[inline]
     pub fn host_of_addr(&self, ip: IpAddr) -> Option<HostId> {
         match ip {
-            // IPv4 (every packet does one or two): a scan of a few, or a hash.
+            // IPv4 (every packet does one or two): a direct table, or a hash.
             IpAddr::V4(v4) => {
                 let a = v4.to_bits();
-                if self.v4_few.is_empty() {
-                    self.v4_index.get(&a).copied()
-                } else {
-                    self.v4_few.iter().find(|&&(x, _)| x == a).map(|&(_, h)| h)
+                match &self.v4_direct {
+                    Some(table) => table.get(a),
+                    None => self.v4_index.get(&a).copied(),
                 }
             }
             IpAddr::V6(_) => self
@@ -1114,7 +1157,7 @@ mod tests {
     /// are few (scanned) or many (hashed), and IPv6 ones are found too.
     #[test]
     fn host_of_addr_with_few_and_many_addresses() {
-        for hosts in [3u8, 40] {
+        for hosts in [3u8, 16, 17, 40] {
             let mut b = TopologyBuilder::new();
             let ids: Vec<HostId> = (1..=hosts)
                 .map(|i| {
@@ -1124,7 +1167,7 @@ mod tests {
                 })
                 .collect();
             let net = b.build(&RngStreams::new(1));
-            assert_eq!(net.v4_few.is_empty(), usize::from(hosts) > Network::V4_FEW);
+            assert_eq!(net.v4_direct.is_none(), usize::from(hosts) > V4Direct::MAX);
             for (i, &id) in (1..=hosts).zip(&ids) {
                 assert_eq!(net.host_of_addr(ip(i)), Some(id));
                 let v6 = IpAddr::V6(std::net::Ipv6Addr::new(0xfd00, 0, 0, 0, 0, 0, 0, i.into()));
@@ -1136,6 +1179,36 @@ mod tests {
                 None
             );
         }
+    }
+
+    /// The direct table finds a collision-free multiplier for address sets
+    /// that differ only in high bits, only in low bits, or include 0.0.0.0
+    /// and 255.255.255.255, and reports unknown addresses as unknown.
+    #[test]
+    fn direct_ipv4_table_handles_awkward_address_sets() {
+        let sets: [Vec<u32>; 4] = [
+            (0..16).map(|i| i << 28).collect(),
+            (0..16).map(|i| 0x0a00_0000 | i).collect(),
+            (0..16).map(|i| i * 0x0101_0101).collect(),
+            vec![0, u32::MAX, 1, 0x8000_0000],
+        ];
+        for addrs in sets {
+            let pairs: Vec<(u32, HostId)> = addrs
+                .iter()
+                .enumerate()
+                .map(|(i, &a)| (a, HostId(i as u32)))
+                .collect();
+            let table = V4Direct::build(&pairs).expect("a multiplier fits");
+            for &(a, h) in &pairs {
+                assert_eq!(table.get(a), Some(h), "{a:#x}");
+            }
+            for probe in [2u32, 0x0a00_0100, 0x7fff_ffff, 0xdead_beef] {
+                if !addrs.contains(&probe) {
+                    assert_eq!(table.get(probe), None, "{probe:#x}");
+                }
+            }
+        }
+        assert!(V4Direct::build(&vec![(1, HostId(0)); V4Direct::MAX + 1]).is_none());
     }
 
     #[test]

@@ -696,13 +696,19 @@ impl Network {
     pub fn host_of_addr(&self, ip: IpAddr) -> Option<HostId> {
         match ip {
             // IPv4 (every packet does one or two): a direct table, or a hash.
-            IpAddr::V4(v4) => {
-                let a = v4.to_bits();
-                match &self.v4_direct {
-                    Some(table) => table.get(a),
-                    None => self.v4_index.get(&a).copied(),
-                }
-            }
+            IpAddr::V4(v4) => match &self.v4_direct {
+                Some(table) => table.get(v4.to_bits()),
+                None => self.host_of_addr_slow(ip),
+            },
+            IpAddr::V6(_) => self.host_of_addr_slow(ip),
+        }
+    }
+
+    /// [`Network::host_of_addr`] for IPv6, or IPv4 beyond the direct table.
+    #[inline(never)]
+    fn host_of_addr_slow(&self, ip: IpAddr) -> Option<HostId> {
+        match ip {
+            IpAddr::V4(v4) => self.v4_index.get(&v4.to_bits()).copied(),
             IpAddr::V6(_) => self
                 .addr_index
                 .binary_search_by(|(a, _)| a.cmp(&ip))
@@ -831,9 +837,49 @@ impl Network {
 
     /// [`Network::transmit`] for a caller that knows the sending host (it
     /// must own `packet.src`): saves an address lookup per packet.
+    #[inline]
     pub fn transmit_from(&mut self, now: SimTime, src: HostId, packet: &Packet) -> Delivery {
         debug_assert_eq!(self.host_of_addr(packet.src.ip()), Some(src));
-        let (Some(src), Some(dst)) = (Some(src), self.host_of_addr(packet.dst.ip())) else {
+        let Some(dst) = self.host_of_addr(packet.dst.ip()) else {
+            return self.transmit_slow(now, src, None, packet);
+        };
+        // The common case, one plain hop and no filter: what the general
+        // path computes for it, without its checks.
+        let (start, end) = self.route_ranges[src.0 as usize * self.hosts.len() + dst.0 as usize];
+        if end == start + 1 && src != dst && self.filters.is_empty() {
+            let hop = self.route_hops[start as usize];
+            let link = &mut self.links[hop.link.0 as usize];
+            if link.plain {
+                let (latency, reorder) = (link.base.latency, link.base.allow_reorder);
+                let dir = &mut link.dirs[hop.direction.index()];
+                dir.stats.sent += 1;
+                dir.stats.delivered += 1;
+                let mut arrival = now + latency;
+                if !reorder {
+                    arrival = arrival.max(dir.last_arrival);
+                }
+                dir.last_arrival = dir.last_arrival.max(arrival);
+                return Delivery::Arrive {
+                    at: arrival,
+                    src_host: src,
+                    dst_host: dst,
+                };
+            }
+        }
+        self.transmit_slow(now, src, Some(dst), packet)
+    }
+
+    /// [`Network::transmit_from`] in general: loopback, no route, several
+    /// hops, faults, loss, jitter, bandwidth and filters.
+    #[inline(never)]
+    fn transmit_slow(
+        &mut self,
+        now: SimTime,
+        src: HostId,
+        dst: Option<HostId>,
+        packet: &Packet,
+    ) -> Delivery {
+        let Some(dst) = dst else {
             self.no_route += 1;
             return Delivery::Dropped {
                 reason: DropReason::NoRoute,
@@ -861,29 +907,6 @@ impl Network {
                 reason: DropReason::NoRoute,
                 link: None,
             };
-        }
-
-        // The common case, one plain hop and no filter: what the loop below
-        // computes for it, without its checks.
-        if end == start + 1 && self.filters.is_empty() {
-            let hop = self.route_hops[start as usize];
-            let link = &mut self.links[hop.link.0 as usize];
-            if link.plain {
-                let (latency, reorder) = (link.base.latency, link.base.allow_reorder);
-                let dir = &mut link.dirs[hop.direction.index()];
-                dir.stats.sent += 1;
-                dir.stats.delivered += 1;
-                let mut arrival = now + latency;
-                if !reorder {
-                    arrival = arrival.max(dir.last_arrival);
-                }
-                dir.last_arrival = dir.last_arrival.max(arrival);
-                return Delivery::Arrive {
-                    at: arrival,
-                    src_host: src,
-                    dst_host: dst,
-                };
-            }
         }
 
         let mut t = now;

@@ -9,6 +9,7 @@ use crate::{TFO_SERVER_COOKIE_NOT_REQD, TFO_SERVER_ENABLE};
 use rustc_hash::FxHashMap;
 use sim_core::{FourTuple, Packet, SimDuration, SimTime, TcpFlags, Timer, TimerArm, TimerFire};
 use slotmap::SlotMap;
+use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 
 /// How far ahead a long timer's queue entry is placed (see
@@ -617,9 +618,20 @@ impl<H: ReuseportHooks> ServerStack<H> {
     /// decrements `counted_on`'s SYN-queue counters and releases the
     /// request's reference on its own listener.
     fn drop_request_counted_on(&mut self, r: ReqKey, counted_on: ListenerId) {
+        self.release_request(r, counted_on, true);
+    }
+
+    /// [`ServerStack::drop_request_counted_on`]; `unhash` false leaves the
+    /// request's ehash entry for the caller to overwrite (the child that
+    /// replaces it, §5.4 step 7).
+    fn release_request(&mut self, r: ReqKey, counted_on: ListenerId, unhash: bool) {
         let req = self.requests.remove(r).expect("live request");
-        if self.ehash.get(&req.tuple) == Some(&Sock::Req(r)) {
-            self.ehash.remove(&req.tuple);
+        if unhash {
+            if let Entry::Occupied(e) = self.ehash.entry(req.tuple) {
+                if *e.get() == Sock::Req(r) {
+                    e.remove();
+                }
+            }
         }
         let c = &mut self.listeners[counted_on.index()];
         c.syn_qlen -= 1;
@@ -1229,8 +1241,11 @@ impl<H: ReuseportHooks> ServerStack<H> {
             }
             return;
         }
-        // Step 7: the child replaces the request (inet_csk_complete_hashdance).
-        self.drop_request(r);
+        // Step 7: the child replaces the request (inet_csk_complete_hashdance):
+        // `new_child` overwrites the request's ehash entry in place.
+        debug_assert_eq!(self.ehash.get(&tuple), Some(&Sock::Req(r)));
+        let owner = self.requests[r].listener;
+        self.release_request(r, owner, false);
         let c = self.new_child(
             tuple,
             hash,

@@ -13,6 +13,8 @@
 //! - [`packet`]: `Copy` TCP segments ([`Packet`], [`TcpFlags`],
 //!   [`FourTuple`]).
 //! - [`topology`]: hosts, links, routes and fault injection ([`Network`]).
+//! - [`tuple_map`]: connection tables keyed by 4-tuple ([`TupleMap`]),
+//!   with small IPv4 entries.
 //! - [`trace`]: run digests ([`Digest`]) and JSON-lines traces
 //!   ([`TraceWriter`]).
 //!
@@ -31,6 +33,7 @@ pub mod time;
 pub mod timer;
 pub mod topology;
 pub mod trace;
+pub mod tuple_map;
 
 pub use fifo::{ChunkPool, ChunkedFifo};
 pub use packet::{FourTuple, Packet, TcpFlags};
@@ -58,3 +61,4 @@ pub use topology::{
     Network, NetworkStats, PacketFilter, TopologyBuilder,
 };
 pub use trace::{Digest, TraceWriter};
+pub use tuple_map::TupleMap;

@@ -14,7 +14,7 @@ use serde::Serialize;
 use sim_core::{
     exponential_ns, uniform_below, Delivery, Digest, DropReason, EventQueue, Fault, FilterId,
     FilterMatch, FourTuple, HostId, LinkId, LinkParams, Network, Packet, PacketFilter, RngStreams,
-    SimDuration, SimRng, SimTime, TopologyBuilder,
+    SimDuration, SimRng, SimTime, TopologyBuilder, TupleMap,
 };
 use sim_tcp::{
     time_wait_reply, ChildKey, ClientConfig, ClientOutcome, ClientOutput, ClientSocket, DropCause,
@@ -546,7 +546,7 @@ pub struct Sim<'a> {
     /// Dense: the live sockets stay contiguous after a reload's peak, where
     /// a plain slot map would keep reusing slots scattered over the peak.
     clients: slotmap::DenseSlotMap<ClientKey, Conn>,
-    client_by_tuple: FxHashMap<FourTuple, ClientKey>,
+    client_by_tuple: TupleMap<ClientKey>,
     rst_causes: FxHashMap<FourTuple, RstCause>,
     actions: Vec<(SimTime, Prim, String)>,
     stats: Stats,
@@ -1344,7 +1344,7 @@ impl<'a> Sim<'a> {
             workers,
             gens,
             clients: slotmap::DenseSlotMap::with_key(),
-            client_by_tuple: FxHashMap::default(),
+            client_by_tuple: TupleMap::default(),
             rst_causes: FxHashMap::default(),
             actions,
             stats: Stats::default(),
@@ -1403,7 +1403,7 @@ impl<'a> Sim<'a> {
     /// Shrinks lookup tables left sparse by a peak (e.g. a reload drain):
     /// a large sparse hash table costs cache misses on every lookup.
     fn compact(&mut self) {
-        sim_core::shrink_after_peak(&mut self.client_by_tuple);
+        self.client_by_tuple.shrink_after_peak();
         sim_core::shrink_after_peak(&mut self.rst_causes);
         for s in self.servers.iter_mut().flatten() {
             s.stack.compact();

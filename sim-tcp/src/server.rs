@@ -6,10 +6,10 @@ use crate::hooks::{MigrateFailure, MigrateOutcome, MigratingSock, ReuseportHooks
 use crate::listener::{Listener, ListenerOptions, ListenerState};
 use crate::{ChildKey, Counters, FlowHasher, ListenerId, ReqKey, Sysctls};
 use crate::{TFO_SERVER_COOKIE_NOT_REQD, TFO_SERVER_ENABLE};
-use rustc_hash::FxHashMap;
-use sim_core::{FourTuple, Packet, SimDuration, SimTime, TcpFlags, Timer, TimerArm, TimerFire};
+use sim_core::{
+    FourTuple, Packet, SimDuration, SimTime, TcpFlags, Timer, TimerArm, TimerFire, TupleMap,
+};
 use slotmap::SlotMap;
-use std::collections::hash_map::Entry;
 use std::net::SocketAddr;
 
 /// How far ahead a long timer's queue entry is placed (see
@@ -205,7 +205,7 @@ pub struct ServerStack<H> {
     pub hooks: H,
     requests: SlotMap<ReqKey, Request>,
     children: SlotMap<ChildKey, Child>,
-    ehash: FxHashMap<FourTuple, Sock>,
+    ehash: TupleMap<Sock>,
     flow: FlowHasher,
     /// **Test-only fault injection** (`--inject-bug`, hidden): when set, a
     /// migration on this path that found a live target silently fails
@@ -271,7 +271,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             hooks,
             requests: SlotMap::with_key(),
             children: SlotMap::with_key(),
-            ehash: FxHashMap::default(),
+            ehash: TupleMap::default(),
             flow,
             inject_bug: None,
         }
@@ -293,7 +293,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
     /// of its largest size, and a sparse table costs cache misses on every
     /// lookup. The model does not depend on it.
     pub fn compact(&mut self) {
-        sim_core::shrink_after_peak(&mut self.ehash);
+        self.ehash.shrink_after_peak();
     }
 
     /// Tags a child for the application (e.g. the worker that accepted it);
@@ -627,11 +627,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
     fn release_request(&mut self, r: ReqKey, counted_on: ListenerId, unhash: bool) {
         let req = self.requests.remove(r).expect("live request");
         if unhash {
-            if let Entry::Occupied(e) = self.ehash.entry(req.tuple) {
-                if *e.get() == Sock::Req(r) {
-                    e.remove();
-                }
-            }
+            self.ehash.remove_if(&req.tuple, |&s| s == Sock::Req(r));
         }
         let c = &mut self.listeners[counted_on.index()];
         c.syn_qlen -= 1;

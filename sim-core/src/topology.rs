@@ -1231,7 +1231,7 @@ mod tests {
                 }
             }
         }
-        assert!(V4Direct::build(&vec![(1, HostId(0)); V4Direct::MAX + 1]).is_none());
+        assert!(V4Direct::build(&[(1, HostId(0)); V4Direct::MAX + 1]).is_none());
     }
 
     #[test]

@@ -168,6 +168,9 @@ mod tests {
             );
             assert_eq!(map.len(), model.len());
         }
-        assert!(map.v4.len() > 0 && map.other.len() > 0, "both tables used");
+        assert!(
+            !map.v4.is_empty() && !map.other.is_empty(),
+            "both tables used"
+        );
     }
 }

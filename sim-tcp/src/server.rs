@@ -321,6 +321,17 @@ impl<H: ReuseportHooks> ServerStack<H> {
         v
     }
 
+    /// Whether the socket a timer belongs to still exists: a timer of a
+    /// socket that is gone is ignored by [`ServerStack::on_timer`], and a
+    /// driver may skip the call.
+    #[inline]
+    pub fn timer_owner_exists(&self, timer: ServerTimer) -> bool {
+        match timer {
+            ServerTimer::Req(r) => self.requests.contains_key(r),
+            ServerTimer::Child(c) => self.children.contains_key(c),
+        }
+    }
+
     /// Whether ehash holds a request or child for `tuple` (server's view).
     pub fn holds(&self, tuple: &FourTuple) -> bool {
         self.ehash.contains_key(tuple)

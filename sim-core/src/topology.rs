@@ -1232,6 +1232,9 @@ mod tests {
             }
         }
         assert!(V4Direct::build(&[(1, HostId(0)); V4Direct::MAX + 1]).is_none());
+        // An address listed twice never fits a slot of its own: the network
+        // falls back to the hash map.
+        assert!(V4Direct::build(&[(5, HostId(0)), (5, HostId(0))]).is_none());
     }
 
     #[test]

@@ -98,17 +98,21 @@ impl<T> ChunkedFifo<T> {
     }
 
     /// Appends `value`, taking a chunk from `pool` when the last is full.
-    #[inline]
+    #[inline(always)]
     pub fn push_back(&mut self, value: T, pool: &mut ChunkPool<T>) {
         match self.chunks.back_mut() {
             Some(c) if c.items.len() < CHUNK => c.items.push(Some(value)),
-            _ => {
-                let mut c = pool.spare.pop().unwrap_or_else(Chunk::new);
-                c.items.push(Some(value));
-                self.chunks.push_back(c);
-            }
+            _ => self.push_to_new_chunk(value, pool),
         }
         debug_assert!(self.chunks.back().is_some_and(|c| c.items.len() <= CHUNK));
+    }
+
+    /// [`ChunkedFifo::push_back`] when the last chunk is full (or none).
+    #[inline(never)]
+    fn push_to_new_chunk(&mut self, value: T, pool: &mut ChunkPool<T>) {
+        let mut c = pool.spare.pop().unwrap_or_else(Chunk::new);
+        c.items.push(Some(value));
+        self.chunks.push_back(c);
     }
 
     /// Removes the oldest element; a chunk read to its end goes back to

@@ -237,20 +237,19 @@ fn outcome_rows(r: &Report) -> Vec<(&'static str, u64)> {
 }
 
 impl Report {
+    /// The RST row of `cause` (a [`sim_tcp::RstCause`] name), if any.
+    fn rst_row(&self, cause: &str) -> Option<&RstCount> {
+        self.resets_by_cause.iter().find(|c| c.cause == cause)
+    }
+
     /// RSTs the server sent for `cause` (a [`sim_tcp::RstCause`] name).
     pub fn rsts_sent(&self, cause: &str) -> u64 {
-        self.resets_by_cause
-            .iter()
-            .find(|c| c.cause == cause)
-            .map_or(0, |c| c.rsts_sent)
+        self.rst_row(cause).map_or(0, |c| c.rsts_sent)
     }
 
     /// Client connections reset (ECONNRESET) by an RST of `cause`.
     pub fn connections_reset_by(&self, cause: &str) -> u64 {
-        self.resets_by_cause
-            .iter()
-            .find(|c| c.cause == cause)
-            .map_or(0, |c| c.connections_reset)
+        self.rst_row(cause).map_or(0, |c| c.connections_reset)
     }
 
     /// Silent drops of `cause` (a [`sim_tcp::DropCause`] name).

@@ -49,7 +49,7 @@ def model_chain(jc, t_syn, retries, synacks):
 
 
 def main():
-    runs = 2
+    runs = 3
     if "--runs" in sys.argv:
         runs = int(sys.argv[sys.argv.index("--runs") + 1])
     configs = [

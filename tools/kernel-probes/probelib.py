@@ -508,3 +508,43 @@ def proc_tcp(ns):
                      "timer": int(tr, 16), "when_ticks": int(when, 16),
                      "retrnsmt": int(f[6], 16), "inode": int(f[9])})
     return rows
+
+
+# --------------------------------------------------------------------------
+# crafting segments (to inject into a TUN as if from the peer)
+# --------------------------------------------------------------------------
+
+def _csum(data):
+    if len(data) % 2:
+        data += b"\0"
+    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return (~s) & 0xFFFF
+
+
+def build_tcp(src, dst, sport, dport, seq, ack=0, flags="S", win=64240, options=b"", payload=b""):
+    """A complete IPv4+TCP packet with valid checksums.  ``flags`` uses the
+    letters F S R P A U."""
+    fl = sum(b for b, n in FLAG_NAMES if n in flags)
+    while len(options) % 4:
+        options += b"\x01"
+    doff = (20 + len(options)) // 4
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                      doff << 4, fl, win, 0, 0) + options + payload
+    s, d = socket.inet_aton(src), socket.inet_aton(dst)
+    pseudo = s + d + struct.pack("!BBH", 0, 6, len(tcp))
+    c = _csum(pseudo + tcp)
+    tcp = tcp[:16] + struct.pack("!H", c) + tcp[18:]
+    total = 20 + len(tcp)
+    ip = struct.pack("!BBHHHBBH4s4s", 0x45, 0, total, 0x1234, 0x4000, 64, 6, 0, s, d)
+    ip = ip[:10] + struct.pack("!H", _csum(ip)) + ip[12:]
+    return ip + tcp
+
+
+def opt_mss(mss=1460):
+    return struct.pack("!BBH", 2, 4, mss)
+
+
+def opt_ts(tsval, tsecr=0):
+    return struct.pack("!BBBBII", 1, 1, 8, 10, tsval & 0xFFFFFFFF, tsecr & 0xFFFFFFFF)

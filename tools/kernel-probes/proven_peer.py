@@ -28,7 +28,6 @@ connection).
 Usage: sudo python3 tools/kernel-probes/proven_peer.py
 """
 import os
-import socket
 import sys
 import time
 

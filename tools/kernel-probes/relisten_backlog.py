@@ -21,7 +21,6 @@ server's ListenOverflows / ListenDrops.  Steps:
 Usage: sudo python3 tools/kernel-probes/relisten_backlog.py
 """
 import os
-import socket
 import sys
 import time
 

@@ -55,7 +55,7 @@ def serve_one(c):
         c.close()
 
 
-def run_case(case, lab_lock):
+def run_case(case):
     c, s = case["c"], case["s"]
     for _ in range(case["warm"]):
         k = c.socket()
@@ -130,8 +130,7 @@ def main():
         relay = P.Relay(links, rule)
         relay.start()
         time.sleep(0.2)
-        lock = threading.Lock()
-        threads = [threading.Thread(target=run_case, args=(cs, lock)) for cs in cases]
+        threads = [threading.Thread(target=run_case, args=(cs,)) for cs in cases]
         for th in threads:
             th.start()
             time.sleep(0.02)

@@ -17,7 +17,6 @@ in separate namespace pairs.
 Usage: sudo python3 tools/kernel-probes/synack_schedule.py [--runs N]
 """
 import os
-import socket
 import sys
 import time
 

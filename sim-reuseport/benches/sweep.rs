@@ -61,7 +61,7 @@ fn bench(c: &mut Criterion) {
     for jobs in [1usize, 2] {
         g.bench_function(format!("run_sweep_jobs_{jobs}"), |b| {
             b.iter(|| {
-                let r = run_sweep(&many, jobs, &|| {}).expect("sweep");
+                let r = run_sweep(&many, jobs, Vec::new(), &|_| {}).expect("sweep");
                 assert!(r.iter().all(|x| x.failures.is_empty()));
                 r
             })

@@ -11,6 +11,7 @@ pub use group::{Group, GroupId, ReuseportTable};
 pub use policy::{
     DecisionCounts, Policy, PolicyContext, PolicyDecision, PolicyKind, PolicyStats, Rule,
 };
+pub mod interrupt;
 pub mod invariants;
 pub mod output;
 pub mod plot;

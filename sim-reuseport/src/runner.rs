@@ -2185,3 +2185,9 @@ impl std::fmt::Display for RunError {
 }
 
 impl std::error::Error for RunError {}
+
+/// Checks everything about `scn` that building a run checks (names,
+/// cross-references, times within the duration), without running it.
+pub fn validate(scn: &Scenario) -> Result<(), ScenarioError> {
+    Sim::build(scn, RunOptions::default()).map(|_| ())
+}

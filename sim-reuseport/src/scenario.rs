@@ -750,10 +750,15 @@ fn strip_position(msg: &str) -> String {
     }
 }
 
+/// Largest scenario file read (the bundled ones are a few KiB): a device
+/// such as `/dev/zero` given as the file is refused instead of read until
+/// memory runs out.
+pub const MAX_FILE_BYTES: u64 = 16 << 20;
+
 /// Reads and parses a scenario file; errors name the file.
 pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path)
+    let text = crate::output::read_limited(path, MAX_FILE_BYTES)
         .map_err(|e| ScenarioError::at("", format!("cannot read file: {e}")).in_file(&name))?;
     parse_str(&text).map_err(|e| e.in_file(&name))
 }

@@ -383,14 +383,19 @@ pub fn bug_from_name(s: &str) -> Option<MigrationPath> {
 /// How many seeds `shard` of `range` holds.
 pub fn shard_len(range: SeedRange, shard: Option<Shard>) -> u64 {
     let shard = shard.unwrap_or(Shard { index: 0, count: 1 });
-    (range.len() + shard.count - 1 - shard.index) / shard.count
+    // Without overflow for any range: offsets index, index+count, ...
+    let len = range.len();
+    len / shard.count + u64::from(shard.index < len % shard.count)
 }
 
 /// The seeds of `shard` of `range` (all of them for `None`), in order.
+///
+/// Callers bound the count first ([`shard_len`], [`MAX_SEEDS_PER_PROCESS`]).
 pub fn shard_seeds(range: SeedRange, shard: Option<Shard>) -> Vec<u64> {
     let shard = shard.unwrap_or(Shard { index: 0, count: 1 });
+    let step = usize::try_from(shard.count).unwrap_or(usize::MAX);
     (shard.index..range.len())
-        .step_by(shard.count as usize)
+        .step_by(step)
         .map(|off| range.start + off)
         .collect()
 }
@@ -567,14 +572,19 @@ fn recheck_into(first: &mut SeedResult, again: SeedResult, threads: usize) {
     }
 }
 
-/// Runs every seed of `spec` on `jobs` threads, then re-runs the
-/// determinism sample on a different number of threads, in reverse order.
-/// `tick` is called once per seed of the main pass (for a progress bar).
-/// The result is in seed order and does not depend on `jobs`.
+/// Runs every seed of `spec` that `done` does not hold yet on `jobs`
+/// threads, calling `on_result` with each first-pass result as it completes
+/// (in completion order, from the worker threads: for a progress bar and
+/// for the results file that `sweep --resume` continues); then re-runs the
+/// determinism sample on a different number of threads, in reverse order
+/// (seeds already re-checked in `done` are not re-run). The result is in
+/// seed order and does not depend on `jobs` nor on how the work was split
+/// between interrupted and resumed runs.
 pub fn run_sweep(
     spec: &SweepSpec,
     jobs: usize,
-    tick: &(dyn Fn() + Sync),
+    done: Vec<SeedResult>,
+    on_result: &(dyn Fn(&SeedResult) + Sync),
 ) -> Result<Vec<SeedResult>, String> {
     use rayon::prelude::*;
     let jobs = jobs.max(1);
@@ -583,35 +593,41 @@ pub fn run_sweep(
         .thread_name(|i| format!("sweep-{i}"))
         .build()
         .map_err(|e| format!("cannot start {jobs} worker threads: {e}"))?;
-    let seeds = spec.seeds();
-    let mut results: Vec<SeedResult> = pool.install(|| {
-        seeds
-            .par_iter()
+    let have: std::collections::BTreeSet<u64> = done.iter().map(|r| r.seed).collect();
+    let todo: Vec<u64> = spec
+        .seeds()
+        .into_iter()
+        .filter(|s| !have.contains(s))
+        .collect();
+    let fresh: Vec<SeedResult> = pool.install(|| {
+        todo.par_iter()
             .map(|&s| {
                 let r = run_seed(spec, s);
-                tick();
+                on_result(&r);
                 r
             })
             .collect()
     });
+    let mut results = done;
+    results.extend(fresh);
+    results.sort_by_key(|r| r.seed);
     let other = if jobs == 1 { 2 } else { 1 };
     let sample: Vec<usize> = (0..results.len())
-        .filter(|&i| spec.rechecks(results[i].seed))
+        .filter(|&i| spec.rechecks(results[i].seed) && !results[i].rechecked)
         .rev()
         .collect();
     let again: Vec<SeedResult> = if other == 1 {
-        sample.iter().map(|&i| run_seed(spec, seeds[i])).collect()
+        sample
+            .iter()
+            .map(|&i| run_seed(spec, results[i].seed))
+            .collect()
     } else {
         let pool2 = rayon::ThreadPoolBuilder::new()
             .num_threads(other)
             .build()
             .map_err(|e| format!("cannot start {other} worker threads: {e}"))?;
-        pool2.install(|| {
-            sample
-                .par_iter()
-                .map(|&i| run_seed(spec, seeds[i]))
-                .collect()
-        })
+        let seeds: Vec<u64> = sample.iter().map(|&i| results[i].seed).collect();
+        pool2.install(|| seeds.par_iter().map(|&s| run_seed(spec, s)).collect())
     };
     for (&i, a) in sample.iter().zip(again) {
         recheck_into(&mut results[i], a, other);
@@ -803,7 +819,8 @@ pub struct Summary {
     pub result: String,
 }
 
-fn shell_quote(s: &str) -> String {
+/// `s` quoted for a POSIX shell when it needs quoting.
+pub fn shell_quote(s: &str) -> String {
     if !s.is_empty()
         && s.bytes()
             .all(|b| b.is_ascii_alphanumeric() || b"-_./=:+,@%".contains(&b))
@@ -1082,9 +1099,75 @@ pub fn from_jsonl(text: &str, name: &str) -> Result<Vec<SeedResult>, String> {
         .collect()
 }
 
-/// Merges shard outputs: checks they belong to one sweep and cover every
-/// seed exactly once, and returns the metadata of the whole sweep (no
-/// shard) and the results in seed order.
+/// Reads the results file of an interrupted sweep: lines in completion
+/// order, of which the last may be cut short by the interruption (it is
+/// dropped: that seed runs again). Every seed must belong to `spec`'s shard
+/// and appear once.
+pub fn read_partial(text: &str, name: &str, spec: &SweepSpec) -> Result<Vec<SeedResult>, String> {
+    let complete = match text.rfind('\n') {
+        Some(i) => &text[..=i],
+        None => "",
+    };
+    let mut results = from_jsonl(complete, name)?;
+    results.sort_by_key(|r| r.seed);
+    let range = spec.range;
+    for w in results.windows(2) {
+        if w[0].seed == w[1].seed {
+            return Err(format!("{name}: seed {} appears twice", w[0].seed));
+        }
+    }
+    for r in &results {
+        let ours = r.seed >= range.start
+            && r.seed < range.end
+            && spec.shard.map_or(true, |s| s.owns(r.seed - range.start));
+        if !ours {
+            return Err(format!(
+                "{name}: seed {} is not in seeds {range}{}",
+                r.seed,
+                spec.shard.map_or(String::new(), |s| format!(" shard {s}"))
+            ));
+        }
+    }
+    Ok(results)
+}
+
+/// Whether two shard outputs come from the same scenario and options, so
+/// that their results can be combined.
+fn same_scenario(a: &SweepMeta, b: &SweepMeta) -> bool {
+    a.scenario_hash == b.scenario_hash && a.inject_bug == b.inject_bug
+}
+
+/// Seed ranges missing from the sorted, distinct `seeds` within
+/// `start..end`, as text (at most a few).
+fn gaps(seeds: &[u64], start: u64, end: u64) -> String {
+    let mut out = Vec::new();
+    let mut next = start;
+    for &s in seeds.iter().chain(std::iter::once(&end)) {
+        if s > next {
+            out.push(if s - next == 1 {
+                next.to_string()
+            } else {
+                format!("{next}..{s}")
+            });
+        }
+        next = s.saturating_add(1);
+        if out.len() == 5 {
+            out.push("...".into());
+            break;
+        }
+    }
+    out.join(", ")
+}
+
+/// Merges sweep outputs: shards of one sweep, or sweeps of sub-ranges of
+/// one scenario (e.g. `0..5000` and `5000..10000`), or both. Each output
+/// must be complete for its own seeds (an interrupted one is continued with
+/// `sweep --resume` first), the outputs must come from the same scenario,
+/// and together they must hold every seed of one contiguous range exactly
+/// once. Returns the metadata of the whole (no shard, the union range) and
+/// the results in seed order. Shards of one range merge into exactly the
+/// summary of the unsharded sweep; sub-range sweeps also re-checked their
+/// own first seed for determinism (see [`SweepSpec::rechecks`]).
 pub fn merge(
     parts: Vec<(String, SweepMeta, Vec<SeedResult>)>,
 ) -> Result<(SweepMeta, Vec<SeedResult>), String> {
@@ -1092,70 +1175,68 @@ pub fn merge(
         return Err("merge needs at least one shard output".into());
     };
     let (first_name, mut meta) = (first_name.clone(), first.clone());
-    let same = |m: &SweepMeta| {
-        m.file == meta.file
-            && m.scenario_hash == meta.scenario_hash
-            && m.range == meta.range
-            && m.inject_bug == meta.inject_bug
-            && m.shard.map(|s| s.count) == meta.shard.map(|s| s.count)
-    };
-    let count = meta.shard.map_or(1, |s| s.count);
-    let mut seen_shards = vec![None::<String>; count as usize];
-    let mut all = Vec::new();
-    for (name, m, results) in parts {
-        if !same(&m) {
+    let mut all: Vec<(SeedResult, usize)> = Vec::new();
+    let mut names = Vec::new();
+    for (k, (name, m, results)) in parts.into_iter().enumerate() {
+        if !same_scenario(&m, &meta) {
             return Err(format!(
-                "{name} is not from the same sweep as {first_name}: scenario {} ({}, hash {}) seeds \
-                 {} shard {} vs scenario {} ({}, hash {}) seeds {} shard {}",
+                "{name} is not from the same scenario as {first_name}: scenario {} ({}, hash {}) \
+                 vs scenario {} ({}, hash {})",
                 m.scenario_name,
                 m.file,
                 m.scenario_hash,
-                m.range,
-                m.shard.map_or("-".into(), |s| s.to_string()),
                 meta.scenario_name,
                 meta.file,
                 meta.scenario_hash,
-                meta.range,
-                meta.shard.map_or("-".into(), |s| s.to_string()),
             ));
         }
-        let idx = m.shard.map_or(0, |s| s.index) as usize;
-        if let Some(prev) = &seen_shards[idx] {
-            return Err(format!(
-                "{name} and {prev} are the same shard {}",
-                m.shard.map_or("(whole range)".into(), |s| s.to_string())
-            ));
-        }
-        seen_shards[idx] = Some(name.clone());
         let spec_seeds = shard_seeds(m.range, m.shard);
         let got: Vec<u64> = results.iter().map(|r| r.seed).collect();
         if got != spec_seeds {
             return Err(format!(
-                "{name} holds {} seed result(s), but shard {} of {} has {} seeds: the output is \
-                 incomplete or was edited",
+                "{name} holds {} seed result(s), but seeds {}{} are {}: the output is \
+                 incomplete (an interrupted sweep: continue it with `sweep --resume --out {name}`) \
+                 or was edited",
                 got.len(),
-                m.shard.map_or("(whole range)".into(), |s| s.to_string()),
                 m.range,
+                m.shard.map_or(String::new(), |s| format!(" shard {s}")),
                 spec_seeds.len()
             ));
         }
-        all.extend(results);
+        all.extend(results.into_iter().map(|r| (r, k)));
+        names.push(name);
     }
-    let missing: Vec<String> = seen_shards
-        .iter()
-        .enumerate()
-        .filter(|(_, s)| s.is_none())
-        .map(|(i, _)| format!("{i}/{count}"))
-        .collect();
-    if !missing.is_empty() {
+    all.sort_by_key(|(r, _)| r.seed);
+    for w in all.windows(2) {
+        if w[0].0.seed == w[1].0.seed {
+            return Err(format!(
+                "seed {} is in both {} and {}: each seed must be merged once",
+                w[0].0.seed, names[w[0].1], names[w[1].1]
+            ));
+        }
+    }
+    let seeds: Vec<u64> = all.iter().map(|(r, _)| r.seed).collect();
+    let (lo, hi) = (seeds[0], seeds[seeds.len() - 1]);
+    if (hi - lo) as usize + 1 != seeds.len() {
+        let missing = gaps(&seeds, lo, hi + 1);
+        let shard_hint = match meta.shard {
+            Some(s) if s.count > 1 => format!(
+                " (the outputs are shards of {} shard(s): is one missing?)",
+                s.count
+            ),
+            _ => String::new(),
+        };
         return Err(format!(
-            "missing shard output(s): {} (every shard of the sweep is needed)",
-            missing.join(", ")
+            "missing seeds {missing} between {lo} and {hi}: the outputs must cover one \
+             contiguous range{shard_hint}"
         ));
     }
-    all.sort_by_key(|r| r.seed);
+    meta.range = SeedRange {
+        start: lo,
+        end: hi + 1,
+    };
     meta.shard = None;
-    Ok((meta, all))
+    Ok((meta, all.into_iter().map(|(r, _)| r).collect()))
 }
 
 // ---------------------------------------------------------------------------

@@ -202,10 +202,81 @@ fn reparse(doc: &Value, what: &str) -> Result<Scenario, ScenarioError> {
     })
 }
 
-/// Checks the `vary` block independently of the seed: every entry is well
-/// formed, its pointer exists, and every choice and both range bounds give
-/// a scenario that parses.
-pub fn check(scn: &Scenario) -> Result<(), ScenarioError> {
+/// A check of a whole scenario beyond parsing (the lowering: names,
+/// cross-references, times within the duration), for [`check`].
+pub type Validate<'a> = &'a dyn Fn(&Scenario) -> Result<(), ScenarioError>;
+
+/// The candidate values of entry `i` that [`check`] tries: both bounds of
+/// a range, or every choice, each with its label.
+fn candidates(i: usize, v: &Vary) -> Result<Vec<(Value, String)>, ScenarioError> {
+    if !v.choices.is_empty() {
+        return Ok(v
+            .choices
+            .iter()
+            .enumerate()
+            .map(|(k, c)| (c.clone(), format!("choices[{k}]")))
+            .collect());
+    }
+    let (kind, lo, hi) = range_kind(i, v)?;
+    Ok([(lo, "min"), (hi, "max")]
+        .into_iter()
+        .map(|(x, label)| {
+            let value = match kind {
+                RangeKind::Int => i64::try_from(x)
+                    .map(Value::from)
+                    .unwrap_or_else(|_| Value::from(x as u64)),
+                RangeKind::Duration => Value::String(SimDuration::from_nanos(x as u64).to_string()),
+                RangeKind::Probability => {
+                    Value::String(Probability::from_ppb(x as u32).expect("ppb").to_string())
+                }
+            };
+            (value, label.to_string())
+        })
+        .collect())
+}
+
+/// Patches `values` (entry index, value) into `base`, parses and validates
+/// the result; errors say which values were drawn.
+fn try_values(
+    scn: &Scenario,
+    base: &Value,
+    values: &[(usize, Value, String)],
+    validate: Validate<'_>,
+) -> Result<(), ScenarioError> {
+    let mut doc = base.clone();
+    for (i, value, _) in values {
+        patch(&mut doc, *i, &scn.vary[*i], value.clone())?;
+    }
+    let listing = values
+        .iter()
+        .map(|(i, value, label)| format!("vary[{i}]: {} = {value} ({label})", scn.vary[*i].path))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let varied = reparse(&doc, &listing)?;
+    validate(&varied).map_err(|e| {
+        let path = if values.len() == 1 {
+            format!("{}.{}", entry_path(values[0].0), values[0].2)
+        } else {
+            "vary".to_string()
+        };
+        ScenarioError::at(
+            path,
+            format!(
+                "drawing {listing} makes the scenario invalid: {}: {}",
+                e.path, e.message
+            ),
+        )
+    })
+}
+
+/// Checks the `vary` block independently of the seed, before any seed
+/// runs: every entry is well formed, its pointer exists, and every choice
+/// and both range bounds give a scenario that parses and passes `validate`
+/// (the lowering), each alone and all lower bounds (first choices)
+/// together and all upper bounds (last choices) together. Values that
+/// interact otherwise can still make a single draw invalid; the sweep then
+/// reports that seed.
+pub fn check(scn: &Scenario, validate: Validate<'_>) -> Result<(), ScenarioError> {
     if scn.vary.is_empty() {
         return Ok(());
     }
@@ -214,6 +285,8 @@ pub fn check(scn: &Scenario) -> Result<(), ScenarioError> {
         .expect("scenario is an object")
         .remove("vary");
     let mut seen = std::collections::BTreeSet::new();
+    let mut lows = Vec::new();
+    let mut highs = Vec::new();
     for (i, v) in scn.vary.iter().enumerate() {
         shape(i, v)?;
         if !seen.insert(v.path.as_str()) {
@@ -222,39 +295,17 @@ pub fn check(scn: &Scenario) -> Result<(), ScenarioError> {
                 format!("`{}` is varied twice", v.path),
             ));
         }
-        let candidates: Vec<Value> = if v.choices.is_empty() {
-            let (kind, lo, hi) = range_kind(i, v)?;
-            [lo, hi]
-                .into_iter()
-                .map(|x| match kind {
-                    RangeKind::Int => i64::try_from(x)
-                        .map(Value::from)
-                        .unwrap_or_else(|_| Value::from(x as u64)),
-                    RangeKind::Duration => {
-                        Value::String(SimDuration::from_nanos(x as u64).to_string())
-                    }
-                    RangeKind::Probability => {
-                        Value::String(Probability::from_ppb(x as u32).expect("ppb").to_string())
-                    }
-                })
-                .collect()
-        } else {
-            v.choices.clone()
-        };
-        for (k, value) in candidates.into_iter().enumerate() {
-            let mut doc = base.clone();
-            let label = if v.choices.is_empty() {
-                format!(
-                    "{} = {value} ({})",
-                    v.path,
-                    if k == 0 { "min" } else { "max" }
-                )
-            } else {
-                format!("{} = {value} (choices[{k}])", v.path)
-            };
-            patch(&mut doc, i, v, value)?;
-            reparse(&doc, &format!("vary[{i}]: {label}"))?;
+        let cands = candidates(i, v)?;
+        for (value, label) in &cands {
+            try_values(scn, &base, &[(i, value.clone(), label.clone())], validate)?;
         }
+        let (lo, hi) = (&cands[0], &cands[cands.len() - 1]);
+        lows.push((i, lo.0.clone(), lo.1.clone()));
+        highs.push((i, hi.0.clone(), hi.1.clone()));
+    }
+    if scn.vary.len() > 1 {
+        try_values(scn, &base, &lows, validate)?;
+        try_values(scn, &base, &highs, validate)?;
     }
     Ok(())
 }
@@ -330,7 +381,7 @@ mod tests {
             {"path": "/workers/0/backlog", "min": 1, "max": 1000},
             {"path": "/workers/0/accept", "choices": [{"kind": "immediate"}, {"kind": "rate", "per_second": 50}]}
         ]"#);
-        check(&s).unwrap();
+        check(&s, &crate::runner::validate).unwrap();
         let (a, va) = apply(&s, 7).unwrap();
         let (_, va2) = apply(&s, 7).unwrap();
         assert_eq!(va, va2);
@@ -368,7 +419,7 @@ mod tests {
         let bad = |vary: &str| {
             let s = scn(vary);
             assert!(apply(&s, 1).is_err(), "{vary}");
-            check(&s).unwrap_err().to_string()
+            check(&s, &crate::runner::validate).unwrap_err().to_string()
         };
         let e = bad(r#"[{"path": "/links/0/latencyx", "min": "1ms", "max": "2ms"}]"#);
         assert!(

@@ -163,7 +163,7 @@ fn mutate_node(v: &mut Value, m: &Mutation) {
 fn front_end(text: &str) -> Result<(), String> {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if let Ok(scn) = parse_str(text) {
-            let _ = vary::check(&scn);
+            let _ = vary::check(&scn, &sim_reuseport::runner::validate);
             let _ = Sim::build(&scn, RunOptions::default());
             let _ = Sim::build(
                 &scn,

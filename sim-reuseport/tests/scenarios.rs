@@ -111,7 +111,7 @@ fn every_bundled_scenario_parses_and_validates() {
             "{}: a bundled scenario says what it shows",
             f.display()
         );
-        if let Err(e) = sim_reuseport::vary::check(&scn) {
+        if let Err(e) = sim_reuseport::vary::check(&scn, &sim_reuseport::runner::validate) {
             panic!("{}", e.in_file(&f.display().to_string()));
         }
         if let Err(e) = Sim::build(&scn, RunOptions::default()) {

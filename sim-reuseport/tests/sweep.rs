@@ -212,7 +212,8 @@ fn shards_merge_to_the_unsharded_summary() {
     let o = run(&["merge", s(&a)]);
     assert_eq!(code(&o), 2);
     assert!(
-        stderr(&o).contains("missing shard output(s): 1/2"),
+        stderr(&o).contains("missing seeds 1, 3, 5")
+            && stderr(&o).contains("shards of 2 shard(s): is one missing?"),
         "{}",
         stderr(&o)
     );
@@ -390,4 +391,208 @@ fn vary_draws_differ_per_seed_and_run_reproduces_them() {
         assert_eq!(cmp["on"]["varied"], line["varied"]);
         assert_eq!(cmp["off"]["digest"], line["off"]["digest"]);
     }
+}
+
+/// Spawns a sweep into `out`, waits until `lines` seed results are in its
+/// results file, and interrupts it with `signal`.
+fn interrupted_sweep(e: &Env, out: &Path, lines: usize, signal: i32) -> Output {
+    let child = bin()
+        .args([
+            "sweep",
+            s(&e.file),
+            "--seeds",
+            "0..3000",
+            "--jobs",
+            "1",
+            "--out",
+        ])
+        .arg(out)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let seeds = out.join("seeds.jsonl");
+    let deadline = std::time::Duration::from_secs(120);
+    let t0 = std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap();
+    loop {
+        let n = std::fs::read_to_string(&seeds).map_or(0, |t| t.lines().count());
+        if n >= lines {
+            break;
+        }
+        let waited = std::time::SystemTime::UNIX_EPOCH.elapsed().unwrap() - t0;
+        assert!(waited < deadline, "the sweep wrote {n} lines in {waited:?}");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: kill(2) on our own child's pid.
+    assert_eq!(unsafe { libc::kill(child.id() as i32, signal) }, 0);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn an_interrupted_sweep_keeps_its_work_and_resumes_to_the_same_summary() {
+    let e = env();
+    let whole = e.dir.path().join("whole");
+    let part = e.dir.path().join("part");
+    let o = interrupted_sweep(&e, &part, 40, libc::SIGINT);
+    assert_eq!(code(&o), 130, "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("interrupted (SIGINT)") && err.contains("--resume"),
+        "{err}"
+    );
+    // Only whole lines, each a seed of the range; no temporary file.
+    let kept = std::fs::read_to_string(part.join("seeds.jsonl")).unwrap();
+    assert!(kept.ends_with('\n'));
+    let n = kept.lines().count();
+    assert!((40..3000).contains(&n), "{n} lines kept");
+    for l in kept.lines() {
+        serde_json::from_str::<Value>(l).expect("a whole JSON line");
+    }
+    let names: Vec<String> = std::fs::read_dir(&part)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(names.iter().all(|n| !n.starts_with('.')), "{names:?}");
+    // Without --resume the kept work is not overwritten.
+    let o = bin()
+        .args(["sweep", s(&e.file), "--seeds", "0..3000", "--out"])
+        .arg(&part)
+        .output()
+        .unwrap();
+    assert_eq!(code(&o), 2, "refused without --resume: {}", stderr(&o));
+    assert!(stderr(&o).contains("--resume"), "{}", stderr(&o));
+    assert_eq!(
+        std::fs::read_to_string(part.join("seeds.jsonl")).unwrap(),
+        kept
+    );
+    // Resumed (on another thread count), the summary is that of one sweep.
+    let resumed = run(&[
+        "sweep",
+        s(&e.file),
+        "--seeds",
+        "0..3000",
+        "--jobs",
+        "2",
+        "--out",
+        s(&part),
+        "--resume",
+    ]);
+    assert_eq!(code(&resumed), 0, "{}", stderr(&resumed));
+    assert!(stderr(&resumed).contains(&format!("resuming: {n} of 3000")));
+    let full = run(&[
+        "sweep",
+        s(&e.file),
+        "--seeds",
+        "0..3000",
+        "--out",
+        s(&whole),
+    ]);
+    assert_eq!(code(&full), 0, "{}", stderr(&full));
+    assert_eq!(stdout(&resumed), stdout(&full));
+    for f in ["seeds.jsonl", "summary.json"] {
+        assert_eq!(
+            std::fs::read(part.join(f)).unwrap(),
+            std::fs::read(whole.join(f)).unwrap(),
+            "{f}"
+        );
+    }
+}
+
+#[test]
+fn sigterm_exits_143() {
+    let e = env();
+    let out = e.dir.path().join("t");
+    let o = interrupted_sweep(&e, &out, 5, libc::SIGTERM);
+    assert_eq!(code(&o), 143, "{}", stderr(&o));
+}
+
+#[test]
+fn sub_range_sweeps_merge_into_the_whole_range() {
+    let e = env();
+    let (a, b, c) = (
+        e.dir.path().join("a"),
+        e.dir.path().join("b"),
+        e.dir.path().join("c"),
+    );
+    for (dir, seeds) in [(&a, "0..120"), (&b, "120..200"), (&c, "100..150")] {
+        let o = run(&["sweep", s(&e.file), "--seeds", seeds, "--out", s(dir)]);
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+    }
+    let merged = run(&["merge", s(&a), s(&b), "--format", "json"]);
+    assert_eq!(code(&merged), 0, "{}", stderr(&merged));
+    let whole = run(&["sweep", s(&e.file), "--seeds", SEEDS, "--format", "json"]);
+    let (m, w): (Value, Value) = (
+        serde_json::from_slice(&merged.stdout).unwrap(),
+        serde_json::from_slice(&whole.stdout).unwrap(),
+    );
+    assert_eq!(m["seeds"], w["seeds"]);
+    assert_eq!(m["distributions"], w["distributions"]);
+    // Overlapping parts and gaps are refused, naming the seeds.
+    let o = run(&["merge", s(&a), s(&c)]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("seed 100 is in both"), "{}", stderr(&o));
+    let o = run(&["merge", s(&b), s(&c)]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("seed 120 is in both"), "{}", stderr(&o));
+    // The merged output cannot be written over one of its inputs.
+    let o = run(&["merge", s(&a), s(&b), "--out", s(&a)]);
+    assert_eq!(code(&o), 2);
+    assert!(
+        stderr(&o).contains("refusing to overwrite an input"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn resource_bounds_are_clear_errors() {
+    let e = env();
+    let o = run(&[
+        "sweep",
+        s(&e.file),
+        "--seeds",
+        "0..18446744073709551615",
+        "--shard",
+        "0/2",
+    ]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stderr(&o).contains("shard the range"), "{}", stderr(&o));
+    let o = run(&["sweep", s(&e.file), "--seeds", "0..10", "--jobs", "100000"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("per core"), "{}", stderr(&o));
+    let o = run(&["run", "/dev/zero"]);
+    assert_eq!(code(&o), 2);
+    assert!(stderr(&o).contains("larger than 16 MiB"), "{}", stderr(&o));
+    let o = run(&["merge", "/dev/null"]);
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+}
+
+#[test]
+fn a_vary_bound_past_the_duration_fails_before_any_seed() {
+    // As ../shared/repro/vary_draw_past_duration.json: a bound of the
+    // varied reload time lies past the 2 s duration.
+    let e = env();
+    let file = e.dir.path().join("v.json");
+    let text = SMALL.replace(
+        r#"{ "path": "/links/0/latency""#,
+        r#"{ "path": "/timeline/0/at", "min": "1s", "max": "2.2s" },
+    { "path": "/links/0/latency""#,
+    );
+    std::fs::write(&file, text).unwrap();
+    let out = e.dir.path().join("out");
+    for args in [
+        vec!["validate", s(&file)],
+        vec!["sweep", s(&file), "--seeds", "0..50", "--out", s(&out)],
+    ] {
+        let o = run(&args);
+        assert_eq!(code(&o), 2, "{args:?}: {}", stderr(&o));
+        let err = stderr(&o);
+        assert!(
+            err.contains("vary[0].max")
+                && err.contains("/timeline/0/at")
+                && err.contains("after the scenario's duration"),
+            "{err}"
+        );
+    }
+    assert!(!out.join("seeds.jsonl").exists(), "no seed ran");
 }

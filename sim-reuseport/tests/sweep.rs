@@ -596,3 +596,30 @@ fn a_vary_bound_past_the_duration_fails_before_any_seed() {
     }
     assert!(!out.join("seeds.jsonl").exists(), "no seed ran");
 }
+
+#[test]
+fn a_full_disk_still_prints_the_summary() {
+    // A 64 KiB tmpfs stands for a full disk; mounting one needs root.
+    let e = env();
+    let mnt = e.dir.path().join("tiny");
+    std::fs::create_dir(&mnt).unwrap();
+    let mounted = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=64k", "tmpfs"])
+        .arg(&mnt)
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !mounted {
+        eprintln!("SKIPPED a_full_disk_still_prints_the_summary: cannot mount a tmpfs (not root?)");
+        return;
+    }
+    let out = mnt.join("o");
+    let o = run(&["sweep", s(&e.file), "--seeds", "0..1500", "--out", s(&out)]);
+    let _ = Command::new("umount").arg(&mnt).status();
+    assert_eq!(code(&o), 2, "{}", stderr(&o));
+    assert!(stdout(&o).contains("result"), "the summary is printed");
+    let err = stderr(&o);
+    assert!(
+        err.contains("could not be written") && err.contains("No space left"),
+        "{err}"
+    );
+}

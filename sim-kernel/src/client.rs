@@ -14,7 +14,6 @@ use std::sync::Arc;
 use sim_core::SimTime;
 
 use crate::clock::{self, Epoch};
-use crate::netns::Netns;
 use crate::result::{ConnRecord, Outcome};
 use crate::spec::ClientSpec;
 use crate::sys::{self, cvt, Epoll};
@@ -41,6 +40,8 @@ pub struct EngineSetup {
     pub stop: Arc<AtomicBool>,
     /// Wakes it (owned by the caller, who joins first).
     pub wake: RawFd,
+    /// Run under `SCHED_FIFO`.
+    pub realtime: bool,
 }
 
 /// What the engine hands back: records, and the sockets still open (closed
@@ -70,10 +71,11 @@ struct Conn {
 const TOKEN_WAKE: u64 = u64::MAX;
 const TOKEN_TIMER: u64 = u64::MAX - 1;
 
-/// Runs the engine on the calling thread, which it moves into `ns`.
-pub fn run_engine(ns: &Netns, s: EngineSetup) -> std::io::Result<EngineOutput> {
-    ns.enter()?;
-    clock::tight_timer_slack();
+/// Runs the engine on the calling thread, which it moves into the
+/// namespace `ns` (a [`Netns::dup_fd`](crate::netns::Netns::dup_fd)).
+pub fn run_engine(ns: OwnedFd, s: EngineSetup) -> std::io::Result<EngineOutput> {
+    crate::netns::enter_fd(&ns)?;
+    clock::thread_setup(s.realtime, clock::prio::ENDPOINT);
     let ep = Epoll::new()?;
     let timer = sys::timerfd()?;
     ep.add(s.wake, libc::EPOLLIN as u32, TOKEN_WAKE)?;

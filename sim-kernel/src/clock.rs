@@ -85,7 +85,54 @@ pub fn tight_timer_slack() {
     unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1 as libc::c_ulong, 0, 0, 0) };
 }
 
+/// Prepares a run thread: 1 ns timer slack, and `SCHED_FIFO` at `prio` if
+/// `realtime`.
+pub fn thread_setup(realtime: bool, prio: i32) {
+    tight_timer_slack();
+    if realtime {
+        let _ = set_realtime(prio);
+    }
+}
+
 /// A duration from nanoseconds.
 pub fn dur(ns: u64) -> SimDuration {
     SimDuration::from_nanos(ns)
+}
+
+/// Scheduling priorities of the run's threads under `SCHED_FIFO`: the link
+/// emulator above the endpoints, so packets leave on time even when the
+/// endpoints are busy.
+pub mod prio {
+    /// The link emulator.
+    pub const FORWARDER: i32 = 30;
+    /// The timeline thread.
+    pub const TIMELINE: i32 = 25;
+    /// Workers, client engines and the sampler.
+    pub const ENDPOINT: i32 = 20;
+}
+
+/// Puts the calling thread under `SCHED_FIFO` at `prio` and returns the
+/// previous policy and priority (to restore with [`restore_scheduling`]),
+/// or `None` if the kernel refused. Every run thread blocks in epoll or a
+/// sleep, so none can spin; the kernel's RT throttling (95 % by default)
+/// bounds them anyway.
+pub fn set_realtime(prio: i32) -> Option<(i32, i32)> {
+    // SAFETY: plain syscalls on the calling thread (pid 0).
+    unsafe {
+        let old_policy = libc::sched_getscheduler(0);
+        let mut old = libc::sched_param { sched_priority: 0 };
+        libc::sched_getparam(0, &mut old);
+        let p = libc::sched_param { sched_priority: prio };
+        if libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) != 0 {
+            return None;
+        }
+        Some((old_policy, old.sched_priority))
+    }
+}
+
+/// Restores what [`set_realtime`] returned.
+pub fn restore_scheduling(old: (i32, i32)) {
+    let p = libc::sched_param { sched_priority: old.1 };
+    // SAFETY: plain syscall on the calling thread.
+    unsafe { libc::sched_setscheduler(0, old.0, &p) };
 }

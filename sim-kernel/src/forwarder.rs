@@ -54,6 +54,8 @@ pub struct ForwarderSetup {
     pub pcap: Option<RawPcap>,
     /// Scenario time 0.
     pub epoch: Epoch,
+    /// Run under `SCHED_FIFO`.
+    pub realtime: bool,
 }
 
 /// The running forwarder.
@@ -99,7 +101,7 @@ impl Drop for Forwarder {
 }
 
 fn run(mut s: ForwarderSetup, stop: &AtomicBool, wake: RawFd) -> (ForwarderStats, Option<RawPcap>) {
-    clock::tight_timer_slack();
+    clock::thread_setup(s.realtime, clock::prio::FORWARDER);
     let mut stats = ForwarderStats::default();
     let mut lateness: Vec<u64> = Vec::new();
     let Ok(ep) = Epoll::new() else {

@@ -30,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+pub mod actions;
 pub mod bpf;
 pub mod client;
 pub mod clock;
@@ -47,6 +48,7 @@ pub mod pcap;
 pub mod policy;
 pub mod result;
 pub mod runner;
+pub mod sampler;
 pub mod spec;
 pub mod sysctl;
 pub mod sys;
@@ -61,7 +63,7 @@ use std::sync::Arc;
 pub use env::{check_environment, EnvInfo};
 pub use error::{EnvError, KernelError, Result};
 pub use result::*;
-// pub use runner::run;
+pub use runner::run;
 pub use spec::*;
 
 /// A flag that stops a run: set to a signal number (or any non-zero value).

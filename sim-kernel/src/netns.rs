@@ -150,6 +150,12 @@ impl Netns {
         cvt(unsafe { libc::setns(self.fd.as_raw_fd(), libc::CLONE_NEWNET) }).map(|_| ())
     }
 
+    /// A duplicate of the namespace fd, for a thread that outlives the
+    /// borrow (see [`enter_fd`]).
+    pub fn dup_fd(&self) -> io::Result<OwnedFd> {
+        self.fd.try_clone()
+    }
+
     /// Runs `f` on a scoped thread inside this namespace and returns its
     /// result: sockets it creates belong to the namespace, and files under
     /// `/proc/thread-self/net` and `/proc/sys/net` are the namespace's.
@@ -164,6 +170,13 @@ impl Netns {
             .map_err(|p| KernelError::ThreadPanicked(panic_message(&p)))?
         })
     }
+}
+
+/// Moves the calling thread into the namespace of `fd` (from
+/// [`Netns::dup_fd`]).
+pub fn enter_fd(fd: &OwnedFd) -> io::Result<()> {
+    // SAFETY: valid namespace fd.
+    cvt(unsafe { libc::setns(fd.as_raw_fd(), libc::CLONE_NEWNET) }).map(|_| ())
 }
 
 /// The message of a panic payload.

@@ -350,6 +350,10 @@ pub struct RunOptions {
     /// Time between the end of setup and scenario time 0, so that every
     /// thread is waiting when the run starts.
     pub start_lead: SimDuration,
+    /// Run the link emulator, the timeline and the endpoints under
+    /// `SCHED_FIFO` (see [`crate::clock::prio`]), so that other load on the
+    /// machine delays them less.
+    pub realtime: bool,
 }
 
 impl Default for RunOptions {
@@ -359,6 +363,7 @@ impl Default for RunOptions {
             pcap: None,
             stop: crate::StopFlag::new(),
             start_lead: SimDuration::from_millis(50),
+            realtime: true,
         }
     }
 }

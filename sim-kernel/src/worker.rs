@@ -146,11 +146,13 @@ pub struct WorkerSetup {
     pub stop: Arc<AtomicBool>,
     /// Scenario time 0.
     pub epoch: Epoch,
+    /// Run under `SCHED_FIFO`.
+    pub realtime: bool,
 }
 
 /// The body of a worker thread; returns its statistics.
 pub fn run_worker(w: WorkerSetup) -> WorkerStats {
-    clock::tight_timer_slack();
+    clock::thread_setup(w.realtime, clock::prio::ENDPOINT);
     let mut stats = WorkerStats {
         name: w.spec.name.clone(),
         ..Default::default()

@@ -185,6 +185,27 @@ pub struct LoFilterStats {
     pub dropped: u64,
 }
 
+/// A policy's global data (`.bss`, `.data`) at the end of the run, where
+/// BPF programs keep their own counters.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PolicyData {
+    /// Policy name.
+    pub policy: String,
+    /// Section name (`.bss`, `.data`).
+    pub section: String,
+    /// Contents.
+    pub bytes: Vec<u8>,
+}
+
+impl PolicyData {
+    /// The native-endian `u32` at byte offset `off` (e.g. an `int` counter).
+    pub fn u32_at(&self, off: usize) -> Option<u32> {
+        self.bytes
+            .get(off..off + 4)
+            .map(|b| u32::from_ne_bytes(b.try_into().expect("4 bytes")))
+    }
+}
+
 /// An executed action.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct ActionRecord {
@@ -217,6 +238,8 @@ pub struct KernelRunResult {
     pub forwarder: ForwarderStats,
     /// Loopback filter drops.
     pub lo_filters: Vec<LoFilterStats>,
+    /// Global data of each policy at the end.
+    pub policy_data: Vec<PolicyData>,
     /// Timeline, as executed.
     pub actions: Vec<ActionRecord>,
     /// Packets written to the pcap file.

@@ -538,6 +538,19 @@ fn finish_result(
             })
         })
         .collect();
+    let mut policy_data = Vec::new();
+    for (p, loaded) in spec.policies.iter().zip(&live.policies) {
+        for m in loaded.object.maps.iter().filter(|m| m.name == ".bss" || m.name.starts_with(".data")) {
+            let mut bytes = vec![0u8; m.value_size as usize];
+            if crate::bpf::map_lookup(m.fd.as_raw_fd(), &0u32.to_ne_bytes(), &mut bytes).is_ok() {
+                policy_data.push(PolicyData {
+                    policy: p.name.clone(),
+                    section: m.name.clone(),
+                    bytes,
+                });
+            }
+        }
+    }
     let mut warnings = Vec::new();
     let late = forwarder.lateness.p99;
     if late.as_nanos() > 1_000_000 {
@@ -555,6 +568,7 @@ fn finish_result(
         peak_syn_recv,
         forwarder,
         lo_filters,
+        policy_data,
         actions,
         pcap_packets,
         warnings,

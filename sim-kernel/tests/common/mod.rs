@@ -111,3 +111,106 @@ pub fn median(mut v: Vec<u64>) -> u64 {
     v.sort_unstable();
     v[v.len() / 2]
 }
+
+pub const MIGRATE_OBJ: &[u8] = include_bytes!("../../bpf/test_migrate.bpf.o");
+
+/// How the selftest-like run migrates.
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum Migration {
+    Off,
+    Sysctl,
+    Policy,
+}
+
+/// The kernel selftest `migrate_reuseport`, reproduced: five listeners on
+/// one loopback host (s4 listens at 100 ms), nobody accepting; 25 clients
+/// at 1 ms spacing write 12 bytes; at 150 ms s0..s3 shut down; s4 accepts
+/// from 300 ms. `drop_ack`: final ACKs and data are dropped until 150 ms
+/// (requests stay in the SYN queue: migration at the final ACK); without
+/// it the children wait in the accept queues (migration at close).
+pub fn selftest(v6: bool, migration: Migration, drop_ack: bool) -> KernelSpec {
+    let addr = if v6 { "::1" } else { "127.0.0.1" };
+    let port = 40000;
+    let target: std::net::SocketAddr = (addr.parse::<std::net::IpAddr>().unwrap(), port).into();
+    let mut workers: Vec<WorkerSpec> = (0..5)
+        .map(|i| {
+            let mut w = worker(&format!("s{i}"), 0, (i < 4).then_some(0));
+            w.backlog = 125;
+            w
+        })
+        .collect();
+    workers[4].listen_at = None;
+    let mut timeline: Vec<TimedAction> = (0..5)
+        .map(|i| TimedAction { at: at_ms(0), action: Action::StopAccepting(i) })
+        .collect();
+    timeline.push(TimedAction { at: at_ms(100), action: Action::Listen(4) });
+    let mut policies = vec![];
+    if migration == Migration::Policy {
+        timeline.push(TimedAction {
+            at: at_ms(100),
+            action: Action::MapUpdate {
+                policy: 0,
+                entry: MapEntry { map: "reuse_map".into(), key: MapDatum::U32(0), value: MapDatum::ListenerFd(4) },
+            },
+        });
+        policies.push(PolicySpec {
+            name: "migrate_reuseport".into(),
+            object: BpfObject::Bytes(MIGRATE_OBJ.into()),
+            program: "migrate_reuseport".into(),
+            attach: ReuseportAttach::SelectOrMigrate,
+            initial_entries: (0..5)
+                .map(|i| MapEntry {
+                    map: "migrate_map".into(),
+                    key: MapDatum::ListenerCookie(i),
+                    value: MapDatum::U32(0),
+                })
+                .collect(),
+            attach_at: Some(at_ms(0)),
+            via: 0,
+        });
+    }
+    for i in 0..4 {
+        timeline.push(TimedAction { at: at_ms(150), action: Action::Shutdown(i) });
+    }
+    timeline.push(TimedAction { at: at_ms(300), action: Action::ResumeAccepting(4) });
+    let faults = if drop_ack {
+        vec![sim_core::Fault::Filter {
+            id: sim_core::FilterId(0),
+            rule: sim_core::PacketFilter {
+                src_host: None,
+                dst_host: None,
+                dst_port: Some(port),
+                src_port: None,
+                match_kind: sim_core::FilterMatch::AckNoSyn,
+            },
+            from: at_ms(0),
+            until: at_ms(150),
+        }]
+    } else {
+        vec![]
+    };
+    let migrate = i64::from(migration == Migration::Sysctl);
+    KernelSpec {
+        name: "selftest".into(),
+        seed: 1,
+        duration: ms(1000),
+        hosts: vec![host("lo", &["127.0.0.1", "::1"], &[("tcp_migrate_req", migrate)])],
+        links: vec![],
+        faults,
+        servers: vec![ServerSpec { name: "srv".into(), host: HostId(0), addr: target }],
+        workers,
+        clients: vec![ClientSpec {
+            name: "selftest".into(),
+            host: HostId(0),
+            target,
+            sources: vec![addr.parse().unwrap()],
+            arrival: ArrivalProcess::Burst { count: 25, spacing: ms(1) },
+            start: at_ms(10),
+            stop: at_ms(10),
+            request_bytes: 12,
+            fast_open: false,
+        }],
+        policies,
+        timeline,
+    }
+}

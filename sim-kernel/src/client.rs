@@ -32,8 +32,8 @@ pub struct Population {
 pub struct EngineSetup {
     /// The populations of one host.
     pub populations: Vec<Population>,
-    /// Scenario time 0.
-    pub epoch: Epoch,
+    /// Scenario time 0, published when the run starts.
+    pub start: Arc<clock::StartCell>,
     /// When open connections become in flight (the run's duration).
     pub deadline: SimTime,
     /// Stops the engine early.
@@ -76,6 +76,11 @@ const TOKEN_TIMER: u64 = u64::MAX - 1;
 pub fn run_engine(ns: OwnedFd, s: EngineSetup) -> std::io::Result<EngineOutput> {
     crate::netns::enter_fd(&ns)?;
     clock::thread_setup(s.realtime, clock::prio::ENDPOINT);
+    let Some(epoch) = s.start.wait() else {
+        return Ok(EngineOutput { records: Vec::new(), open: Vec::new() });
+    };
+    // Nothing starts before scenario time 0.
+    clock::sleep_until(epoch.0);
     let ep = Epoll::new()?;
     let timer = sys::timerfd()?;
     ep.add(s.wake, libc::EPOLLIN as u32, TOKEN_WAKE)?;
@@ -102,7 +107,7 @@ pub fn run_engine(ns: OwnedFd, s: EngineSetup) -> std::io::Result<EngineOutput> 
         .unwrap_or(0);
     let request = vec![b'q'; max_request];
     loop {
-        let now = s.epoch.elapsed();
+        let now = epoch.elapsed();
         if s.stop.load(Ordering::Relaxed) || now >= s.deadline {
             break;
         }
@@ -117,7 +122,7 @@ pub fn run_engine(ns: OwnedFd, s: EngineSetup) -> std::io::Result<EngineOutput> 
             records.push(ConnRecord {
                 population: pop.index,
                 planned,
-                started: s.epoch.since(started),
+                started: epoch.since(started),
                 local: None,
                 outcome: Outcome::InFlight,
                 handshake: None,
@@ -150,7 +155,7 @@ pub fn run_engine(ns: OwnedFd, s: EngineSetup) -> std::io::Result<EngineOutput> 
                         slot as u64,
                     )?;
                     let done = if pop.spec.fast_open {
-                        step(&mut c, libc::EPOLLOUT as u32, &ep, slot, &request, &mut buf, &mut records, s.epoch)
+                        step(&mut c, libc::EPOLLOUT as u32, &ep, slot, &request, &mut buf, &mut records, epoch)
                     } else {
                         false
                     };
@@ -168,7 +173,7 @@ pub fn run_engine(ns: OwnedFd, s: EngineSetup) -> std::io::Result<EngineOutput> 
         let wake_at = arrivals
             .get(next_arrival)
             .map_or(s.deadline, |a| a.0.min(s.deadline));
-        sys::timerfd_arm(timer.as_raw_fd(), Some(s.epoch.at(wake_at)));
+        sys::timerfd_arm(timer.as_raw_fd(), Some(epoch.at(wake_at)));
         ep.wait(&mut events, -1)?;
         for ev in events.iter() {
             let (token, flags) = (ev.u64, ev.events);
@@ -180,7 +185,7 @@ pub fn run_engine(ns: OwnedFd, s: EngineSetup) -> std::io::Result<EngineOutput> 
                     let Some(c) = conns.get_mut(slot).and_then(Option::as_mut) else {
                         continue;
                     };
-                    if step(c, flags, &ep, slot, &request, &mut buf, &mut records, s.epoch) {
+                    if step(c, flags, &ep, slot, &request, &mut buf, &mut records, epoch) {
                         conns[slot] = None;
                     }
                 }

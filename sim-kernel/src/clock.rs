@@ -136,3 +136,40 @@ pub fn restore_scheduling(old: (i32, i32)) {
     // SAFETY: plain syscall on the calling thread.
     unsafe { libc::sched_setscheduler(0, old.0, &p) };
 }
+
+/// The run's start, published once every thread has been spawned (thread
+/// creation under load can take longer than the start lead), or cancelled
+/// if setup fails.
+#[derive(Debug, Default)]
+pub struct StartCell {
+    state: std::sync::Mutex<Option<Option<Epoch>>>,
+    cond: std::sync::Condvar,
+}
+
+impl StartCell {
+    /// Publishes the epoch.
+    pub fn start(&self, epoch: Epoch) {
+        *self.state.lock().unwrap_or_else(|p| p.into_inner()) = Some(Some(epoch));
+        self.cond.notify_all();
+    }
+
+    /// Releases waiting threads without a start (they return at once).
+    pub fn cancel(&self) {
+        let mut s = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        if s.is_none() {
+            *s = Some(None);
+        }
+        self.cond.notify_all();
+    }
+
+    /// Waits for [`StartCell::start`] (`Some`) or [`StartCell::cancel`]
+    /// (`None`).
+    pub fn wait(&self) -> Option<Epoch> {
+        let g = self.state.lock().unwrap_or_else(|p| p.into_inner());
+        let g = self
+            .cond
+            .wait_while(g, |s| s.is_none())
+            .unwrap_or_else(|p| p.into_inner());
+        g.expect("set")
+    }
+}

@@ -69,14 +69,6 @@ pub enum KernelError {
 }
 
 impl KernelError {
-    /// A [`KernelError::Sys`] from the last OS error.
-    pub(crate) fn last_os(context: impl Into<String>) -> Self {
-        KernelError::Sys {
-            context: context.into(),
-            source: io::Error::last_os_error(),
-        }
-    }
-
     /// A [`KernelError::Sys`] from `source`.
     pub(crate) fn sys(context: impl Into<String>, source: io::Error) -> Self {
         KernelError::Sys {

@@ -52,8 +52,8 @@ pub struct ForwarderSetup {
     pub captures: Vec<OwnedFd>,
     /// Where to write packets, if anywhere.
     pub pcap: Option<RawPcap>,
-    /// Scenario time 0.
-    pub epoch: Epoch,
+    /// Scenario time 0, published when the run starts.
+    pub start: Arc<clock::StartCell>,
     /// Run under `SCHED_FIFO`.
     pub realtime: bool,
 }
@@ -100,8 +100,15 @@ impl Drop for Forwarder {
     }
 }
 
-fn run(mut s: ForwarderSetup, stop: &AtomicBool, wake: RawFd) -> (ForwarderStats, Option<RawPcap>) {
+fn run(s: ForwarderSetup, stop: &AtomicBool, wake: RawFd) -> (ForwarderStats, Option<RawPcap>) {
     clock::thread_setup(s.realtime, clock::prio::FORWARDER);
+    let Some(epoch) = s.start.wait() else {
+        return (ForwarderStats::default(), s.pcap);
+    };
+    forward(s, epoch, stop, wake)
+}
+
+fn forward(mut s: ForwarderSetup, epoch: Epoch, stop: &AtomicBool, wake: RawFd) -> (ForwarderStats, Option<RawPcap>) {
     let mut stats = ForwarderStats::default();
     let mut lateness: Vec<u64> = Vec::new();
     let Ok(ep) = Epoll::new() else {
@@ -133,7 +140,7 @@ fn run(mut s: ForwarderSetup, stop: &AtomicBool, wake: RawFd) -> (ForwarderStats
                 TOKEN_TIMER => sys::timerfd_ack(timer.as_raw_fd()),
                 t if t >= TOKEN_CAPTURE => {
                     let fd = s.captures[(t - TOKEN_CAPTURE) as usize].as_raw_fd();
-                    capture_lo(fd, &mut buf, s.epoch, &mut s.pcap);
+                    capture_lo(fd, &mut buf, epoch, &mut s.pcap);
                 }
                 h => {
                     let fd = s.tuns[h as usize].expect("registered TUN");
@@ -144,7 +151,7 @@ fn run(mut s: ForwarderSetup, stop: &AtomicBool, wake: RawFd) -> (ForwarderStats
                             break;
                         }
                         let pkt = &buf[..n as usize];
-                        let t = s.epoch.elapsed();
+                        let t = epoch.elapsed();
                         stats.read += 1;
                         if let Some(w) = s.pcap.as_mut() {
                             let _ = w.write(t, pkt);
@@ -176,10 +183,10 @@ fn run(mut s: ForwarderSetup, stop: &AtomicBool, wake: RawFd) -> (ForwarderStats
             }
         }
         // Deliver everything due, then sleep until the next one.
-        let now = s.epoch.elapsed();
+        let now = epoch.elapsed();
         while heap.peek().is_some_and(|Reverse(p)| p.at <= now) {
             let Reverse(p) = heap.pop().expect("peeked");
-            let late = s.epoch.elapsed().saturating_sub(p.at);
+            let late = epoch.elapsed().saturating_sub(p.at);
             match s.tuns.get(p.dst).copied().flatten() {
                 Some(fd) => {
                     // SAFETY: valid buffer.
@@ -196,7 +203,7 @@ fn run(mut s: ForwarderSetup, stop: &AtomicBool, wake: RawFd) -> (ForwarderStats
         }
         sys::timerfd_arm(
             timer.as_raw_fd(),
-            heap.peek().map(|Reverse(p)| s.epoch.at(p.at)),
+            heap.peek().map(|Reverse(p)| epoch.at(p.at)),
         );
     }
     stats.network = s.network.stats();

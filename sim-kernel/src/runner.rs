@@ -11,7 +11,6 @@ use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
-use std::time::Duration;
 
 use sim_core::{Fault, HostId, RngStreams, SimTime, TopologyBuilder};
 
@@ -40,6 +39,7 @@ use crate::StopFlag;
 #[derive(Default)]
 pub struct Live {
     pub(crate) stop: Arc<AtomicBool>,
+    start: Arc<clock::StartCell>,
     pub(crate) worker_wakes: Vec<OwnedFd>,
     workers: Vec<JoinHandle<WorkerStats>>,
     client_wakes: Vec<OwnedFd>,
@@ -55,6 +55,7 @@ pub struct Live {
 
 impl Live {
     fn stop_threads(&mut self) {
+        self.start.cancel();
         self.stop.store(true, Ordering::SeqCst);
         for w in self.worker_wakes.iter().chain(&self.client_wakes) {
             sys::eventfd_signal(w.as_raw_fd());
@@ -107,7 +108,7 @@ pub fn run(spec: &KernelSpec, opts: &RunOptions) -> Result<KernelRunResult> {
     }
     check_stop(&opts.stop)?;
     let mut live = Live::default();
-    let setup = setup(spec, opts, &mut live)?;
+    let setup = setup(spec, &mut live)?;
     let mut result = execute(spec, opts, &mut live, setup)?;
     result.kernel_release = env.kernel_release;
     result.warnings.splice(0..0, warnings);
@@ -135,7 +136,6 @@ fn sleep_or_stop(deadline: Mono, stop: &StopFlag) -> Result<()> {
 
 /// What setup leaves for the execution phase.
 struct Setup {
-    epoch: Epoch,
     before: Vec<Counters>,
     /// Server hosts (for the sampler and counters).
     inodes: Vec<(u64, usize)>,
@@ -160,7 +160,7 @@ fn loopback_hosts(spec: &KernelSpec) -> Vec<usize> {
     v
 }
 
-fn setup(spec: &KernelSpec, opts: &RunOptions, live: &mut Live) -> Result<Setup> {
+fn setup(spec: &KernelSpec, live: &mut Live) -> Result<Setup> {
     let mut with_tun = vec![false; spec.hosts.len()];
     for l in &spec.links {
         with_tun[l.a.0 as usize] = true;
@@ -225,13 +225,7 @@ fn setup(spec: &KernelSpec, opts: &RunOptions, live: &mut Live) -> Result<Setup>
         diag.push((h, s));
     }
     let before = read_all_counters(live)?;
-    let epoch = Epoch(Mono(clock::now().0 + opts.start_lead.as_nanos()));
-    for f in &live.lofilters {
-        f.arm(epoch)?;
-    }
-    let _ = (opts, &loopback_hosts);
     Ok(Setup {
-        epoch,
         before,
         inodes,
         diag,
@@ -344,7 +338,7 @@ fn spawn_threads(spec: &KernelSpec, opts: &RunOptions, live: &mut Live, s: &mut 
                 tuns,
                 captures,
                 pcap,
-                epoch: s.epoch,
+                start: live.start.clone(),
                 realtime: opts.realtime,
             })
             .map_err(spawn_err)?,
@@ -359,7 +353,7 @@ fn spawn_threads(spec: &KernelSpec, opts: &RunOptions, live: &mut Live, s: &mut 
             shared: shared.clone(),
             wake: wake.as_raw_fd(),
             stop: live.stop.clone(),
-            epoch: s.epoch,
+            start: live.start.clone(),
             realtime: opts.realtime,
         };
         live.worker_wakes.push(wake);
@@ -387,7 +381,7 @@ fn spawn_threads(spec: &KernelSpec, opts: &RunOptions, live: &mut Live, s: &mut 
         let wake = sys::eventfd().map_err(|e| KernelError::sys("eventfd", e))?;
         let setup = EngineSetup {
             populations,
-            epoch: s.epoch,
+            start: live.start.clone(),
             deadline: SimTime(spec.duration.as_nanos()),
             stop: live.stop.clone(),
             wake: wake.as_raw_fd(),
@@ -410,7 +404,7 @@ fn spawn_threads(spec: &KernelSpec, opts: &RunOptions, live: &mut Live, s: &mut 
         workers: spec.workers.len(),
         servers: spec.servers.clone(),
         interval: opts.sample_interval,
-        epoch: s.epoch,
+        start: live.start.clone(),
         stop: live.stop.clone(),
         realtime: opts.realtime,
     };
@@ -438,10 +432,16 @@ fn execute(spec: &KernelSpec, opts: &RunOptions, live: &mut Live, mut s: Setup) 
     spawn_threads(spec, opts, live, &mut s)?;
     // The timeline runs on the caller's thread, raised for the run only.
     let _sched = SchedGuard(opts.realtime.then(|| clock::set_realtime(clock::prio::TIMELINE)).flatten());
+    // Scenario time 0: every thread exists and waits for it.
+    let epoch = Epoch(Mono(clock::now().0 + opts.start_lead.as_nanos()));
+    for f in &live.lofilters {
+        f.arm(epoch)?;
+    }
+    live.start.start(epoch);
     let mut records = Vec::new();
     for (at, action) in merged_timeline(spec) {
-        sleep_or_stop(s.epoch.at(at), &opts.stop)?;
-        let executed = s.epoch.elapsed();
+        sleep_or_stop(epoch.at(at), &opts.stop)?;
+        let executed = epoch.elapsed();
         let error = actions::execute(spec, live, &action).err();
         records.push(ActionRecord {
             planned: at,
@@ -450,7 +450,7 @@ fn execute(spec: &KernelSpec, opts: &RunOptions, live: &mut Live, mut s: Setup) 
             error,
         });
     }
-    sleep_or_stop(s.epoch.at(SimTime(spec.duration.as_nanos())), &opts.stop)?;
+    sleep_or_stop(epoch.at(SimTime(spec.duration.as_nanos())), &opts.stop)?;
 
     // Clients stop at the deadline by themselves; their open sockets stay
     // open until the counters have been read.
@@ -558,7 +558,6 @@ fn finish_result(
             "the link emulator delivered 1% of packets more than {late} late (CPU contention?)"
         ));
     }
-    let _ = Duration::ZERO;
     Ok(KernelRunResult {
         kernel_release: String::new(),
         connections,

@@ -24,8 +24,8 @@ pub struct SamplerSetup {
     pub servers: Vec<ServerSpec>,
     /// Sampling interval.
     pub interval: SimDuration,
-    /// Scenario time 0.
-    pub epoch: Epoch,
+    /// Scenario time 0, published when the run starts.
+    pub start: Arc<clock::StartCell>,
     /// Stop flag.
     pub stop: Arc<AtomicBool>,
     /// Run under `SCHED_FIFO`.
@@ -36,10 +36,13 @@ pub struct SamplerSetup {
 pub fn run_sampler(mut s: SamplerSetup) -> Vec<QueueSample> {
     clock::thread_setup(s.realtime, clock::prio::ENDPOINT);
     let mut out = Vec::new();
-    clock::sleep_until(s.epoch.0);
-    let mut next = s.epoch.0;
+    let Some(epoch) = s.start.wait() else {
+        return out;
+    };
+    clock::sleep_until(epoch.0);
+    let mut next = epoch.0;
     while !s.stop.load(Ordering::Relaxed) {
-        out.push(sample(&mut s));
+        out.push(sample(&mut s, epoch));
         next = Mono(next.0 + s.interval.as_nanos().max(1));
         let now = clock::now();
         if next < now {
@@ -53,8 +56,8 @@ pub fn run_sampler(mut s: SamplerSetup) -> Vec<QueueSample> {
     out
 }
 
-fn sample(s: &mut SamplerSetup) -> QueueSample {
-    let t = s.epoch.elapsed();
+fn sample(s: &mut SamplerSetup, epoch: Epoch) -> QueueSample {
+    let t = epoch.elapsed();
     let mut accept_queue = vec![None; s.workers];
     let mut syn_recv = vec![0u32; s.servers.len()];
     for (host, sock) in s.sockets.iter_mut() {

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::Duration;
 
-use crate::clock::{self, Epoch, Mono};
+use crate::clock::{self, Mono};
 use crate::result::WorkerStats;
 use crate::spec::{AcceptModel, ServerSpec, WorkerSpec};
 use crate::sys::{self, cvt, Epoll};
@@ -144,8 +144,8 @@ pub struct WorkerSetup {
     pub wake: RawFd,
     /// Stop flag of the run.
     pub stop: Arc<AtomicBool>,
-    /// Scenario time 0.
-    pub epoch: Epoch,
+    /// Scenario time 0, published when the run starts.
+    pub start: Arc<clock::StartCell>,
     /// Run under `SCHED_FIFO`.
     pub realtime: bool,
 }
@@ -153,6 +153,9 @@ pub struct WorkerSetup {
 /// The body of a worker thread; returns its statistics.
 pub fn run_worker(w: WorkerSetup) -> WorkerStats {
     clock::thread_setup(w.realtime, clock::prio::ENDPOINT);
+    if w.start.wait().is_none() {
+        return WorkerStats::default();
+    }
     let mut stats = WorkerStats {
         name: w.spec.name.clone(),
         ..Default::default()

@@ -25,10 +25,17 @@ pub fn label(spec: &KernelSpec, a: &Action) -> String {
         Action::Kill(i) => format!("kill {}", w(i)),
         Action::Handover { from, to } => format!("handover {}->{}", w(from), w(to)),
         Action::SetSysctl { host, name, value } => {
-            format!("set_sysctl {} {name}={value}", spec.hosts[host.0 as usize].name)
+            format!(
+                "set_sysctl {} {name}={value}",
+                spec.hosts[host.0 as usize].name
+            )
         }
         Action::AttachPolicy { policy, via } => {
-            format!("attach_policy {} via {}", spec.policies[*policy].name, w(via))
+            format!(
+                "attach_policy {} via {}",
+                spec.policies[*policy].name,
+                w(via)
+            )
         }
         Action::DetachPolicy { via } => format!("detach_policy via {}", w(via)),
         Action::MapUpdate { policy, entry } => {
@@ -168,7 +175,10 @@ pub fn execute(spec: &KernelSpec, live: &Live, a: &Action) -> Result<(), String>
 pub fn map_update(live: &Live, p: &LoadedPolicy, e: &MapEntry) -> Result<(), String> {
     let shared = live.shared.as_ref().expect("listeners");
     let l = shared.0.lock().unwrap_or_else(|p| p.into_inner());
-    let m = p.object.map(&e.map).ok_or_else(|| format!("no map `{}`", e.map))?;
+    let m = p
+        .object
+        .map(&e.map)
+        .ok_or_else(|| format!("no map `{}`", e.map))?;
     let k = resolve(&l, &e.key, m.key_size)?;
     let v = resolve(&l, &e.value, m.value_size)?;
     bpf::map_update(m.fd.as_raw_fd(), &k, &v).map_err(|err| format!("map `{}`: {err}", e.map))
@@ -201,7 +211,10 @@ fn resolve(l: &Listeners, d: &MapDatum, size: u32) -> Result<Vec<u8>, String> {
             .to_vec(),
     };
     if bytes.len() != size {
-        return Err(format!("{} bytes given where the map needs {size}", bytes.len()));
+        return Err(format!(
+            "{} bytes given where the map needs {size}",
+            bytes.len()
+        ));
     }
     Ok(bytes)
 }

@@ -88,7 +88,10 @@ mod tests {
         assert_eq!(s.len(), 100);
         assert_eq!(s[1], SimTime(10_000_000));
         let b = client(
-            ArrivalProcess::Burst { count: 25, spacing: SimDuration::from_millis(1) },
+            ArrivalProcess::Burst {
+                count: 25,
+                spacing: SimDuration::from_millis(1),
+            },
             5,
             5,
         );
@@ -99,10 +102,21 @@ mod tests {
         let s1 = schedule(7, 0, &p);
         assert_eq!(s1, schedule(7, 0, &p), "same seed, same schedule");
         assert_ne!(s1, schedule(8, 0, &p));
-        assert_ne!(s1, schedule(7, 1, &p), "populations draw from their own streams");
+        assert_ne!(
+            s1,
+            schedule(7, 1, &p),
+            "populations draw from their own streams"
+        );
         assert!((1700..2300).contains(&s1.len()), "{}", s1.len());
         assert!(s1.windows(2).all(|w| w[0] < w[1]));
-        let r = client(ArrivalProcess::Ramp { from_rate: 100, to_rate: 1000 }, 0, 1000);
+        let r = client(
+            ArrivalProcess::Ramp {
+                from_rate: 100,
+                to_rate: 1000,
+            },
+            0,
+            1000,
+        );
         let s = schedule(1, 0, &r);
         assert!((450..600).contains(&s.len()), "{}", s.len());
     }

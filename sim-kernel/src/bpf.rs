@@ -119,7 +119,14 @@ fn obj_name(a: &mut [u8], o: usize, name: &str) {
 }
 
 /// `BPF_MAP_CREATE`.
-pub fn map_create(name: &str, map_type: u32, key: u32, value: u32, max: u32, flags: u32) -> std::io::Result<OwnedFd> {
+pub fn map_create(
+    name: &str,
+    map_type: u32,
+    key: u32,
+    value: u32,
+    max: u32,
+    flags: u32,
+) -> std::io::Result<OwnedFd> {
     let mut a = [0u8; 72];
     put32(&mut a, 0, map_type);
     put32(&mut a, 4, key);
@@ -130,7 +137,13 @@ pub fn map_create(name: &str, map_type: u32, key: u32, value: u32, max: u32, fla
     sys::owned(bpf(BPF_MAP_CREATE, &mut a)?)
 }
 
-fn elem(cmd: i32, fd: RawFd, key: &[u8], value: Option<*const u8>, flags: u64) -> std::io::Result<()> {
+fn elem(
+    cmd: i32,
+    fd: RawFd,
+    key: &[u8],
+    value: Option<*const u8>,
+    flags: u64,
+) -> std::io::Result<()> {
     let mut a = [0u8; 32];
     put32(&mut a, 0, fd as u32);
     put64(&mut a, 8, key.as_ptr() as u64);
@@ -167,7 +180,13 @@ pub fn xdp_link(prog: RawFd, ifindex: u32) -> std::io::Result<OwnedFd> {
     sys::owned(bpf(BPF_LINK_CREATE, &mut a)?)
 }
 
-fn prog_load(name: &str, t: ProgType, insns: &[u8], license: &str, log: Option<&mut Vec<u8>>) -> std::io::Result<OwnedFd> {
+fn prog_load(
+    name: &str,
+    t: ProgType,
+    insns: &[u8],
+    license: &str,
+    log: Option<&mut Vec<u8>>,
+) -> std::io::Result<OwnedFd> {
     let (ptype, attach) = match t {
         ProgType::SkReuseport { attach } => (BPF_PROG_TYPE_SK_REUSEPORT, attach),
         ProgType::Xdp => (BPF_PROG_TYPE_XDP, BPF_XDP),
@@ -209,12 +228,16 @@ impl LoadedObject {
         // The ELF reader wants 8-byte aligned data (include_bytes! is not).
         let mut words = vec![0u64; elf.len().div_ceil(8)];
         // SAFETY: the u64 buffer has at least elf.len() bytes.
-        let aligned = unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), elf.len()) };
+        let aligned =
+            unsafe { std::slice::from_raw_parts_mut(words.as_mut_ptr().cast::<u8>(), elf.len()) };
         aligned.copy_from_slice(elf);
         let elf: &[u8] = aligned;
         let file = object::File::parse(elf).map_err(|e| format!("not an ELF object: {e}"))?;
         if file.architecture() != object::Architecture::Bpf {
-            return Err(format!("not a BPF object (architecture {:?})", file.architecture()));
+            return Err(format!(
+                "not a BPF object (architecture {:?})",
+                file.architecture()
+            ));
         }
         let license = file
             .section_by_name("license")
@@ -224,8 +247,15 @@ impl LoadedObject {
         let defs = map_defs(&file)?;
         let mut maps = Vec::new();
         for d in &defs {
-            let fd = map_create(&d.name, d.map_type, d.key_size, d.value_size, d.max_entries, d.flags)
-                .map_err(|e| format!("creating map `{}`: {e}", d.name))?;
+            let fd = map_create(
+                &d.name,
+                d.map_type,
+                d.key_size,
+                d.value_size,
+                d.max_entries,
+                d.flags,
+            )
+            .map_err(|e| format!("creating map `{}`: {e}", d.name))?;
             if let Some(data) = &d.data {
                 map_update(fd.as_raw_fd(), &0u32.to_ne_bytes(), data)
                     .map_err(|e| format!("initializing map `{}`: {e}", d.name))?;
@@ -253,7 +283,9 @@ impl LoadedObject {
                     let _ = prog_load(name, t, &insns, &license, Some(&mut log));
                     let end = log.iter().position(|&c| c == 0).unwrap_or(0);
                     let text = String::from_utf8_lossy(&log[..end]);
-                    return Err(format!("loading program `{name}`: {e}\nverifier log:\n{text}"));
+                    return Err(format!(
+                        "loading program `{name}`: {e}\nverifier log:\n{text}"
+                    ));
                 }
             };
             programs.push((name.to_owned(), fd));
@@ -268,7 +300,10 @@ impl LoadedObject {
 
     /// The program called `name`.
     pub fn program(&self, name: &str) -> Option<RawFd> {
-        self.programs.iter().find(|p| p.0 == name).map(|p| p.1.as_raw_fd())
+        self.programs
+            .iter()
+            .find(|p| p.0 == name)
+            .map(|p| p.1.as_raw_fd())
     }
 }
 
@@ -297,7 +332,10 @@ fn map_defs(file: &object::File<'_>) -> Result<Vec<MapDef>, String> {
     }
     if let Some(sec) = file.section_by_name("maps") {
         let data = sec.data().map_err(|e| e.to_string())?;
-        for sym in file.symbols().filter(|s| s.section_index() == Some(sec.index())) {
+        for sym in file
+            .symbols()
+            .filter(|s| s.section_index() == Some(sec.index()))
+        {
             let o = sym.address() as usize;
             let f = |i: usize| -> Result<u32, String> {
                 data.get(o + 4 * i..o + 4 * i + 4)
@@ -390,12 +428,18 @@ fn relocated_program(
             .unwrap_or_default();
         let (map_i, pseudo, value_off) = if tsec_name == ".maps" || tsec_name == "maps" {
             let tname = target.name().unwrap_or("");
-            let m = defs.iter().position(|d| d.name == tname && d.section.is_none());
+            let m = defs
+                .iter()
+                .position(|d| d.name == tname && d.section.is_none());
             (m, BPF_PSEUDO_MAP_FD, None)
         } else if is_data_section(&tsec_name) {
             let m = defs.iter().position(|d| d.section == tsec);
             let addend = i32::from_ne_bytes(insns[i + 4..i + 8].try_into().expect("4 bytes"));
-            let sym_off = if target.kind() == object::SymbolKind::Section { 0 } else { target.address() as i64 };
+            let sym_off = if target.kind() == object::SymbolKind::Section {
+                0
+            } else {
+                target.address() as i64
+            };
             (m, BPF_PSEUDO_MAP_VALUE, Some(sym_off + i64::from(addend)))
         } else {
             return Err(format!(
@@ -403,7 +447,12 @@ fn relocated_program(
                 target.name().unwrap_or("?")
             ));
         };
-        let m = map_i.ok_or_else(|| format!("program `{name}`: unknown map `{}`", target.name().unwrap_or("?")))?;
+        let m = map_i.ok_or_else(|| {
+            format!(
+                "program `{name}`: unknown map `{}`",
+                target.name().unwrap_or("?")
+            )
+        })?;
         insns[i + 1] = (insns[i + 1] & 0x0f) | (pseudo << 4);
         insns[i + 4..i + 8].copy_from_slice(&maps[m].fd.as_raw_fd().to_ne_bytes());
         if let Some(v) = value_off {

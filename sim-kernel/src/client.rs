@@ -77,7 +77,10 @@ pub fn run_engine(ns: OwnedFd, s: EngineSetup) -> std::io::Result<EngineOutput> 
     crate::netns::enter_fd(&ns)?;
     clock::thread_setup(s.realtime, clock::prio::ENDPOINT);
     let Some(epoch) = s.start.wait() else {
-        return Ok(EngineOutput { records: Vec::new(), open: Vec::new() });
+        return Ok(EngineOutput {
+            records: Vec::new(),
+            open: Vec::new(),
+        });
     };
     // Nothing starts before scenario time 0.
     clock::sleep_until(epoch.0);
@@ -155,7 +158,16 @@ pub fn run_engine(ns: OwnedFd, s: EngineSetup) -> std::io::Result<EngineOutput> 
                         slot as u64,
                     )?;
                     let done = if pop.spec.fast_open {
-                        step(&mut c, libc::EPOLLOUT as u32, &ep, slot, &request, &mut buf, &mut records, epoch)
+                        step(
+                            &mut c,
+                            libc::EPOLLOUT as u32,
+                            &ep,
+                            slot,
+                            &request,
+                            &mut buf,
+                            &mut records,
+                            epoch,
+                        )
                     } else {
                         false
                     };
@@ -199,7 +211,11 @@ pub fn run_engine(ns: OwnedFd, s: EngineSetup) -> std::io::Result<EngineOutput> 
 /// A non-blocking socket bound to `src` (ephemeral port, chosen at
 /// connect time) and connecting to `dst`.
 fn open(src: std::net::IpAddr, dst: SocketAddr, fast_open: bool) -> std::io::Result<OwnedFd> {
-    let family = if dst.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let family = if dst.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: plain syscall.
     let fd = sys::owned(unsafe {
         libc::socket(
@@ -280,7 +296,12 @@ fn step(
         while sent < c.request {
             // SAFETY: valid buffer; MSG_NOSIGNAL: EPIPE instead of SIGPIPE.
             let n = unsafe {
-                libc::send(fd, request[sent..c.request].as_ptr().cast(), c.request - sent, libc::MSG_NOSIGNAL)
+                libc::send(
+                    fd,
+                    request[sent..c.request].as_ptr().cast(),
+                    c.request - sent,
+                    libc::MSG_NOSIGNAL,
+                )
             };
             if n < 0 {
                 let e = std::io::Error::last_os_error().raw_os_error().unwrap_or(0);
@@ -288,7 +309,11 @@ fn step(
                     c.phase = Phase::Sending { sent };
                     return false;
                 }
-                let e = if e == libc::EPIPE && so_error(fd) != 0 { so_error(fd) } else { e };
+                let e = if e == libc::EPIPE && so_error(fd) != 0 {
+                    so_error(fd)
+                } else {
+                    e
+                };
                 // A Fast Open SYN refused before any handshake.
                 let o = if rec.handshake.is_none() && e == libc::ECONNREFUSED {
                     Outcome::Refused

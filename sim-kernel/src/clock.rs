@@ -122,7 +122,9 @@ pub fn set_realtime(prio: i32) -> Option<(i32, i32)> {
         let old_policy = libc::sched_getscheduler(0);
         let mut old = libc::sched_param { sched_priority: 0 };
         libc::sched_getparam(0, &mut old);
-        let p = libc::sched_param { sched_priority: prio };
+        let p = libc::sched_param {
+            sched_priority: prio,
+        };
         if libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) != 0 {
             return None;
         }
@@ -132,7 +134,9 @@ pub fn set_realtime(prio: i32) -> Option<(i32, i32)> {
 
 /// Restores what [`set_realtime`] returned.
 pub fn restore_scheduling(old: (i32, i32)) {
-    let p = libc::sched_param { sched_priority: old.1 };
+    let p = libc::sched_param {
+        sched_priority: old.1,
+    };
     // SAFETY: plain syscall on the calling thread.
     unsafe { libc::sched_setscheduler(0, old.0, &p) };
 }

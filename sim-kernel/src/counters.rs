@@ -19,7 +19,8 @@ pub type Counters = BTreeMap<String, i64>;
 pub fn parse_proc_counters(text: &str, into: &mut Counters) {
     let mut lines = text.lines();
     while let (Some(names), Some(values)) = (lines.next(), lines.next()) {
-        let (Some((p1, names)), Some((p2, values))) = (names.split_once(':'), values.split_once(':'))
+        let (Some((p1, names)), Some((p2, values))) =
+            (names.split_once(':'), values.split_once(':'))
         else {
             continue;
         };
@@ -37,7 +38,10 @@ pub fn parse_proc_counters(text: &str, into: &mut Counters) {
 /// Reads the calling thread's namespace counters.
 pub fn read_counters() -> Result<Counters> {
     let mut c = Counters::new();
-    for f in ["/proc/thread-self/net/netstat", "/proc/thread-self/net/snmp"] {
+    for f in [
+        "/proc/thread-self/net/netstat",
+        "/proc/thread-self/net/snmp",
+    ] {
         let text =
             std::fs::read_to_string(f).map_err(|e| KernelError::sys(format!("reading {f}"), e))?;
         parse_proc_counters(&text, &mut c);

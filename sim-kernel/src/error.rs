@@ -96,7 +96,10 @@ impl fmt::Display for KernelError {
             KernelError::Sys { context, source } => write!(f, "{context}: {source}"),
             KernelError::Bpf(m) => write!(f, "BPF: {m}"),
             KernelError::Interrupted { signal } => {
-                write!(f, "interrupted by signal {signal}; namespaces and devices removed")
+                write!(
+                    f,
+                    "interrupted by signal {signal}; namespaces and devices removed"
+                )
             }
             KernelError::ThreadPanicked(m) => write!(f, "a run thread panicked: {m}"),
         }

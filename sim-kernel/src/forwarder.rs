@@ -108,7 +108,12 @@ fn run(s: ForwarderSetup, stop: &AtomicBool, wake: RawFd) -> (ForwarderStats, Op
     forward(s, epoch, stop, wake)
 }
 
-fn forward(mut s: ForwarderSetup, epoch: Epoch, stop: &AtomicBool, wake: RawFd) -> (ForwarderStats, Option<RawPcap>) {
+fn forward(
+    mut s: ForwarderSetup,
+    epoch: Epoch,
+    stop: &AtomicBool,
+    wake: RawFd,
+) -> (ForwarderStats, Option<RawPcap>) {
     let mut stats = ForwarderStats::default();
     let mut lateness: Vec<u64> = Vec::new();
     let Ok(ep) = Epoll::new() else {
@@ -123,7 +128,11 @@ fn forward(mut s: ForwarderSetup, epoch: Epoch, stop: &AtomicBool, wake: RawFd) 
         }
     }
     for (i, fd) in s.captures.iter().enumerate() {
-        let _ = ep.add(fd.as_raw_fd(), libc::EPOLLIN as u32, TOKEN_CAPTURE + i as u64);
+        let _ = ep.add(
+            fd.as_raw_fd(),
+            libc::EPOLLIN as u32,
+            TOKEN_CAPTURE + i as u64,
+        );
     }
     let mut heap: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
     let mut seq = 0u64;
@@ -233,7 +242,7 @@ fn capture_lo(fd: RawFd, buf: &mut [u8], epoch: Epoch, pcap: &mut Option<RawPcap
         if n <= 0 {
             return;
         }
-        if sll.sll_pkttype == libc::PACKET_OUTGOING as u8 {
+        if sll.sll_pkttype == libc::PACKET_OUTGOING {
             if let Some(w) = pcap.as_mut() {
                 let _ = w.write(epoch.elapsed(), &buf[..n as usize]);
             }

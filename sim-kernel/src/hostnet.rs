@@ -40,7 +40,8 @@ pub fn build_host(host: &HostSpec, with_tun: bool) -> Result<HostNet> {
         let lo = netlink::if_index("lo").map_err(|e| KernelError::sys(ctx("finding lo"), e))?;
         netlink::link_up(&mut nl, lo).map_err(|e| KernelError::sys(ctx("bringing lo up"), e))?;
         let tun = if with_tun {
-            let fd = tun::create().map_err(|e| KernelError::sys(ctx("creating the TUN device"), e))?;
+            let fd =
+                tun::create().map_err(|e| KernelError::sys(ctx("creating the TUN device"), e))?;
             let idx = netlink::if_index(tun::TUN_NAME)
                 .map_err(|e| KernelError::sys(ctx("finding the TUN device"), e))?;
             netlink::link_up(&mut nl, idx)
@@ -72,5 +73,9 @@ pub fn build_host(host: &HostSpec, with_tun: bool) -> Result<HostNet> {
         }
         Ok(tun.map(|t| t.0))
     })?;
-    Ok(HostNet { name: host.name.clone(), tun, ns })
+    Ok(HostNet {
+        name: host.name.clone(),
+        tun,
+        ns,
+    })
 }

@@ -31,6 +31,7 @@
 #![warn(missing_docs)]
 
 pub mod actions;
+pub mod arrivals;
 pub mod bpf;
 pub mod client;
 pub mod clock;
@@ -50,12 +51,11 @@ pub mod result;
 pub mod runner;
 pub mod sampler;
 pub mod spec;
-pub mod sysctl;
 pub mod sys;
+pub mod sysctl;
 pub mod tun;
 pub mod validate;
 pub mod worker;
-pub mod arrivals;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;

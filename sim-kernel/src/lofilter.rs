@@ -73,11 +73,16 @@ impl LoFilter {
         let prog = object.program("lo_filter").expect("loaded");
         // The interface index is resolved in the calling thread's namespace.
         let link = ns.run_in(|| {
-            let lo = crate::netlink::if_index("lo")
-                .map_err(|e| KernelError::sys("finding lo", e))?;
+            let lo =
+                crate::netlink::if_index("lo").map_err(|e| KernelError::sys("finding lo", e))?;
             bpf::xdp_link(prog, lo).map_err(|e| KernelError::sys("attaching XDP to lo", e))
         })?;
-        Ok(LoFilter { host, rules, link, object })
+        Ok(LoFilter {
+            host,
+            rules,
+            link,
+            object,
+        })
     }
 
     /// Writes the rules with their absolute windows.

@@ -207,7 +207,11 @@ pub fn link_up(nl: &mut NetlinkSocket, index: u32) -> io::Result<()> {
 /// address is usable at once).
 pub fn add_address(nl: &mut NetlinkSocket, index: u32, addr: IpAddr, prefix: u8) -> io::Result<()> {
     // struct ifaddrmsg: family, prefixlen, flags, scope (u8 each), index u32.
-    let flags = if addr.is_ipv6() { libc::IFA_F_NODAD as u8 } else { 0 };
+    let flags = if addr.is_ipv6() {
+        libc::IFA_F_NODAD as u8
+    } else {
+        0
+    };
     let mut body = vec![family(addr), prefix, flags, libc::RT_SCOPE_UNIVERSE];
     body.extend_from_slice(&index.to_ne_bytes());
     let bytes = addr_bytes(addr);

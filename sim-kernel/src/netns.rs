@@ -61,7 +61,13 @@ pub fn process_tag() -> String {
 fn sanitize(host: &str) -> String {
     let s: String = host
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '_' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
         .take(24)
         .collect();
     if s.is_empty() {

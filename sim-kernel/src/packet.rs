@@ -15,7 +15,9 @@ const TCPOPT_FASTOPEN: u8 = 34;
 /// non-TCP packets too).
 pub fn destination(buf: &[u8]) -> Option<IpAddr> {
     match buf.first()? >> 4 {
-        4 if buf.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(buf[16], buf[17], buf[18], buf[19]))),
+        4 if buf.len() >= 20 => Some(IpAddr::V4(Ipv4Addr::new(
+            buf[16], buf[17], buf[18], buf[19],
+        ))),
         6 if buf.len() >= 40 => {
             let b: [u8; 16] = buf[24..40].try_into().ok()?;
             Some(IpAddr::V6(Ipv6Addr::from(b)))
@@ -95,7 +97,9 @@ fn has_option(mut opts: &[u8], kind: u8) -> bool {
                 if k == kind {
                     return true;
                 }
-                let Some(&len) = opts.get(1) else { return false };
+                let Some(&len) = opts.get(1) else {
+                    return false;
+                };
                 if len < 2 || usize::from(len) > opts.len() {
                     return false;
                 }
@@ -134,7 +138,13 @@ mod tests {
 
     #[test]
     fn parses_v4_and_v6() {
-        let p = pkt("10.0.1.1:40000", "10.0.0.1:443", TcpFlags::ACK | TcpFlags::PSH, 300, false);
+        let p = pkt(
+            "10.0.1.1:40000",
+            "10.0.0.1:443",
+            TcpFlags::ACK | TcpFlags::PSH,
+            300,
+            false,
+        );
         assert_eq!(roundtrip(p), p);
         let p = pkt("[fd00::2]:40000", "[fd00::1]:443", TcpFlags::ACK, 0, false);
         let q = roundtrip(p);

@@ -8,7 +8,9 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use sim_core::pcap::{LINKTYPE_RAW, PCAP_MAGIC_NANOS, PCAP_SNAPLEN, PCAP_VERSION_MAJOR, PCAP_VERSION_MINOR};
+use sim_core::pcap::{
+    LINKTYPE_RAW, PCAP_MAGIC_NANOS, PCAP_SNAPLEN, PCAP_VERSION_MAJOR, PCAP_VERSION_MINOR,
+};
 use sim_core::SimTime;
 
 /// Writes raw IP packets.

@@ -30,7 +30,13 @@ impl LoadedPolicy {
         let bytes: std::sync::Arc<[u8]> = match &spec.object {
             BpfObject::Bytes(b) => b.clone(),
             BpfObject::Path(p) => std::fs::read(p)
-                .map_err(|e| KernelError::Bpf(format!("policy `{}`: reading {}: {e}", spec.name, p.display())))?
+                .map_err(|e| {
+                    KernelError::Bpf(format!(
+                        "policy `{}`: reading {}: {e}",
+                        spec.name,
+                        p.display()
+                    ))
+                })?
                 .into(),
         };
         let attach = match spec.attach {

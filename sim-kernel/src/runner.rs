@@ -173,7 +173,8 @@ fn setup(spec: &KernelSpec, live: &mut Live) -> Result<Setup> {
     for &h in &loopback_hosts {
         let rules = lo_rules(spec, h);
         if !rules.is_empty() {
-            live.lofilters.push(LoFilter::attach(&live.hosts[h].ns, h, rules)?);
+            live.lofilters
+                .push(LoFilter::attach(&live.hosts[h].ns, h, rules)?);
         }
     }
     // Listening sockets, bound now inside their server's namespace.
@@ -242,7 +243,9 @@ fn lo_rules(spec: &KernelSpec, h: usize) -> Vec<LoRule> {
         .filter_map(|(i, f)| match f {
             Fault::Filter {
                 rule, from, until, ..
-            } if rule.src_host.map_or(true, |x| x == me) && rule.dst_host.map_or(true, |x| x == me) => {
+            } if rule.src_host.map_or(true, |x| x == me)
+                && rule.dst_host.map_or(true, |x| x == me) =>
+            {
                 Some(LoRule {
                     fault: i,
                     rule: *rule,
@@ -267,7 +270,12 @@ fn read_all_counters(live: &Live) -> Result<Vec<Counters>> {
 pub fn build_network(spec: &KernelSpec) -> sim_core::Network {
     let mut b = TopologyBuilder::new();
     for h in &spec.hosts {
-        let addrs: Vec<_> = h.addresses.iter().copied().filter(|a| !a.is_loopback()).collect();
+        let addrs: Vec<_> = h
+            .addresses
+            .iter()
+            .copied()
+            .filter(|a| !a.is_loopback())
+            .collect();
         b.add_host(&h.name, &addrs);
     }
     for l in &spec.links {
@@ -302,7 +310,15 @@ pub fn merged_timeline(spec: &KernelSpec) -> Vec<(SimTime, Action)> {
     }
     for (i, p) in spec.policies.iter().enumerate() {
         if let Some(t) = p.attach_at {
-            v.push((t, 1, i, Action::AttachPolicy { policy: i, via: p.via }));
+            v.push((
+                t,
+                1,
+                i,
+                Action::AttachPolicy {
+                    policy: i,
+                    via: p.via,
+                },
+            ));
         }
     }
     for (i, a) in spec.timeline.iter().enumerate() {
@@ -312,7 +328,12 @@ pub fn merged_timeline(spec: &KernelSpec) -> Vec<(SimTime, Action)> {
     v.into_iter().map(|(t, _, _, a)| (t, a)).collect()
 }
 
-fn spawn_threads(spec: &KernelSpec, opts: &RunOptions, live: &mut Live, s: &mut Setup) -> Result<()> {
+fn spawn_threads(
+    spec: &KernelSpec,
+    opts: &RunOptions,
+    live: &mut Live,
+    s: &mut Setup,
+) -> Result<()> {
     let spawn_err = |e| KernelError::sys("starting a thread", e);
     let tuns: Vec<Option<i32>> = live
         .hosts
@@ -324,10 +345,14 @@ fn spawn_threads(spec: &KernelSpec, opts: &RunOptions, live: &mut Live, s: &mut 
         Some(p) => {
             for &h in &s.loopback_hosts {
                 captures.push(live.hosts[h].ns.run_in(|| {
-                    forwarder::open_lo_capture().map_err(|e| KernelError::sys("opening a capture on lo", e))
+                    forwarder::open_lo_capture()
+                        .map_err(|e| KernelError::sys("opening a capture on lo", e))
                 })?);
             }
-            Some(RawPcap::create(p).map_err(|e| KernelError::sys(format!("creating {}", p.display()), e))?)
+            Some(
+                RawPcap::create(p)
+                    .map_err(|e| KernelError::sys(format!("creating {}", p.display()), e))?,
+            )
         }
         None => None,
     };
@@ -428,10 +453,19 @@ impl Drop for SchedGuard {
     }
 }
 
-fn execute(spec: &KernelSpec, opts: &RunOptions, live: &mut Live, mut s: Setup) -> Result<KernelRunResult> {
+fn execute(
+    spec: &KernelSpec,
+    opts: &RunOptions,
+    live: &mut Live,
+    mut s: Setup,
+) -> Result<KernelRunResult> {
     spawn_threads(spec, opts, live, &mut s)?;
     // The timeline runs on the caller's thread, raised for the run only.
-    let _sched = SchedGuard(opts.realtime.then(|| clock::set_realtime(clock::prio::TIMELINE)).flatten());
+    let _sched = SchedGuard(
+        opts.realtime
+            .then(|| clock::set_realtime(clock::prio::TIMELINE))
+            .flatten(),
+    );
     // Scenario time 0: every thread exists and waits for it.
     let epoch = Epoch(Mono(clock::now().0 + opts.start_lead.as_nanos()));
     for f in &live.lofilters {
@@ -458,7 +492,9 @@ fn execute(spec: &KernelSpec, opts: &RunOptions, live: &mut Live, mut s: Setup) 
     for h in live.clients.drain(..) {
         let out = h
             .join()
-            .map_err(|p| KernelError::ThreadPanicked(format!("client engine: {}", panic_message(&*p))))?
+            .map_err(|p| {
+                KernelError::ThreadPanicked(format!("client engine: {}", panic_message(&*p)))
+            })?
             .map_err(|e| KernelError::sys("client engine", e))?;
         connections.extend(out.records);
         live.client_open.extend(out.open);
@@ -476,16 +512,34 @@ fn execute(spec: &KernelSpec, opts: &RunOptions, live: &mut Live, mut s: Setup) 
     let mut workers = Vec::new();
     for h in live.workers.drain(..) {
         workers.push(
-            h.join()
-                .map_err(|p| KernelError::ThreadPanicked(format!("worker: {}", panic_message(&*p))))?,
+            h.join().map_err(|p| {
+                KernelError::ThreadPanicked(format!("worker: {}", panic_message(&*p)))
+            })?,
         );
     }
-    let (forwarder, pcap) = live.forwarder.take().map(Forwarder::finish).unwrap_or_default();
+    let (forwarder, pcap) = live
+        .forwarder
+        .take()
+        .map(Forwarder::finish)
+        .unwrap_or_default();
     let pcap_packets = match pcap {
-        Some(p) => p.finish().map_err(|e| KernelError::sys("writing the pcap file", e))?,
+        Some(p) => p
+            .finish()
+            .map_err(|e| KernelError::sys("writing the pcap file", e))?,
         None => 0,
     };
-    finish_result(spec, live, s, connections, samples, after, workers, forwarder, records, pcap_packets)
+    finish_result(
+        spec,
+        live,
+        s,
+        connections,
+        samples,
+        after,
+        workers,
+        forwarder,
+        records,
+        pcap_packets,
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -502,7 +556,13 @@ fn finish_result(
     pcap_packets: u64,
 ) -> Result<KernelRunResult> {
     let states = {
-        let l = live.shared.as_ref().expect("listeners").0.lock().unwrap_or_else(|p| p.into_inner());
+        let l = live
+            .shared
+            .as_ref()
+            .expect("listeners")
+            .0
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         l.states.clone()
     };
     for (i, w) in workers.iter_mut().enumerate() {
@@ -531,16 +591,23 @@ fn finish_result(
         .lofilters
         .iter()
         .flat_map(|f| {
-            f.dropped().into_iter().map(move |(filter, dropped)| LoFilterStats {
-                host: spec.hosts[f.host].name.clone(),
-                filter,
-                dropped,
-            })
+            f.dropped()
+                .into_iter()
+                .map(move |(filter, dropped)| LoFilterStats {
+                    host: spec.hosts[f.host].name.clone(),
+                    filter,
+                    dropped,
+                })
         })
         .collect();
     let mut policy_data = Vec::new();
     for (p, loaded) in spec.policies.iter().zip(&live.policies) {
-        for m in loaded.object.maps.iter().filter(|m| m.name == ".bss" || m.name.starts_with(".data")) {
+        for m in loaded
+            .object
+            .maps
+            .iter()
+            .filter(|m| m.name == ".bss" || m.name.starts_with(".data"))
+        {
             let mut bytes = vec![0u8; m.value_size as usize];
             if crate::bpf::map_lookup(m.fd.as_raw_fd(), &0u32.to_ne_bytes(), &mut bytes).is_ok() {
                 policy_data.push(PolicyData {

@@ -94,7 +94,9 @@ impl Epoll {
     /// A new instance.
     pub fn new() -> io::Result<Self> {
         // SAFETY: plain syscall.
-        Ok(Epoll(owned(unsafe { libc::epoll_create1(libc::EPOLL_CLOEXEC) })?))
+        Ok(Epoll(owned(unsafe {
+            libc::epoll_create1(libc::EPOLL_CLOEXEC)
+        })?))
     }
 
     fn ctl(&self, op: libc::c_int, fd: RawFd, events: u32, token: u64) -> io::Result<()> {
@@ -207,7 +209,10 @@ pub fn sockaddr(addr: std::net::SocketAddr) -> (libc::sockaddr_storage, libc::so
             sin.sin_family = libc::AF_INET as libc::sa_family_t;
             sin.sin_port = a.port().to_be();
             sin.sin_addr.s_addr = u32::from_ne_bytes(a.ip().octets());
-            (ss, std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t)
+            (
+                ss,
+                std::mem::size_of::<libc::sockaddr_in>() as libc::socklen_t,
+            )
         }
         std::net::SocketAddr::V6(a) => {
             // SAFETY: as above.
@@ -216,7 +221,10 @@ pub fn sockaddr(addr: std::net::SocketAddr) -> (libc::sockaddr_storage, libc::so
             sin6.sin6_port = a.port().to_be();
             sin6.sin6_addr.s6_addr = a.ip().octets();
             sin6.sin6_scope_id = a.scope_id();
-            (ss, std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t)
+            (
+                ss,
+                std::mem::size_of::<libc::sockaddr_in6>() as libc::socklen_t,
+            )
         }
     }
 }
@@ -250,6 +258,12 @@ pub fn local_addr(fd: RawFd) -> Option<std::net::SocketAddr> {
     let mut ss: libc::sockaddr_storage = unsafe { std::mem::zeroed() };
     let mut len = std::mem::size_of::<libc::sockaddr_storage>() as libc::socklen_t;
     // SAFETY: valid out pointers.
-    let r = unsafe { libc::getsockname(fd, (&mut ss as *mut libc::sockaddr_storage).cast(), &mut len) };
+    let r = unsafe {
+        libc::getsockname(
+            fd,
+            (&mut ss as *mut libc::sockaddr_storage).cast(),
+            &mut len,
+        )
+    };
     (r == 0).then(|| from_sockaddr(&ss)).flatten()
 }

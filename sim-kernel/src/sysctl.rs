@@ -21,7 +21,9 @@ pub fn sysctl_path(name: &str) -> Result<String> {
         )));
     };
     if rel.contains("..") || rel.contains("//") || rel.is_empty() {
-        return Err(KernelError::InvalidSpec(format!("sysctl `{name}`: bad name")));
+        return Err(KernelError::InvalidSpec(format!(
+            "sysctl `{name}`: bad name"
+        )));
     }
     Ok(format!("/proc/sys/{rel}"))
 }
@@ -54,7 +56,10 @@ mod tests {
             sysctl_path("tcp_migrate_req").unwrap(),
             "/proc/sys/net/ipv4/tcp_migrate_req"
         );
-        assert_eq!(sysctl_path("somaxconn").unwrap(), "/proc/sys/net/core/somaxconn");
+        assert_eq!(
+            sysctl_path("somaxconn").unwrap(),
+            "/proc/sys/net/core/somaxconn"
+        );
         assert_eq!(
             sysctl_path("net.ipv6.conf.all.disable_ipv6").unwrap(),
             "/proc/sys/net/ipv6/conf/all/disable_ipv6"

@@ -73,7 +73,9 @@ pub fn validate(spec: &KernelSpec) -> Result<()> {
         }
         for a in &h.addresses {
             if a.is_unspecified() {
-                return Err(bad(format!("hosts[{i}].addresses: unspecified address {a}")));
+                return Err(bad(format!(
+                    "hosts[{i}].addresses: unspecified address {a}"
+                )));
             }
             if !a.is_loopback() && !addrs.insert(*a) {
                 return Err(bad(format!("hosts[{i}].addresses: {a} is on two hosts")));
@@ -91,9 +93,13 @@ pub fn validate(spec: &KernelSpec) -> Result<()> {
             return Err(bad(format!("links[{i}]: a link from a host to itself")));
         }
         if !pairs.insert((l.a.min(l.b), l.a.max(l.b))) {
-            return Err(bad(format!("links[{i}]: a second link between the same hosts")));
+            return Err(bad(format!(
+                "links[{i}]: a second link between the same hosts"
+            )));
         }
-        l.params.validate().map_err(|e| bad(format!("links[{i}]: {e}")))?;
+        l.params
+            .validate()
+            .map_err(|e| bad(format!("links[{i}]: {e}")))?;
     }
     for (i, f) in spec.faults.iter().enumerate() {
         let link_ok = |l: sim_core::LinkId| {
@@ -112,7 +118,9 @@ pub fn validate(spec: &KernelSpec) -> Result<()> {
             }
             Fault::SetLinkParams { link, params, .. } => {
                 link_ok(*link)?;
-                params.validate().map_err(|e| bad(format!("faults[{i}]: {e}")))?;
+                params
+                    .validate()
+                    .map_err(|e| bad(format!("faults[{i}]: {e}")))?;
             }
             Fault::Filter {
                 rule, from, until, ..
@@ -141,7 +149,10 @@ pub fn validate(spec: &KernelSpec) -> Result<()> {
     }
     for (i, w) in spec.workers.iter().enumerate() {
         if w.server >= spec.servers.len() {
-            return Err(bad(format!("workers[{i}].server: unknown server #{}", w.server)));
+            return Err(bad(format!(
+                "workers[{i}].server: unknown server #{}",
+                w.server
+            )));
         }
         if w.backlog == 0 {
             return Err(bad(format!("workers[{i}].backlog: must be at least 1")));
@@ -151,10 +162,14 @@ pub fn validate(spec: &KernelSpec) -> Result<()> {
                 return Err(bad(format!("workers[{i}].accept: rate must be positive")))
             }
             AcceptModel::Batch { max: 0, .. } => {
-                return Err(bad(format!("workers[{i}].accept: batch max must be positive")))
+                return Err(bad(format!(
+                    "workers[{i}].accept: batch max must be positive"
+                )))
             }
             AcceptModel::Batch { interval, .. } if interval.as_nanos() == 0 => {
-                return Err(bad(format!("workers[{i}].accept: batch interval must be positive")))
+                return Err(bad(format!(
+                    "workers[{i}].accept: batch interval must be positive"
+                )))
             }
             _ => {}
         }
@@ -164,20 +179,31 @@ pub fn validate(spec: &KernelSpec) -> Result<()> {
         host_ok(c.host, format!("{p}.host"))?;
         let t = c.target.ip();
         if t.is_unspecified() || c.target.port() == 0 {
-            return Err(bad(format!("{p}.target: {} is not a connectable address", c.target)));
+            return Err(bad(format!(
+                "{p}.target: {} is not a connectable address",
+                c.target
+            )));
         }
         if c.sources.is_empty() {
             return Err(bad(format!("{p}.sources: empty")));
         }
         for s in &c.sources {
             if s.is_ipv4() != t.is_ipv4() {
-                return Err(bad(format!("{p}.sources: {s} is not of the target's family")));
+                return Err(bad(format!(
+                    "{p}.sources: {s} is not of the target's family"
+                )));
             }
             if !host_has(spec, c.host, *s) {
-                return Err(bad(format!("{p}.sources: {s} is not an address of the client host")));
+                return Err(bad(format!(
+                    "{p}.sources: {s} is not an address of the client host"
+                )));
             }
         }
-        let dst = if t.is_loopback() { Some(c.host) } else { owner(spec, t) };
+        let dst = if t.is_loopback() {
+            Some(c.host)
+        } else {
+            owner(spec, t)
+        };
         let Some(dst) = dst else {
             return Err(bad(format!("{p}.target: no host owns {t}")));
         };
@@ -240,7 +266,9 @@ pub fn validate(spec: &KernelSpec) -> Result<()> {
                 if spec.servers[spec.workers[*from].server].host
                     != spec.servers[spec.workers[*to].server].host
                 {
-                    return Err(bad(format!("{p}: handover between workers of different hosts")));
+                    return Err(bad(format!(
+                        "{p}: handover between workers of different hosts"
+                    )));
                 }
             }
             Action::SetSysctl { host, name, .. } => {

@@ -86,7 +86,11 @@ pub type Shared = Arc<(Mutex<Listeners>, Condvar)>;
 /// `SO_REUSEPORT`, `IPV6_V6ONLY`, `TCP_SYNCNT`, `TCP_FASTOPEN`, non-blocking,
 /// bound to the server's address.
 pub fn create_listener(w: &WorkerSpec, s: &ServerSpec) -> std::io::Result<OwnedFd> {
-    let family = if s.addr.is_ipv4() { libc::AF_INET } else { libc::AF_INET6 };
+    let family = if s.addr.is_ipv4() {
+        libc::AF_INET
+    } else {
+        libc::AF_INET6
+    };
     // SAFETY: plain syscall.
     let fd = sys::owned(unsafe {
         libc::socket(
@@ -101,7 +105,12 @@ pub fn create_listener(w: &WorkerSpec, s: &ServerSpec) -> std::io::Result<OwnedF
         sys::setsockopt_int(raw, libc::IPPROTO_IPV6, libc::IPV6_V6ONLY, 1)?;
     }
     if w.syn_retries > 0 {
-        sys::setsockopt_int(raw, libc::IPPROTO_TCP, libc::TCP_SYNCNT, i32::from(w.syn_retries))?;
+        sys::setsockopt_int(
+            raw,
+            libc::IPPROTO_TCP,
+            libc::TCP_SYNCNT,
+            i32::from(w.syn_retries),
+        )?;
     }
     if w.fast_open_qlen > 0 {
         let q = i32::try_from(w.fast_open_qlen).unwrap_or(i32::MAX);
@@ -162,7 +171,8 @@ pub fn run_worker(w: WorkerSetup) -> WorkerStats {
     };
     let ep = Epoll::new().expect("epoll");
     let timer = sys::timerfd().expect("timerfd");
-    ep.add(w.wake, libc::EPOLLIN as u32, TOKEN_WAKE).expect("epoll add");
+    ep.add(w.wake, libc::EPOLLIN as u32, TOKEN_WAKE)
+        .expect("epoll add");
     ep.add(timer.as_raw_fd(), libc::EPOLLIN as u32, TOKEN_TIMER)
         .expect("epoll add");
     let mut conns: Vec<Option<Conn>> = Vec::new();
@@ -240,7 +250,9 @@ pub fn run_worker(w: WorkerSetup) -> WorkerStats {
                 TOKEN_WAKE => sys::eventfd_drain(w.wake),
                 TOKEN_TIMER => sys::timerfd_ack(timer.as_raw_fd()),
                 TOKEN_LISTENER => {
-                    let Some((c, fd, gen)) = registered else { continue };
+                    let Some((c, fd, gen)) = registered else {
+                        continue;
+                    };
                     let budget = match w.spec.accept {
                         AcceptModel::Immediate => u32::MAX,
                         AcceptModel::Rate { .. } => 1,
@@ -310,7 +322,9 @@ pub fn run_worker(w: WorkerSetup) -> WorkerStats {
                 slot => {
                     let slot = slot as usize;
                     let done = match conns.get_mut(slot).and_then(|c| c.as_mut()) {
-                        Some(c) => on_conn_event(c, flags, &ep, &mut buf, &w, &response, &mut stats),
+                        Some(c) => {
+                            on_conn_event(c, flags, &ep, &mut buf, &w, &response, &mut stats)
+                        }
                         None => false,
                     };
                     if done {
@@ -322,7 +336,8 @@ pub fn run_worker(w: WorkerSetup) -> WorkerStats {
         // Responses whose service time is over.
         let now = clock::now();
         for slot in conns.iter_mut() {
-            let due = matches!(slot, Some(Conn { state: ConnState::Serving { due }, .. }) if *due <= now);
+            let due =
+                matches!(slot, Some(Conn { state: ConnState::Serving { due }, .. }) if *due <= now);
             if due {
                 let c = slot.as_mut().expect("matched");
                 c.state = ConnState::Writing { sent: 0 };

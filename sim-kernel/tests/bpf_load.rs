@@ -11,16 +11,24 @@ fn loads_xdp_and_sk_reuseport_objects() {
     let Some(_k) = common::kernel_or_skip("loads_xdp_and_sk_reuseport_objects") else {
         return;
     };
-    let lo = LoadedObject::load(sim_kernel::lofilter::LO_FILTER_OBJECT, &[("lo_filter", ProgType::Xdp)])
-        .expect("XDP object loads");
+    let lo = LoadedObject::load(
+        sim_kernel::lofilter::LO_FILTER_OBJECT,
+        &[("lo_filter", ProgType::Xdp)],
+    )
+    .expect("XDP object loads");
     let rules = lo.map("rules").expect("BTF map `rules`");
-    assert_eq!((rules.map_type, rules.key_size, rules.value_size), (bpf::BPF_MAP_TYPE_ARRAY, 4, 40));
+    assert_eq!(
+        (rules.map_type, rules.key_size, rules.value_size),
+        (bpf::BPF_MAP_TYPE_ARRAY, 4, 40)
+    );
 
     let m = LoadedObject::load(
         MIGRATE,
         &[(
             "migrate_reuseport",
-            ProgType::SkReuseport { attach: bpf::BPF_SK_REUSEPORT_SELECT_OR_MIGRATE },
+            ProgType::SkReuseport {
+                attach: bpf::BPF_SK_REUSEPORT_SELECT_OR_MIGRATE,
+            },
         )],
     )
     .expect("SK_REUSEPORT object loads");
@@ -41,7 +49,12 @@ fn loads_xdp_and_sk_reuseport_objects() {
     // loaded as SK_REUSEPORT reads a context it does not have.
     let e = LoadedObject::load(
         sim_kernel::lofilter::LO_FILTER_OBJECT,
-        &[("lo_filter", ProgType::SkReuseport { attach: bpf::BPF_SK_REUSEPORT_SELECT })],
+        &[(
+            "lo_filter",
+            ProgType::SkReuseport {
+                attach: bpf::BPF_SK_REUSEPORT_SELECT,
+            },
+        )],
     )
     .unwrap_err();
     assert!(e.contains("verifier log"), "{e}");

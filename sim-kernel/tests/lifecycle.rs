@@ -8,7 +8,10 @@ use common::*;
 use sim_kernel::*;
 
 fn at(t: u64, action: Action) -> TimedAction {
-    TimedAction { at: at_ms(t), action }
+    TimedAction {
+        at: at_ms(t),
+        action,
+    }
 }
 
 #[test]
@@ -19,7 +22,13 @@ fn fd_passing_resets_nothing() {
     let mut spec = two_hosts(ms(1), 4, 1300);
     spec.workers[2].listen_at = None;
     spec.workers[3].listen_at = None;
-    spec.clients.push(clients(1, "10.0.0.1:8080", "10.0.1.1", ArrivalProcess::Poisson { rate: 200 }, 1000));
+    spec.clients.push(clients(
+        1,
+        "10.0.0.1:8080",
+        "10.0.1.1",
+        ArrivalProcess::Poisson { rate: 200 },
+        1000,
+    ));
     spec.timeline = vec![
         at(500, Action::Handover { from: 0, to: 2 }),
         at(500, Action::Handover { from: 1, to: 3 }),
@@ -28,7 +37,11 @@ fn fd_passing_resets_nothing() {
     let c = r.outcome_counts();
     assert_eq!(c.completed, c.attempted, "{c:?}");
     assert!(c.attempted > 150, "{c:?}");
-    assert!(r.workers.iter().all(|w| w.accepted > 0), "old before, new after: {:?}", r.workers);
+    assert!(
+        r.workers.iter().all(|w| w.accepted > 0),
+        "old before, new after: {:?}",
+        r.workers
+    );
     assert_eq!(r.counter_delta("TcpOutRsts"), 0);
     assert_eq!(r.counter_delta("TcpExtTCPMigrateReqSuccess"), 0);
     let states: Vec<&str> = r.workers.iter().map(|w| w.final_state.as_str()).collect();
@@ -47,7 +60,10 @@ fn kill_after_the_request_was_read_sends_fin() {
         1,
         "10.0.0.1:8080",
         "10.0.1.1",
-        ArrivalProcess::Burst { count: 5, spacing: ms(10) },
+        ArrivalProcess::Burst {
+            count: 5,
+            spacing: ms(10),
+        },
         0,
     ));
     spec.timeline = vec![at(200, Action::Kill(0))];
@@ -68,7 +84,13 @@ fn close_first_restart_refuses_the_gap() {
     };
     let mut spec = two_hosts(ms(1), 2, 1000);
     spec.workers[1].listen_at = None;
-    spec.clients.push(clients(1, "10.0.0.1:8080", "10.0.1.1", ArrivalProcess::Constant { rate: 100 }, 800));
+    spec.clients.push(clients(
+        1,
+        "10.0.0.1:8080",
+        "10.0.1.1",
+        ArrivalProcess::Constant { rate: 100 },
+        800,
+    ));
     spec.timeline = vec![at(300, Action::Close(0)), at(500, Action::Listen(1))];
     let r = run(&spec, &RunOptions::default()).expect("run");
     let c = r.outcome_counts();
@@ -82,7 +104,10 @@ fn close_first_restart_refuses_the_gap() {
         .filter(|x| x.outcome == Outcome::Refused)
         .map(|x| x.planned.as_nanos() / 1_000_000)
         .collect();
-    assert!(refused_at.iter().all(|&t| (290..510).contains(&t)), "{refused_at:?}");
+    assert!(
+        refused_at.iter().all(|&t| (290..510).contains(&t)),
+        "{refused_at:?}"
+    );
     assert!(r.counter_delta("TcpOutRsts") >= c.refused as i64);
     assert!(my_namespaces().is_empty());
 }

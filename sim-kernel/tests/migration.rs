@@ -11,8 +11,16 @@ use sim_kernel::*;
 fn run_selftest(v6: bool, m: Migration, drop_ack: bool) -> KernelRunResult {
     let spec = selftest(v6, m, drop_ack);
     let r = run(&spec, &RunOptions::default()).expect("run");
-    assert!(my_namespaces().is_empty(), "left behind: {:?}", my_namespaces());
-    assert!(r.actions.iter().all(|a| a.error.is_none()), "{:?}", r.actions);
+    assert!(
+        my_namespaces().is_empty(),
+        "left behind: {:?}",
+        my_namespaces()
+    );
+    assert!(
+        r.actions.iter().all(|a| a.error.is_none()),
+        "{:?}",
+        r.actions
+    );
     r
 }
 
@@ -39,7 +47,11 @@ fn accept_queue_children_migrate_with_the_sysctl() {
         assert_eq!(r.counter_delta("TcpExtTCPMigrateReqFailure"), 0);
         assert_eq!(r.counter_delta("TcpOutRsts"), 0);
         let peak: u32 = r.workers[..4].iter().map(|w| w.peak_accept_queue).sum();
-        assert!(peak >= 25, "INET_DIAG saw the 25 children in s0..s3: {:?}", r.workers);
+        assert!(
+            peak >= 25,
+            "INET_DIAG saw the 25 children in s0..s3: {:?}",
+            r.workers
+        );
         assert!(r.workers[4].peak_accept_queue >= 25);
     }
 }
@@ -72,9 +84,19 @@ fn syn_queue_requests_migrate_at_the_final_ack() {
     assert_eq!(s4_accepted(&r), 25);
     assert_eq!(r.counter_delta("TcpExtTCPMigrateReqSuccess"), 25);
     let dropped: u64 = r.lo_filters.iter().map(|f| f.dropped).sum();
-    assert!(dropped >= 25, "the final ACKs were dropped: {:?}", r.lo_filters);
-    assert_eq!(r.peak_syn_recv[0], 25, "INET_DIAG saw 25 request sockets on the port");
-    assert!(r.workers.iter().all(|w| w.peak_accept_queue == 0 || w.name == "s4"));
+    assert!(
+        dropped >= 25,
+        "the final ACKs were dropped: {:?}",
+        r.lo_filters
+    );
+    assert_eq!(
+        r.peak_syn_recv[0], 25,
+        "INET_DIAG saw 25 request sockets on the port"
+    );
+    assert!(r
+        .workers
+        .iter()
+        .all(|w| w.peak_accept_queue == 0 || w.name == "s4"));
 
     let r = run_selftest(false, Migration::Off, true);
     let c = r.outcome_counts();
@@ -95,6 +117,36 @@ fn policy_program_migrates_to_its_pick() {
     assert_eq!(c.completed, 25, "{c:?}");
     assert_eq!(s4_accepted(&r), 25);
     assert_eq!(r.counter_delta("TcpExtTCPMigrateReqSuccess"), 25);
-    let bss = r.policy_data.iter().find(|d| d.section == ".bss").expect(".bss");
+    let bss = r
+        .policy_data
+        .iter()
+        .find(|d| d.section == ".bss")
+        .expect(".bss");
     assert_eq!(bss.u32_at(0), Some(25), "migrated_at_close");
+}
+
+/// §5.8: `tcp_migrate_req` is read at close; switching it on through the
+/// timeline (inside the namespace) before the shutdowns is enough.
+#[test]
+fn sysctl_switched_on_by_the_timeline() {
+    let Some(_k) = kernel_or_skip("sysctl_switched_on_by_the_timeline") else {
+        return;
+    };
+    let mut spec = selftest(true, Migration::Off, false);
+    spec.timeline.push(TimedAction {
+        at: at_ms(120),
+        action: Action::SetSysctl {
+            host: sim_core::HostId(0),
+            name: "tcp_migrate_req".into(),
+            value: 1,
+        },
+    });
+    let r = run(&spec, &RunOptions::default()).expect("run");
+    assert_eq!(r.outcome_counts().completed, 25, "{:?}", r.outcome_counts());
+    assert!(r.counter_delta("TcpExtTCPMigrateReqSuccess") >= 25);
+    assert!(r
+        .actions
+        .iter()
+        .any(|a| a.label == "set_sysctl lo tcp_migrate_req=1" && a.error.is_none()));
+    assert!(my_namespaces().is_empty());
 }

@@ -27,7 +27,10 @@ fn host_namespace_is_configured_and_removed() {
     assert!(name.starts_with(&netns::process_tag()), "{name}");
     assert!(name.ends_with("srv_1"), "{name}");
     assert!(common::my_namespaces().contains(&name));
-    if let Ok(out) = std::process::Command::new("ip").args(["netns", "list"]).output() {
+    if let Ok(out) = std::process::Command::new("ip")
+        .args(["netns", "list"])
+        .output()
+    {
         let text = String::from_utf8_lossy(&out.stdout);
         assert!(text.contains(&name), "ip netns list: {text}");
     }
@@ -46,7 +49,11 @@ fn host_namespace_is_configured_and_removed() {
         })
         .unwrap();
     assert_eq!((migrate, somax), (1, 77));
-    assert!(c.contains_key("TcpExtListenOverflows"), "{:?}", c.keys().take(5).collect::<Vec<_>>());
+    assert!(
+        c.contains_key("TcpExtListenOverflows"),
+        "{:?}",
+        c.keys().take(5).collect::<Vec<_>>()
+    );
     assert!(c.contains_key("TcpOutRsts"));
     assert!(v4 && v6, "addresses usable at once (IPv6 without DAD)");
     // The host's own namespace is untouched.
@@ -72,7 +79,7 @@ fn leftovers_of_dead_processes_are_removed() {
     let stale = format!("rpsim-{dead}.1-0-crashed");
     let planted = Netns::create_named(&stale).expect("plant a leftover");
     std::mem::forget(planted); // as if the process had crashed
-    // One of ours, alive: must stay.
+                               // One of ours, alive: must stay.
     let live = Netns::create("alive").unwrap();
 
     let removed = netns::remove_leftovers();

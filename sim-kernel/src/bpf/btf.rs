@@ -75,7 +75,13 @@ impl<'a> Btf<'a> {
             .get(hdr_len + str_off..hdr_len + str_off + str_len)
             .ok_or("BTF: string section out of bounds")?;
         // Type id 0 is void.
-        let mut types = vec![Type { name_off: 0, kind: 0, vlen: 0, size_or_type: 0, extra: vec![] }];
+        let mut types = vec![Type {
+            name_off: 0,
+            kind: 0,
+            vlen: 0,
+            size_or_type: 0,
+            extra: vec![],
+        }];
         let mut o = 0;
         while o < types_b.len() {
             let name_off = u32_at(types_b, o)?;
@@ -96,7 +102,13 @@ impl<'a> Btf<'a> {
                 extra.push(u32_at(types_b, o + 4 * i)?);
             }
             o += 4 * words;
-            types.push(Type { name_off, kind, vlen, size_or_type, extra });
+            types.push(Type {
+                name_off,
+                kind,
+                vlen,
+                size_or_type,
+                extra,
+            });
         }
         Ok(Btf { types, strings })
     }
@@ -108,7 +120,9 @@ impl<'a> Btf<'a> {
     }
 
     fn get(&self, id: u32) -> Result<&Type, String> {
-        self.types.get(id as usize).ok_or_else(|| format!("BTF: unknown type id {id}"))
+        self.types
+            .get(id as usize)
+            .ok_or_else(|| format!("BTF: unknown type id {id}"))
     }
 
     /// Skips typedefs and qualifiers.
@@ -166,7 +180,10 @@ impl<'a> Btf<'a> {
                 // Every member is a pointer: to an array (a number) or to a type.
                 let ptr = self.resolve(mtype)?;
                 if ptr.kind != KIND_PTR {
-                    return Err(format!("map `{}`: member `{mname}` is not a pointer", def.name));
+                    return Err(format!(
+                        "map `{}`: member `{mname}` is not a pointer",
+                        def.name
+                    ));
                 }
                 let number = || -> Result<u32, String> {
                     let arr = self.resolve(ptr.size_or_type)?;
@@ -185,7 +202,10 @@ impl<'a> Btf<'a> {
                     "value" => def.value_size = self.size_of(ptr.size_or_type)?,
                     "pinning" | "numa_node" => {}
                     other => {
-                        return Err(format!("map `{}`: unsupported attribute `{other}`", def.name))
+                        return Err(format!(
+                            "map `{}`: unsupported attribute `{other}`",
+                            def.name
+                        ))
                     }
                 }
             }

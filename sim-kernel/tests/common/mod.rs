@@ -43,7 +43,10 @@ pub fn host(name: &str, addrs: &[&str], sysctls: &[(&str, i64)]) -> HostSpec {
     HostSpec {
         name: name.into(),
         addresses: addrs.iter().map(|a| a.parse().unwrap()).collect(),
-        sysctls: sysctls.iter().map(|(k, v)| (k.to_string(), *v)).collect::<BTreeMap<_, _>>(),
+        sysctls: sysctls
+            .iter()
+            .map(|(k, v)| (k.to_string(), *v))
+            .collect::<BTreeMap<_, _>>(),
     }
 }
 
@@ -86,14 +89,22 @@ pub fn two_hosts(latency: SimDuration, workers: usize, duration_ms: u64) -> Kern
             host: HostId(0),
             addr: "10.0.0.1:8080".parse().unwrap(),
         }],
-        workers: (0..workers).map(|i| worker(&format!("w{i}"), 0, Some(0))).collect(),
+        workers: (0..workers)
+            .map(|i| worker(&format!("w{i}"), 0, Some(0)))
+            .collect(),
         clients: vec![],
         policies: vec![],
         timeline: vec![],
     }
 }
 
-pub fn clients(host: u32, target: &str, src: &str, arrival: ArrivalProcess, stop_ms: u64) -> ClientSpec {
+pub fn clients(
+    host: u32,
+    target: &str,
+    src: &str,
+    arrival: ArrivalProcess,
+    stop_ms: u64,
+) -> ClientSpec {
     ClientSpec {
         name: "c".into(),
         host: HostId(host),
@@ -141,16 +152,26 @@ pub fn selftest(v6: bool, migration: Migration, drop_ack: bool) -> KernelSpec {
         .collect();
     workers[4].listen_at = None;
     let mut timeline: Vec<TimedAction> = (0..5)
-        .map(|i| TimedAction { at: at_ms(0), action: Action::StopAccepting(i) })
+        .map(|i| TimedAction {
+            at: at_ms(0),
+            action: Action::StopAccepting(i),
+        })
         .collect();
-    timeline.push(TimedAction { at: at_ms(100), action: Action::Listen(4) });
+    timeline.push(TimedAction {
+        at: at_ms(100),
+        action: Action::Listen(4),
+    });
     let mut policies = vec![];
     if migration == Migration::Policy {
         timeline.push(TimedAction {
             at: at_ms(100),
             action: Action::MapUpdate {
                 policy: 0,
-                entry: MapEntry { map: "reuse_map".into(), key: MapDatum::U32(0), value: MapDatum::ListenerFd(4) },
+                entry: MapEntry {
+                    map: "reuse_map".into(),
+                    key: MapDatum::U32(0),
+                    value: MapDatum::ListenerFd(4),
+                },
             },
         });
         policies.push(PolicySpec {
@@ -170,9 +191,15 @@ pub fn selftest(v6: bool, migration: Migration, drop_ack: bool) -> KernelSpec {
         });
     }
     for i in 0..4 {
-        timeline.push(TimedAction { at: at_ms(150), action: Action::Shutdown(i) });
+        timeline.push(TimedAction {
+            at: at_ms(150),
+            action: Action::Shutdown(i),
+        });
     }
-    timeline.push(TimedAction { at: at_ms(300), action: Action::ResumeAccepting(4) });
+    timeline.push(TimedAction {
+        at: at_ms(300),
+        action: Action::ResumeAccepting(4),
+    });
     let faults = if drop_ack {
         vec![sim_core::Fault::Filter {
             id: sim_core::FilterId(0),
@@ -194,17 +221,28 @@ pub fn selftest(v6: bool, migration: Migration, drop_ack: bool) -> KernelSpec {
         name: "selftest".into(),
         seed: 1,
         duration: ms(1000),
-        hosts: vec![host("lo", &["127.0.0.1", "::1"], &[("tcp_migrate_req", migrate)])],
+        hosts: vec![host(
+            "lo",
+            &["127.0.0.1", "::1"],
+            &[("tcp_migrate_req", migrate)],
+        )],
         links: vec![],
         faults,
-        servers: vec![ServerSpec { name: "srv".into(), host: HostId(0), addr: target }],
+        servers: vec![ServerSpec {
+            name: "srv".into(),
+            host: HostId(0),
+            addr: target,
+        }],
         workers,
         clients: vec![ClientSpec {
             name: "selftest".into(),
             host: HostId(0),
             target,
             sources: vec![addr.parse().unwrap()],
-            arrival: ArrivalProcess::Burst { count: 25, spacing: ms(1) },
+            arrival: ArrivalProcess::Burst {
+                count: 25,
+                spacing: ms(1),
+            },
             start: at_ms(10),
             stop: at_ms(10),
             request_bytes: 12,

@@ -141,12 +141,71 @@ fn sysctl_switched_on_by_the_timeline() {
             value: 1,
         },
     });
-    let r = run(&spec, &RunOptions::default()).expect("run");
+    // Loopback traffic goes to the pcap through a packet socket on lo.
+    let pcap = std::env::temp_dir().join(format!("rpsim-selftest-{}.pcap", std::process::id()));
+    let opts = RunOptions {
+        pcap: Some(pcap.clone()),
+        ..Default::default()
+    };
+    let r = run(&spec, &opts).expect("run");
     assert_eq!(r.outcome_counts().completed, 25, "{:?}", r.outcome_counts());
     assert!(r.counter_delta("TcpExtTCPMigrateReqSuccess") >= 25);
+    // SYN, SYN-ACK, ACK, data, response, FINs...: at least 7 per connection.
+    assert!(r.pcap_packets >= 25 * 7, "{}", r.pcap_packets);
+    assert!(std::fs::metadata(&pcap).unwrap().len() > 24 + 25 * 7 * 16);
+    std::fs::remove_file(&pcap).unwrap();
     assert!(r
         .actions
         .iter()
         .any(|a| a.label == "set_sysctl lo tcp_migrate_req=1" && a.error.is_none()));
+    assert!(my_namespaces().is_empty());
+}
+
+/// Detaching the program before the shutdowns (`SO_DETACH_REUSEPORT_BPF`)
+/// leaves the group without a migration-capable policy and with
+/// `tcp_migrate_req=0`: the children are reset (§5.7 step 2, §7 A).
+#[test]
+fn detached_policy_no_longer_migrates() {
+    let Some(_k) = kernel_or_skip("detached_policy_no_longer_migrates") else {
+        return;
+    };
+    let mut spec = selftest(false, Migration::Policy, false);
+    spec.timeline.push(TimedAction {
+        at: at_ms(140),
+        action: Action::DetachPolicy { via: 1 },
+    });
+    let r = run(&spec, &RunOptions::default()).expect("run");
+    assert_eq!(r.outcome_counts().reset, 25, "{:?}", r.outcome_counts());
+    assert_eq!(r.counter_delta("TcpExtTCPMigrateReqSuccess"), 0);
+    assert!(my_namespaces().is_empty());
+}
+
+/// With the socket-array entry deleted, `bpf_sk_select_reuseport` fails
+/// and the program passes without a pick: the kernel migrates by hash
+/// anyway (§4.3, PassNoPick, whatever the sysctl), and the program's own
+/// counter stays at 0.
+#[test]
+fn deleted_map_entry_falls_back_to_the_hash() {
+    let Some(_k) = kernel_or_skip("deleted_map_entry_falls_back_to_the_hash") else {
+        return;
+    };
+    let mut spec = selftest(false, Migration::Policy, false);
+    spec.timeline.push(TimedAction {
+        at: at_ms(140),
+        action: Action::MapDelete {
+            policy: 0,
+            map: "reuse_map".into(),
+            key: MapDatum::U32(0),
+        },
+    });
+    let r = run(&spec, &RunOptions::default()).expect("run");
+    assert_eq!(r.outcome_counts().completed, 25, "{:?}", r.outcome_counts());
+    assert!(r.counter_delta("TcpExtTCPMigrateReqSuccess") >= 25);
+    let bss = r
+        .policy_data
+        .iter()
+        .find(|d| d.section == ".bss")
+        .expect(".bss");
+    assert_eq!(bss.u32_at(0), Some(0), "no pick succeeded");
     assert!(my_namespaces().is_empty());
 }

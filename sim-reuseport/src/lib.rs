@@ -4,19 +4,17 @@
 //! `shared/spec/linux-reuseport.md`.
 #![warn(missing_docs)]
 
-pub mod group;
-pub mod policy;
+pub mod report;
+pub mod reuseport;
+pub mod runner;
+pub mod scenario;
+pub mod tools;
+
+pub use reuseport::{group, policy};
+pub use scenario::vary;
+pub use tools::{invariants, output, plot, plots, sweep};
 
 pub use group::{Group, GroupId, ReuseportTable};
 pub use policy::{
     DecisionCounts, Policy, PolicyContext, PolicyDecision, PolicyKind, PolicyStats, Rule,
 };
-pub mod invariants;
-pub mod output;
-pub mod plot;
-pub mod plots;
-pub mod report;
-pub mod runner;
-pub mod scenario;
-pub mod sweep;
-pub mod vary;

@@ -5,16 +5,16 @@
 use crate::group::ReuseportTable;
 use crate::policy::{Policy, Rule};
 use crate::report::*;
-use crate::scenario::{
-    AcceptSpec, Action, Arrival, FaultSpec, MatchSpec, RuleSpec, Scenario, ScenarioError,
-};
+use crate::scenario::plan::{AcceptModel, ArrivalPlan, FaultPlan, Plan, Prim, RulePlan, WorkerIx};
+use crate::scenario::{lower, Scenario, ScenarioError};
+pub use crate::scenario::{scenario_hash, MAX_BURST, MAX_DELAY, MAX_WORKERS};
 use hdrhistogram::Histogram;
 use rustc_hash::FxHashMap;
 use serde::Serialize;
 use sim_core::{
     exponential_ns, uniform_below, Delivery, Digest, DropReason, EventQueue, Fault, FilterId,
-    FilterMatch, FourTuple, HostId, LinkId, LinkParams, Network, Packet, PacketFilter, RngStreams,
-    SimDuration, SimRng, SimTime, TopologyBuilder, TupleMap,
+    FourTuple, HostId, LinkId, Network, Packet, PacketFilter, RngStreams, SimDuration, SimRng,
+    SimTime, TopologyBuilder, TupleMap,
 };
 use sim_tcp::{
     time_wait_reply, ChildKey, ClientConfig, ClientOutcome, ClientOutput, ClientSocket, DropCause,
@@ -102,20 +102,6 @@ enum Ev {
     HorizonBatch,
 }
 
-#[derive(Clone, Debug)]
-enum Prim {
-    Listen(usize),
-    Shutdown(usize),
-    Close(usize),
-    StopAccepting(usize),
-    ResumeAccepting(usize),
-    Kill(usize),
-    SetSysctl(usize, String, u64),
-    AttachPolicy(usize, usize),
-    DetachPolicy(usize),
-    Handover(usize, usize),
-}
-
 struct Worker {
     name: String,
     server: usize,
@@ -123,7 +109,7 @@ struct Worker {
     own_listener: ListenerId,
     listener: Option<ListenerId>,
     accepting: bool,
-    accept: AcceptSpec,
+    accept: AcceptModel,
     service_time: SimDuration,
     response_bytes: u32,
     backlog: u32,
@@ -144,7 +130,7 @@ struct Gen {
     host: usize,
     server_host: usize,
     server_addr: SocketAddr,
-    arrival: Arrival,
+    arrival: ArrivalPlan,
     start: SimTime,
     stop: SimTime,
     rng: SimRng,
@@ -571,246 +557,69 @@ fn take_cause(causes: &mut FxHashMap<FourTuple, RstCause>, tuple: &FourTuple) ->
     }
 }
 
-fn err(path: impl Into<String>, msg: impl Into<String>) -> ScenarioError {
-    ScenarioError::at(path, msg)
-}
-
-fn index_of<'n>(
-    names: impl Iterator<Item = &'n str>,
-    name: &str,
-    path: &str,
-    what: &str,
-) -> Result<usize, ScenarioError> {
-    let names: Vec<&str> = names.collect();
-    names.iter().position(|&n| n == name).ok_or_else(|| {
-        err(
-            path,
-            format!("unknown {what} `{name}` (known: {})", names.join(", ")),
-        )
-    })
-}
-
-fn unique<'n>(
-    names: impl Iterator<Item = &'n str>,
-    what: &str,
-    list: &str,
-) -> Result<(), ScenarioError> {
-    let mut seen = std::collections::BTreeSet::new();
-    for (i, n) in names.enumerate() {
-        if n.is_empty() {
-            return Err(err(
-                format!("{list}[{i}].name"),
-                format!("{what} name must not be empty"),
-            ));
-        }
-        if !seen.insert(n) {
-            return Err(err(
-                format!("{list}[{i}].name"),
-                format!("duplicate {what} name `{n}`"),
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// Canonical hash of a scenario (independent of whitespace and key order in the file).
-pub fn scenario_hash(scn: &Scenario) -> String {
-    let canon = serde_json::to_string(scn).expect("scenario serializes");
-    format!("{:016x}", xxhash_rust::xxh3::xxh3_64(canon.as_bytes()))
-}
-
-/// Longest delay a scenario may give (latency, jitter, service time, accept
-/// interval, burst spacing), like the longest duration.
-pub const MAX_DELAY: SimDuration = SimDuration::from_secs(100_000);
-
-/// Most workers (listeners) a scenario may declare: well below the 65535
-/// sockets a reuseport group holds.
-pub const MAX_WORKERS: usize = 4096;
-
-/// Largest burst of connections a client population may declare.
-pub const MAX_BURST: u64 = 10_000_000;
-
 /// Maximum events one run may process (a bound on everything, asserted).
 pub const MAX_EVENTS: u64 = 2_000_000_000;
 
 impl<'a> Sim<'a> {
-    /// Validates `scn` and builds the simulation. Every error names the JSON
+    /// Lowers `scn` and builds the simulation. Every error names the JSON
     /// path of the offending field.
     pub fn build(scn: &Scenario, opts: RunOptions<'a>) -> Result<Self, ScenarioError> {
-        let seed = opts.seed.unwrap_or(scn.seed);
+        let plan = lower(scn)?;
+        Ok(Sim::new(&plan, opts))
+    }
+
+    /// Builds the simulation of `plan`.
+    pub fn new(plan: &Plan, opts: RunOptions<'a>) -> Self {
+        let seed = opts.seed.unwrap_or(plan.seed);
         let rng = RngStreams::new(seed);
-        let duration = scn.duration.0;
-        if duration == SimDuration::ZERO {
-            return Err(err("duration", "must be greater than 0"));
-        }
-        if duration > SimDuration::from_secs(100_000) {
-            return Err(err("duration", "must be at most 100000s"));
-        }
-        let within = |t: SimDuration, path: String| -> Result<SimTime, ScenarioError> {
-            if t > duration {
-                Err(err(
-                    path,
-                    format!("time {t} is after the scenario's duration {duration}"),
-                ))
-            } else {
-                Ok(SimTime::ZERO + t)
-            }
-        };
-        // Delays added to the current time (latency, jitter, service time,
-        // accept interval, burst spacing): bounded like the duration, so that
-        // no deadline can overflow.
-        let bounded = |d: SimDuration, path: String| -> Result<(), ScenarioError> {
-            if d > MAX_DELAY {
-                Err(err(path, format!("{d} is too long (at most {MAX_DELAY})")))
-            } else {
-                Ok(())
-            }
-        };
-        // Hosts.
-        if scn.hosts.is_empty() {
-            return Err(err("hosts", "at least one host is required"));
-        }
-        unique(scn.hosts.iter().map(|h| h.name.as_str()), "host", "hosts")?;
-        let mut topo = TopologyBuilder::new();
-        let mut seen_addrs = std::collections::BTreeSet::new();
-        let mut sysctls = Vec::new();
-        for (i, h) in scn.hosts.iter().enumerate() {
-            if h.addresses.is_empty() {
-                return Err(err(
-                    format!("hosts[{i}].addresses"),
-                    "at least one address is required",
-                ));
-            }
-            for (j, a) in h.addresses.iter().enumerate() {
-                if a.is_unspecified() || !seen_addrs.insert(*a) {
-                    return Err(err(
-                        format!("hosts[{i}].addresses[{j}]"),
-                        format!("address {a} is unspecified or used twice"),
-                    ));
+        let duration = plan.duration;
+        let sysctls: Vec<Sysctls> = plan
+            .hosts
+            .iter()
+            .map(|h| {
+                let mut s = h.sysctls.clone();
+                if let Some(m) = opts.migrate {
+                    s.tcp_migrate_req = u8::from(m);
                 }
-            }
-            let mut s = Sysctls::default();
-            for (name, v) in &h.sysctls {
-                s.set(name, *v)
-                    .map_err(|m| err(format!("hosts[{i}].sysctls.{name}"), m))?;
-            }
-            if let Some(m) = opts.migrate {
-                s.tcp_migrate_req = u8::from(m);
-            }
-            sysctls.push(s);
+                s
+            })
+            .collect();
+        let mut topo = TopologyBuilder::new();
+        for h in &plan.hosts {
             topo.add_host(&h.name, &h.addresses);
         }
-        let host_idx = |name: &str, path: &str| {
-            index_of(
-                scn.hosts.iter().map(|h| h.name.as_str()),
-                name,
-                path,
-                "host",
-            )
-        };
-        // Links.
-        let mut link_names = Vec::new();
-        let mut pairs = std::collections::BTreeSet::new();
-        for (i, l) in scn.links.iter().enumerate() {
-            let a = host_idx(&l.between[0], &format!("links[{i}].between[0]"))?;
-            let b = host_idx(&l.between[1], &format!("links[{i}].between[1]"))?;
-            if a == b {
-                return Err(err(
-                    format!("links[{i}].between"),
-                    "a link joins two different hosts",
-                ));
-            }
-            if !pairs.insert((a.min(b), a.max(b))) {
-                return Err(err(
-                    format!("links[{i}].between"),
-                    "two links join the same pair of hosts",
-                ));
-            }
-            if l.bandwidth_bps == Some(0) {
-                return Err(err(
-                    format!("links[{i}].bandwidth_bps"),
-                    "must be greater than 0 (omit it for unlimited)",
-                ));
-            }
-            bounded(l.latency.0, format!("links[{i}].latency"))?;
-            bounded(l.jitter.0, format!("links[{i}].jitter"))?;
-            let params = LinkParams {
-                latency: l.latency.0,
-                jitter: l.jitter.0,
-                loss: l.loss.0,
-                bandwidth_bps: l.bandwidth_bps,
-                allow_reorder: l.allow_reorder,
-            };
-            params
-                .validate()
-                .map_err(|m| err(format!("links[{i}]"), m))?;
-            topo.add_link(HostId(a as u32), HostId(b as u32), params);
-            link_names.push(
-                l.name
-                    .clone()
-                    .unwrap_or_else(|| format!("{}-{}", l.between[0], l.between[1])),
-            );
+        for l in &plan.links {
+            topo.add_link(HostId(u32::from(l.a.0)), HostId(u32::from(l.b.0)), l.params);
         }
-        unique(link_names.iter().map(|s| s.as_str()), "link", "links")?;
         let mut net = topo.build(&rng);
-        // Faults.
-        for (i, f) in scn.faults.iter().enumerate() {
-            let link_idx = |name: &str| {
-                index_of(
-                    link_names.iter().map(|s| s.as_str()),
-                    name,
-                    &format!("faults[{i}].link"),
-                    "link",
-                )
-            };
-            let fault = match f {
-                FaultSpec::LinkDown { link, from, until } => {
-                    let link = LinkId(link_idx(link)? as u32);
-                    let from_t = within(from.0, format!("faults[{i}].from"))?;
-                    let until_t = within(until.0, format!("faults[{i}].until"))?;
-                    if from_t > until_t {
-                        return Err(err(
-                            format!("faults[{i}].until"),
-                            "window ends before it starts",
-                        ));
-                    }
-                    Fault::LinkDown {
-                        link,
-                        from: from_t,
-                        until: until_t,
-                    }
-                }
-                FaultSpec::SetLink {
+        for (i, f) in plan.faults.iter().enumerate() {
+            let fault = match *f {
+                FaultPlan::LinkDown { link, from, until } => Fault::LinkDown {
+                    link: LinkId(link.0),
+                    from,
+                    until,
+                },
+                FaultPlan::SetLink {
                     link,
                     at,
                     latency,
                     jitter,
                     loss,
                 } => {
-                    let link = LinkId(link_idx(link)? as u32);
-                    let at_t = within(at.0, format!("faults[{i}].at"))?;
-                    for (d, field) in [(latency, "latency"), (jitter, "jitter")] {
-                        if let Some(d) = d {
-                            bounded(d.0, format!("faults[{i}].{field}"))?;
-                        }
-                    }
-                    let mut params = net.link_params_at(link, at_t);
+                    let link = LinkId(link.0);
+                    let mut params = net.link_params_at(link, at);
                     if let Some(l) = latency {
-                        params.latency = l.0;
+                        params.latency = l;
                     }
                     if let Some(j) = jitter {
-                        params.jitter = j.0;
+                        params.jitter = j;
                     }
                     if let Some(p) = loss {
-                        params.loss = p.0;
+                        params.loss = p;
                     }
-                    Fault::SetLinkParams {
-                        link,
-                        at: at_t,
-                        params,
-                    }
+                    Fault::SetLinkParams { link, at, params }
                 }
-                FaultSpec::DropPackets {
+                FaultPlan::DropPackets {
                     from,
                     until,
                     match_kind,
@@ -818,69 +627,24 @@ impl<'a> Sim<'a> {
                     dst_host,
                     dst_port,
                     src_port,
-                } => {
-                    let from_t = within(from.0, format!("faults[{i}].from"))?;
-                    let until_t = within(until.0, format!("faults[{i}].until"))?;
-                    if from_t > until_t {
-                        return Err(err(
-                            format!("faults[{i}].until"),
-                            "window ends before it starts",
-                        ));
-                    }
-                    let src = src_host
-                        .as_deref()
-                        .map(|h| host_idx(h, &format!("faults[{i}].src_host")))
-                        .transpose()?;
-                    let dst = dst_host
-                        .as_deref()
-                        .map(|h| host_idx(h, &format!("faults[{i}].dst_host")))
-                        .transpose()?;
-                    Fault::Filter {
-                        id: FilterId(i as u32),
-                        rule: PacketFilter {
-                            src_host: src.map(|h| HostId(h as u32)),
-                            dst_host: dst.map(|h| HostId(h as u32)),
-                            dst_port: *dst_port,
-                            src_port: *src_port,
-                            match_kind: match match_kind {
-                                MatchSpec::Any => FilterMatch::Any,
-                                MatchSpec::PureAck => FilterMatch::PureAck,
-                                MatchSpec::AckNoSyn => FilterMatch::AckNoSyn,
-                                MatchSpec::Syn => FilterMatch::Syn,
-                                MatchSpec::SynAck => FilterMatch::SynAck,
-                                MatchSpec::Rst => FilterMatch::Rst,
-                                MatchSpec::Data => FilterMatch::Data,
-                            },
-                        },
-                        from: from_t,
-                        until: until_t,
-                    }
-                }
+                } => Fault::Filter {
+                    id: FilterId(i as u32),
+                    rule: PacketFilter {
+                        src_host: src_host.map(|h| HostId(u32::from(h.0))),
+                        dst_host: dst_host.map(|h| HostId(u32::from(h.0))),
+                        dst_port,
+                        src_port,
+                        match_kind,
+                    },
+                    from,
+                    until,
+                },
             };
             net.add_fault(fault);
         }
-        // Servers: one stack per host that has a server.
-        if scn.servers.is_empty() {
-            return Err(err("servers", "at least one server is required"));
-        }
-        unique(
-            scn.servers.iter().map(|s| s.name.as_str()),
-            "server",
-            "servers",
-        )?;
-        let mut servers: Vec<Option<ServerHost>> = (0..scn.hosts.len()).map(|_| None).collect();
-        let mut server_specs = Vec::new();
-        for (i, s) in scn.servers.iter().enumerate() {
-            let h = host_idx(&s.host, &format!("servers[{i}].host"))?;
-            if !s.address.is_unspecified() && !scn.hosts[h].addresses.contains(&s.address) {
-                return Err(err(
-                    format!("servers[{i}].address"),
-                    format!("{} is not an address of host `{}`", s.address, s.host),
-                ));
-            }
-            if s.port == 0 {
-                return Err(err(format!("servers[{i}].port"), "port must be 1..65535"));
-            }
+        let mut servers: Vec<Option<ServerHost>> = (0..plan.hosts.len()).map(|_| None).collect();
+        for s in &plan.servers {
+            let h = s.host.index();
             if servers[h].is_none() {
                 let flow = FlowHasher::new(sim_core::uniform_below(
                     &mut rng.stream("flow-hash-secret", h as u64),
@@ -894,59 +658,18 @@ impl<'a> Sim<'a> {
                     policy_names: Vec::new(),
                 });
             }
-            server_specs.push((s.name.clone(), h));
         }
-        let server_idx = |name: &str, path: &str| {
-            index_of(
-                scn.servers.iter().map(|s| s.name.as_str()),
-                name,
-                path,
-                "server",
-            )
-        };
-        // Workers.
-        if scn.workers.is_empty() {
-            return Err(err("workers", "at least one worker is required"));
-        }
-        unique(
-            scn.workers.iter().map(|w| w.name.as_str()),
-            "worker",
-            "workers",
-        )?;
+        let server_specs: Vec<(String, usize)> = plan
+            .servers
+            .iter()
+            .map(|s| (s.name.clone(), s.host.index()))
+            .collect();
         let mut workers = Vec::new();
-        let mut actions: Vec<(SimTime, Prim, String)> = Vec::new();
-        for (i, w) in scn.workers.iter().enumerate() {
-            let s = server_idx(&w.server, &format!("workers[{i}].server"))?;
-            let spec = &scn.servers[s];
-            let h = server_specs[s].1;
-            match &w.accept {
-                AcceptSpec::Rate { per_second: 0 } => {
-                    return Err(err(
-                        format!("workers[{i}].accept.per_second"),
-                        "must be greater than 0",
-                    ))
-                }
-                AcceptSpec::Batch { interval, max }
-                    if interval.0 == SimDuration::ZERO || *max == 0 =>
-                {
-                    return Err(err(
-                        format!("workers[{i}].accept"),
-                        "interval and max must be greater than 0",
-                    ))
-                }
-                _ => {}
-            }
-            bounded(w.service_time.0, format!("workers[{i}].service_time"))?;
-            if let AcceptSpec::Batch { interval, .. } = &w.accept {
-                bounded(interval.0, format!("workers[{i}].accept.interval"))?;
-            }
-            if w.backlog == 0 {
-                return Err(err(format!("workers[{i}].backlog"), "must be at least 1"));
-            }
+        for (i, w) in plan.workers.iter().enumerate() {
+            let h = w.host.index();
             let host = servers[h].as_mut().expect("server host");
-            let local = SocketAddr::new(spec.address, spec.port);
             let l = host.stack.bind(
-                local,
+                plan.servers[w.server.index()].local,
                 ListenerOptions {
                     syn_retries: w.syn_retries,
                     fastopen_qlen: w.fast_open_qlen,
@@ -957,354 +680,80 @@ impl<'a> Sim<'a> {
             host.owner.push(Some(i));
             workers.push(Worker {
                 name: w.name.clone(),
-                server: s,
+                server: w.server.index(),
                 host: h,
                 own_listener: l,
                 listener: Some(l),
                 accepting: true,
-                accept: w.accept.clone(),
-                service_time: w.service_time.0,
+                accept: w.accept,
+                service_time: w.service_time,
                 response_bytes: w.response_bytes,
                 backlog: w.backlog,
                 tick_pending: false,
                 next_accept_at: SimTime::ZERO,
             });
-            if let Some(t) = w.listen_at {
-                actions.push((
-                    within(t.0, format!("workers[{i}].listen_at"))?,
-                    Prim::Listen(i),
-                    format!("listen {}", w.name),
-                ));
-            }
         }
-        let worker_idx = |name: &str, path: &str| {
-            index_of(
-                scn.workers.iter().map(|w| w.name.as_str()),
-                name,
-                path,
-                "worker",
-            )
-        };
-        // Policies.
-        unique(
-            scn.policies.iter().map(|p| p.name.as_str()),
-            "policy",
-            "policies",
-        )?;
         let mut policy_slots = Vec::new();
-        for (i, p) in scn.policies.iter().enumerate() {
-            let via = worker_idx(&p.via, &format!("policies[{i}].via"))?;
-            let h = workers[via].host;
-            let rule = |r: &RuleSpec, path: String| -> Result<Rule, ScenarioError> {
-                Ok(match r {
-                    RuleSpec::Pass => Rule::Pass,
-                    RuleSpec::Drop => Rule::Drop,
-                    RuleSpec::NewestGeneration => Rule::NewestGeneration,
-                    RuleSpec::LeastLoaded => Rule::LeastLoaded,
-                    RuleSpec::Pick(w) => Rule::Pick(workers[worker_idx(w, &path)?].own_listener),
-                    RuleSpec::Map { targets, missing } => {
-                        let mut m = BTreeMap::new();
-                        for (from, to) in targets {
-                            let f = workers[worker_idx(from, &format!("{path}.map.targets"))?]
-                                .own_listener;
-                            let t = workers[worker_idx(to, &format!("{path}.map.targets.{from}"))?]
-                                .own_listener;
-                            m.insert(f, t);
-                        }
-                        let missing_drop = match missing.as_str() {
-                            "drop" => true,
-                            "pass" => false,
-                            other => {
-                                return Err(err(
-                                    format!("{path}.map.missing"),
-                                    format!("expected \"drop\" or \"pass\", got \"{other}\""),
-                                ))
-                            }
-                        };
-                        Rule::MapByClosingListener {
-                            targets: m,
-                            missing_drop,
-                        }
-                    }
-                })
+        for p in &plan.policies {
+            let own = |w: WorkerIx| workers[w.index()].own_listener;
+            let rule = |r: &RulePlan| match r {
+                RulePlan::Pass => Rule::Pass,
+                RulePlan::Drop => Rule::Drop,
+                RulePlan::NewestGeneration => Rule::NewestGeneration,
+                RulePlan::LeastLoaded => Rule::LeastLoaded,
+                RulePlan::Pick(w) => Rule::Pick(own(*w)),
+                RulePlan::Map {
+                    targets,
+                    missing_drop,
+                } => Rule::MapByClosingListener {
+                    targets: targets.iter().map(|&(f, t)| (own(f), own(t))).collect(),
+                    missing_drop: *missing_drop,
+                },
             };
-            let on_syn = rule(&p.on_syn, format!("policies[{i}].on_syn"))?;
-            let on_migrate = rule(&p.on_migrate, format!("policies[{i}].on_migrate"))?;
-            let mut cancel = Vec::new();
-            for (j, w) in p.cancel_for.iter().enumerate() {
-                cancel.push(
-                    workers[worker_idx(w, &format!("policies[{i}].cancel_for[{j}]"))?].own_listener,
-                );
-            }
+            let cancel = p.cancel_for.iter().map(|&w| own(w)).collect();
+            let h = p.host.index();
             let host = servers[h].as_mut().expect("server host");
-            let slot = host
-                .stack
-                .hooks
-                .add_policy(Policy::new(&p.name, p.kind, on_syn, on_migrate, cancel));
+            let slot = host.stack.hooks.add_policy(Policy::new(
+                &p.name,
+                p.kind,
+                rule(&p.on_syn),
+                rule(&p.on_migrate),
+                cancel,
+            ));
             host.policy_names.push(p.name.clone());
             policy_slots.push((h, slot));
-            if let Some(t) = p.attach_at {
-                actions.push((
-                    within(t.0, format!("policies[{i}].attach_at"))?,
-                    Prim::AttachPolicy(i, via),
-                    format!("attach {}", p.name),
-                ));
-            }
         }
-        // Timeline.
-        for (i, a) in scn.timeline.iter().enumerate() {
-            let base = format!("timeline[{i}]");
-            let list_len_check =
-                |old: &Vec<String>, new: &Vec<String>| -> Result<(), ScenarioError> {
-                    if old.len() != new.len() {
-                        Err(err(
-                            format!("{base}.new"),
-                            format!(
-                                "needs as many new workers as old ({} vs {})",
-                                new.len(),
-                                old.len()
-                            ),
-                        ))
-                    } else {
-                        Ok(())
-                    }
-                };
-            match a {
-                Action::RollingRestart { old, new, .. } | Action::FdPassing { old, new, .. } => {
-                    list_len_check(old, new)?
-                }
-                _ => {}
-            }
-            for p in a.expand() {
-                let t = within(p.at(), format!("{base}.at"))?;
-                let w = |name: &str, field: &str| worker_idx(name, &format!("{base}.{field}"));
-                let (prim, label) = match &p {
-                    Action::Listen { worker, .. } => (
-                        Prim::Listen(w(worker, "worker")?),
-                        format!("listen {worker}"),
-                    ),
-                    Action::Shutdown { worker, .. } => (
-                        Prim::Shutdown(w(worker, "worker")?),
-                        format!("shutdown {worker}"),
-                    ),
-                    Action::Close { worker, .. } => {
-                        (Prim::Close(w(worker, "worker")?), format!("close {worker}"))
-                    }
-                    Action::StopAccepting { worker, .. } => (
-                        Prim::StopAccepting(w(worker, "worker")?),
-                        format!("stop_accepting {worker}"),
-                    ),
-                    Action::ResumeAccepting { worker, .. } => (
-                        Prim::ResumeAccepting(w(worker, "worker")?),
-                        format!("resume_accepting {worker}"),
-                    ),
-                    Action::Kill { worker, .. } => {
-                        (Prim::Kill(w(worker, "worker")?), format!("kill {worker}"))
-                    }
-                    Action::SetSysctl {
-                        host, name, value, ..
-                    } => {
-                        let h = host_idx(host, &format!("{base}.host"))?;
-                        Sysctls::default()
-                            .set(name, *value)
-                            .map_err(|m| err(format!("{base}.name"), m))?;
-                        (
-                            Prim::SetSysctl(h, name.clone(), *value),
-                            format!("{host}: {name}={value}"),
-                        )
-                    }
-                    Action::AttachPolicy { policy, via, .. } => {
-                        let pi = index_of(
-                            scn.policies.iter().map(|p| p.name.as_str()),
-                            policy,
-                            &format!("{base}.policy"),
-                            "policy",
-                        )?;
-                        let v = match via {
-                            Some(v) => w(v, "via")?,
-                            None => worker_idx(&scn.policies[pi].via, &format!("{base}.via"))?,
-                        };
-                        (Prim::AttachPolicy(pi, v), format!("attach {policy}"))
-                    }
-                    Action::DetachPolicy { via, .. } => (
-                        Prim::DetachPolicy(w(via, "via")?),
-                        format!("detach policy via {via}"),
-                    ),
-                    Action::Handover { from, to, .. } => {
-                        let (f, t2) = (w(from, "from")?, w(to, "to")?);
-                        if workers[f].host != workers[t2].host {
-                            return Err(err(
-                                format!("{base}.to"),
-                                "fd passing needs both workers on one host",
-                            ));
-                        }
-                        // The new worker uses the inherited listener only: a
-                        // listener of its own would stay in the group with
-                        // nobody accepting from it.
-                        if f == t2 || scn.workers[t2].listen_at.is_some() {
-                            return Err(err(
-                                format!("{base}.to"),
-                                format!("worker `{to}` inherits a listener: it must be another worker with \"listen_at\": null"),
-                            ));
-                        }
-                        (Prim::Handover(f, t2), format!("handover {from}->{to}"))
-                    }
-                    _ => unreachable!("macros expand to primitives"),
-                };
-                actions.push((t, prim, label));
-            }
-        }
-        // Stable: by time, then declaration order (worker listens first, then policies, then timeline).
-        actions.sort_by_key(|(t, _, _)| *t);
-        // A worker inherits at most one listener and never listens on its own.
-        let mut heirs = std::collections::BTreeSet::new();
-        for (_, prim, label) in &actions {
-            if let Prim::Handover(_, to) = prim {
-                if !heirs.insert(*to) {
-                    return Err(err(
-                        "timeline",
-                        format!(
-                            "`{label}`: worker `{}` already inherits a listener",
-                            workers[*to].name
-                        ),
-                    ));
-                }
-            }
-        }
-        for (_, prim, label) in &actions {
-            if let Prim::Listen(w) = prim {
-                if heirs.contains(w) {
-                    return Err(err(
-                        "timeline",
-                        format!("`{label}`: worker `{}` inherits a listener by fd passing and cannot listen on its own", workers[*w].name),
-                    ));
-                }
-            }
-        }
-        if workers.len() > MAX_WORKERS {
-            return Err(err("workers", format!("at most {MAX_WORKERS} workers")));
-        }
-        // Clients.
-        unique(
-            scn.clients.iter().map(|c| c.name.as_str()),
-            "client",
-            "clients",
-        )?;
-        let mut gens = Vec::new();
-        for (i, c) in scn.clients.iter().enumerate() {
-            let h = host_idx(&c.host, &format!("clients[{i}].host"))?;
-            let s = server_idx(&c.server, &format!("clients[{i}].server"))?;
-            let spec = &scn.servers[s];
-            let sh = server_specs[s].1;
-            let server_ip = if spec.address.is_unspecified() {
-                *scn.hosts[sh]
-                    .addresses
-                    .iter()
-                    .find(|a| a.is_ipv4() == spec.address.is_ipv4())
-                    .ok_or_else(|| {
-                        err(
-                            format!("servers[{s}].address"),
-                            "the host has no address of this family for clients to connect to",
-                        )
-                    })?
-            } else {
-                spec.address
-            };
-            let sources: Vec<IpAddr> = scn.hosts[h]
-                .addresses
-                .iter()
-                .copied()
-                .filter(|a| a.is_ipv4() == server_ip.is_ipv4())
-                .collect();
-            if sources.is_empty() {
-                return Err(err(
-                    format!("clients[{i}].host"),
-                    format!("host `{}` has no address of the server's family", c.host),
-                ));
-            }
-            if h != sh && net.route(HostId(h as u32), HostId(sh as u32)).is_empty() {
-                return Err(err(
-                    format!("clients[{i}].host"),
-                    format!(
-                        "no route from `{}` to `{}`: add a link",
-                        c.host, scn.servers[s].host
-                    ),
-                ));
-            }
-            if let Arrival::Burst { spacing, count } = &c.arrival {
-                bounded(spacing.0, format!("clients[{i}].arrival.spacing"))?;
-                if *count > MAX_BURST {
-                    return Err(err(
-                        format!("clients[{i}].arrival.count"),
-                        format!("a burst is at most {MAX_BURST} connections"),
-                    ));
-                }
-            }
-            if c.request_bytes == 0 {
-                return Err(err(
-                    format!("clients[{i}].request_bytes"),
-                    "must be at least 1",
-                ));
-            }
-            match &c.arrival {
-                Arrival::Constant { rate: 0 } | Arrival::Poisson { rate: 0 } => {
-                    return Err(err(
-                        format!("clients[{i}].arrival.rate"),
-                        "must be greater than 0",
-                    ))
-                }
-                Arrival::Ramp { from_rate, to_rate } if *from_rate == 0 && *to_rate == 0 => {
-                    return Err(err(
-                        format!("clients[{i}].arrival"),
-                        "a ramp needs a non-zero rate",
-                    ))
-                }
-                Arrival::Ramp { from_rate, to_rate }
-                    if (*from_rate).max(*to_rate) > 100_000_000 =>
-                {
-                    return Err(err(
-                        format!("clients[{i}].arrival"),
-                        "ramp rates are at most 100000000 per second",
-                    ))
-                }
-                Arrival::Constant { rate } | Arrival::Poisson { rate } if *rate > 100_000_000 => {
-                    return Err(err(
-                        format!("clients[{i}].arrival.rate"),
-                        "at most 100000000 per second",
-                    ))
-                }
-                _ => {}
-            }
-            let start = within(c.start.0, format!("clients[{i}].start"))?;
-            let stop = within(
-                c.stop.map_or(duration, |s| s.0),
-                format!("clients[{i}].stop"),
-            )?;
-            if stop < start {
-                return Err(err(format!("clients[{i}].stop"), "stop is before start"));
-            }
-            gens.push(Gen {
-                host: h,
-                server_host: sh,
-                server_addr: SocketAddr::new(server_ip, spec.port),
-                arrival: c.arrival.clone(),
-                start,
-                stop,
+        let actions: Vec<(SimTime, Prim, String)> = plan
+            .timeline
+            .iter()
+            .map(|s| (s.at, s.prim.clone(), s.label.clone()))
+            .collect();
+        let gens: Vec<Gen> = plan
+            .clients
+            .iter()
+            .enumerate()
+            .map(|(i, c)| Gen {
+                host: c.host.index(),
+                server_host: c.server_host.index(),
+                server_addr: c.server_addr,
+                arrival: c.arrival,
+                start: c.start,
+                stop: c.stop,
                 rng: rng.stream("arrivals", i as u64),
                 cfg: ClientConfig {
                     request_bytes: c.request_bytes,
                     fast_open: c.fast_open,
                     has_cookie: c.has_cookie,
                 },
-                next_port: vec![32768; sources.len()],
-                sources,
+                next_port: vec![32768; c.sources.len()],
+                sources: c.sources.clone(),
                 next_source: 0,
                 issued: 0,
-            });
-        }
-        let mut server_ports = vec![Vec::new(); scn.hosts.len()];
-        for (s, (_, h)) in scn.servers.iter().zip(&server_specs) {
-            server_ports[*h].push(s.port);
+            })
+            .collect();
+        let mut server_ports = vec![Vec::new(); plan.hosts.len()];
+        for s in &plan.servers {
+            server_ports[s.host.index()].push(s.local.port());
         }
         for p in &mut server_ports {
             p.sort_unstable();
@@ -1313,12 +762,12 @@ impl<'a> Sim<'a> {
         let mut queue = EventQueue::with_capacity(1024);
         // The timeline is in time order: a lane keeps its hundreds of
         // actions (a reload of 16 workers is ~50) out of the heap.
-        let timeline = Lanes::timeline(scn.hosts.len() as u32);
+        let timeline = Lanes::timeline(plan.hosts.len() as u32);
         for (i, (t, _, _)) in actions.iter().enumerate() {
             queue.schedule_in_lane(*t, timeline, Ev::Action(i as u32));
         }
         for (i, g) in gens.iter().enumerate() {
-            if g.start < g.stop || matches!(g.arrival, Arrival::Burst { .. }) {
+            if g.start < g.stop || matches!(g.arrival, ArrivalPlan::Burst { .. }) {
                 queue.schedule(g.start, Ev::Arrival(i as u16));
             }
         }
@@ -1327,15 +776,15 @@ impl<'a> Sim<'a> {
             assert!(iv > SimDuration::ZERO);
         }
         let hist = || Histogram::<u64>::new_with_bounds(1, 1 << 44, 3).expect("histogram bounds");
-        Ok(Sim {
-            scenario_name: scn.name.clone(),
-            scenario_hash: scenario_hash(scn),
+        Sim {
+            scenario_name: plan.name.clone(),
+            scenario_hash: plan.hash.clone(),
             duration,
             seed,
             migrate: opts.migrate,
             queue,
             net,
-            host_names: scn.hosts.iter().map(|h| h.name.clone()).collect(),
+            host_names: plan.hosts.iter().map(|h| h.name.clone()).collect(),
             sysctls,
             servers,
             server_specs,
@@ -1358,7 +807,7 @@ impl<'a> Sim<'a> {
                 io_error: None,
             },
             lanes: Lanes {
-                hosts: scn.hosts.len() as u32,
+                hosts: plan.hosts.len() as u32,
                 horizon: HorizonBatches::default(),
                 delays: FxHashMap::default(),
                 hot_delays: Vec::new(),
@@ -1368,7 +817,7 @@ impl<'a> Sim<'a> {
             pending: Vec::new(),
             sample_interval: opts.sample_interval,
             samples: Vec::new(),
-        })
+        }
     }
 
     /// Runs to the scenario's duration and reports.
@@ -1652,8 +1101,8 @@ impl<'a> Sim<'a> {
             return;
         }
         match worker.accept {
-            AcceptSpec::Immediate => while self.accept_one(now, w) {},
-            AcceptSpec::Rate { .. } | AcceptSpec::Batch { .. } => {
+            AcceptModel::Immediate => while self.accept_one(now, w) {},
+            AcceptModel::Rate { .. } | AcceptModel::Batch { .. } => {
                 if !worker.tick_pending {
                     let at = worker.next_accept_at.max(now);
                     self.workers[w].tick_pending = true;
@@ -1669,12 +1118,12 @@ impl<'a> Sim<'a> {
             return;
         }
         let (budget, interval) = match worker.accept {
-            AcceptSpec::Immediate => return,
-            AcceptSpec::Rate { per_second } => (
+            AcceptModel::Immediate => return,
+            AcceptModel::Rate { per_second } => (
                 1,
                 SimDuration::from_nanos((1_000_000_000 / per_second).max(1)),
             ),
-            AcceptSpec::Batch { interval, max } => (max, interval.0),
+            AcceptModel::Batch { interval, max } => (max, interval),
         };
         let mut got = 0;
         while got < budget && self.accept_one(now, w) {
@@ -1812,16 +1261,18 @@ impl<'a> Sim<'a> {
         let gen = &mut self.gens[g];
         // Next arrival first, so the draws of this generator do not depend on the connection.
         let next = match &gen.arrival {
-            Arrival::Constant { rate } => {
+            ArrivalPlan::Constant { rate } => {
                 Some(now + SimDuration::from_nanos((1_000_000_000 / rate).max(1)))
             }
-            Arrival::Poisson { rate } => Some(
+            ArrivalPlan::Poisson { rate } => Some(
                 now + SimDuration::from_nanos(
                     exponential_ns(&mut gen.rng, (1_000_000_000 / rate).max(1)).max(1),
                 ),
             ),
-            Arrival::Burst { count, spacing } => (gen.issued + 1 < *count).then(|| now + spacing.0),
-            Arrival::Ramp { from_rate, to_rate } => {
+            ArrivalPlan::Burst { count, spacing } => {
+                (gen.issued + 1 < *count).then(|| now + *spacing)
+            }
+            ArrivalPlan::Ramp { from_rate, to_rate } => {
                 let span = gen.stop.saturating_sub(gen.start).as_nanos().max(1);
                 let pos = now.saturating_sub(gen.start).as_nanos();
                 let rate = if to_rate >= from_rate {
@@ -1832,7 +1283,7 @@ impl<'a> Sim<'a> {
                 Some(now + SimDuration::from_nanos(1_000_000_000 / rate.max(1)))
             }
         };
-        let burst = matches!(gen.arrival, Arrival::Burst { .. });
+        let burst = matches!(gen.arrival, ArrivalPlan::Burst { .. });
         if let Some(t) = next {
             if burst || t < gen.stop {
                 let h = HostId(self.gens[g].host as u32);
@@ -1906,6 +1357,7 @@ impl<'a> Sim<'a> {
         }
         match prim {
             Prim::Listen(w) => {
+                let w = w.index();
                 let worker = &self.workers[w];
                 let (h, l) = (worker.host, worker.own_listener);
                 let backlog = self.backlog_of(w);
@@ -1917,6 +1369,7 @@ impl<'a> Sim<'a> {
                 self.try_accept(now, w);
             }
             Prim::Shutdown(w) | Prim::Close(w) | Prim::Kill(w) => {
+                let w = w.index();
                 let shutdown = matches!(prim, Prim::Shutdown(_));
                 let h = self.workers[w].host;
                 if let Some(l) = self.workers[w].listener {
@@ -1935,12 +1388,18 @@ impl<'a> Sim<'a> {
                     }
                 }
             }
-            Prim::StopAccepting(w) => self.workers[w].accepting = false,
+            Prim::StopAccepting(w) => self.workers[w.index()].accepting = false,
             Prim::ResumeAccepting(w) => {
+                let w = w.index();
                 self.workers[w].accepting = true;
                 self.try_accept(now, w);
             }
-            Prim::SetSysctl(h, name, value) => {
+            Prim::SetSysctl {
+                host: h,
+                name,
+                value,
+            } => {
+                let h = h.index();
                 if self.migrate.is_some() && name == "tcp_migrate_req" {
                     // --migrate overrides the sysctl for the whole run.
                 } else {
@@ -1950,7 +1409,8 @@ impl<'a> Sim<'a> {
                     }
                 }
             }
-            Prim::AttachPolicy(p, via) => {
+            Prim::AttachPolicy { policy: p, via } => {
+                let (p, via) = (p.index(), via.index());
                 let worker = &self.workers[via];
                 let (h, l) = (worker.host, worker.own_listener);
                 let server = self.servers[h].as_mut().expect("server host");
@@ -1966,14 +1426,16 @@ impl<'a> Sim<'a> {
                         .trace_event(now, "attach_refused", "the socket is closed".into());
                 }
             }
-            Prim::DetachPolicy(via) => {
+            Prim::DetachPolicy { via } => {
+                let via = via.index();
                 let worker = &self.workers[via];
                 let (h, l) = (worker.host, worker.own_listener);
                 let server = self.servers[h].as_mut().expect("server host");
                 let listening = server.stack.listeners[l.index()].is_listening();
                 server.stack.hooks.detach_policy(l, listening);
             }
-            Prim::Handover(from, to) => {
+            Prim::Handover { from, to } => {
+                let (from, to) = (from.index(), to.index());
                 let Some(l) = self.workers[from].listener.take() else {
                     return;
                 };

@@ -4,9 +4,9 @@
 //! `shared/spec/linux-reuseport.md`.
 #![warn(missing_docs)]
 
+pub mod backend;
 pub mod report;
 pub mod reuseport;
-pub mod runner;
 pub mod scenario;
 pub mod tools;
 

@@ -1,10 +1,10 @@
 //! The `reuseport-sim` command line.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use sim_reuseport::backend::{run, RunError, RunOptions, RunResult};
 use sim_reuseport::invariants;
 use sim_reuseport::output::{write_atomic, AtomicFile};
 use sim_reuseport::report::Comparison;
-use sim_reuseport::runner::{run, RunError, RunOptions, RunResult};
 use sim_reuseport::scenario::{self, Scenario};
 use sim_reuseport::sweep::{self, SeedRange, Shard, SweepSpec};
 use sim_reuseport::vary;
@@ -346,7 +346,7 @@ fn main_inner(cli: Cli) -> Result<(), Failure> {
                     .map(|f| f.writer() as &mut dyn std::io::Write),
                 tap: pcap_file
                     .as_mut()
-                    .map(|p| p as &mut dyn sim_reuseport::runner::PacketTap),
+                    .map(|p| p as &mut dyn sim_reuseport::backend::PacketTap),
                 sample_interval: plot
                     .as_ref()
                     .map(|_| sim_reuseport::plots::sample_interval(&scn)),
@@ -497,8 +497,7 @@ fn main_inner(cli: Cli) -> Result<(), Failure> {
             };
             // Fail fast on a scenario that does not build (first seed).
             let (first, _) = varied(&spec.scenario, &file, seeds.start)?;
-            sim_reuseport::runner::Sim::build(&first, RunOptions::default())
-                .map_err(|e| Failure::BadInput(e.in_file(&name).to_string()))?;
+            scenario::lower(&first).map_err(|e| Failure::BadInput(e.in_file(&name).to_string()))?;
             let n = spec.seeds().len() as u64;
             let bar = (format == Format::Text && std::io::stderr().is_terminal()).then(|| {
                 let b = indicatif::ProgressBar::new(n);
@@ -570,11 +569,9 @@ fn main_inner(cli: Cli) -> Result<(), Failure> {
                     vary::check(&scn).map_err(|e| {
                         Failure::BadInput(e.in_file(&f.display().to_string()).to_string())
                     })?;
-                    sim_reuseport::runner::Sim::build(&scn, RunOptions::default())
-                        .map(|_| ())
-                        .map_err(|e| {
-                            Failure::BadInput(e.in_file(&f.display().to_string()).to_string())
-                        })
+                    scenario::lower(&scn).map(|_| ()).map_err(|e| {
+                        Failure::BadInput(e.in_file(&f.display().to_string()).to_string())
+                    })
                 });
                 match r {
                     Ok(()) => println!("{}: ok", f.display()),

@@ -2,7 +2,7 @@
 //!
 //! * the committed JSON Schema (`schema/scenario.schema.json`) is what
 //!   `reuseport-sim schema` prints, and every bundled file conforms to it;
-//! * every bundled file parses and passes `Sim::build` validation;
+//! * every bundled file parses and lowers (`scenario::lower`);
 //! * the `compare` report (migration off and on, same seed) of every file
 //!   except `bench-100k.json` matches its insta snapshot in `snapshots/`,
 //!   and shows the property the scenario exists to show (asserted here too,
@@ -12,8 +12,8 @@
 
 mod common;
 use common::root;
+use sim_reuseport::backend::{run, RunOptions};
 use sim_reuseport::report::{Comparison, Report};
-use sim_reuseport::runner::{run, RunOptions, Sim};
 use sim_reuseport::scenario::{self, parse_str};
 use std::path::PathBuf;
 
@@ -114,7 +114,7 @@ fn every_bundled_scenario_parses_and_validates() {
         if let Err(e) = sim_reuseport::vary::check(&scn) {
             panic!("{}", e.in_file(&f.display().to_string()));
         }
-        if let Err(e) = Sim::build(&scn, RunOptions::default()) {
+        if let Err(e) = scenario::lower(&scn) {
             panic!("{}", e.in_file(&f.display().to_string()));
         }
     }

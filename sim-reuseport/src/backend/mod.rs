@@ -1,5 +1,5 @@
 //! Backends: each runs a [`Plan`] and returns a [`RunResult`] whose
-//! [`Report`](crate::report::Report) has the same shape whatever ran it.
+//! [`Report`] has the same shape whatever ran it.
 //! The command line, snapshots, sweeps and invariants consume the result
 //! and never ask which backend produced it.
 //!

@@ -1,7 +1,12 @@
-//! The scenario layer: the JSON format and its parser ([`format`]), the
-//! timeline macros ([`expand`]), the per-seed draws of a `vary` block
-//! ([`vary`]), and lowering ([`lower`]) to the backend-neutral [`Plan`]
-//! ([`plan`]).
+//! The scenario layer, one file per step of the way in:
+//!
+//! - `format.rs`: the JSON format ([`Scenario`]) and its strict parser
+//!   ([`parse_str`], [`load`]), with errors that name the file, line,
+//!   column and JSON path;
+//! - `expand.rs`: the timeline macros ([`Action::expand`]);
+//! - [`vary`]: the per-seed draws of a `vary` block;
+//! - `lower/`: lowering ([`lower`]) to the backend-neutral [`Plan`]
+//!   ([`plan`]), where every check of the input is made.
 
 mod expand;
 mod format;

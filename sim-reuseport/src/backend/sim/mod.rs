@@ -15,7 +15,7 @@
 //! | `timeline` | the timeline's steps |
 //! | `stats` | counters, histograms and samples (a sink) |
 //! | `tap` | the trace and packet capture (a sink) |
-//! | `world` | composes them: the events ([`world::Ev`]), the run loop, dispatch, the digest, the report |
+//! | `world` | composes them: the events (`Ev`), the run loop, dispatch, the digest, the report |
 //!
 //! Imports point one way: `world` → parts → `sim-tcp`/`sim-core`. A part
 //! reaches another only through what the world passes in a call (a stack,

@@ -6,7 +6,7 @@ use std::fmt;
 
 macro_rules! error_kinds {
     ($($(#[$m:meta])* $kind:ident,)*) => {
-        /// The rule a scenario broke: one kind per check of [`lower`].
+        /// The rule a scenario broke: one kind per check of [`lower`](crate::scenario::lower).
         #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
         pub enum LowerErrorKind {
             $($(#[$m])* $kind,)*
@@ -98,7 +98,7 @@ error_kinds! {
     TooManyClients,
 }
 
-/// Why [`lower`] refused a scenario: the rule, the JSON path of the field
+/// Why [`lower`](crate::scenario::lower) refused a scenario: the rule, the JSON path of the field
 /// and what was expected.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LowerError {

@@ -121,7 +121,7 @@ fn excused_failures(r: &Report) -> u64 {
 /// worker, another worker of the same server (and `v6only` setting) has
 /// already called `listen()` by then, never closes, shuts down, is killed or
 /// takes part in an fd handover, and is accepting at the end (it may stop
-/// accepting for a while if it resumes). Vacuously true when nothing closes. Same-instant actions count in the runner's order
+/// accepting for a while if it resumes). Vacuously true when nothing closes. Same-instant actions count in the plan's order
 /// (workers' `listen_at` first, then the timeline in file order).
 pub fn live_listener_throughout(scn: &Scenario) -> bool {
     #[derive(Clone, Copy, PartialEq)]

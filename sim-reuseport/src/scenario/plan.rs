@@ -92,22 +92,6 @@ pub struct Plan {
     pub timeline: Vec<Step>,
 }
 
-impl Plan {
-    /// The end of the run.
-    pub fn end(&self) -> SimTime {
-        SimTime::ZERO + self.duration
-    }
-
-    /// The servers on host `h` (a host has a server stack iff this is not empty).
-    pub fn servers_on(&self, h: HostIx) -> impl Iterator<Item = (ServerIx, &ServerPlan)> + '_ {
-        self.servers
-            .iter()
-            .enumerate()
-            .filter(move |(_, s)| s.host == h)
-            .map(|(i, s)| (ServerIx(i as u32), s))
-    }
-}
-
 /// A host: one network namespace.
 #[derive(Clone, Debug)]
 pub struct HostPlan {

@@ -3,7 +3,7 @@
 //! that attributes a reset connection to the cause of the RST that reset it.
 
 use super::Stack;
-use crate::scenario::plan::{ArrivalPlan, ClientIx, HostIx, Plan};
+use crate::scenario::plan::{ArrivalPlan, ClientIx, ClientPlan, HostIx};
 use rustc_hash::FxHashMap;
 use sim_core::{
     exponential_ns, uniform_below, FourTuple, Packet, RngStreams, SimDuration, SimRng, SimTime,
@@ -126,9 +126,8 @@ impl<O: ClientsOut> ClientOutput for Keyed<'_, O> {
 impl Clients {
     /// The plan's populations; population `i` draws from `rng`'s
     /// `("arrivals", i)` stream.
-    pub(super) fn new(plan: &Plan, rng: &RngStreams) -> Self {
+    pub(super) fn new(plan: &[ClientPlan], rng: &RngStreams) -> Self {
         let gens = plan
-            .clients
             .iter()
             .enumerate()
             .map(|(i, c)| Gen {

@@ -104,7 +104,7 @@ impl<'a> World<'a> {
         let listeners = hosts.bind_workers(plan);
         let workers = Workers::new(&plan.workers, &listeners);
         hosts.load_policies(plan, &listeners);
-        let clients = Clients::new(plan, &rng);
+        let clients = Clients::new(&plan.clients, &rng);
         let timeline = Timeline::new(&plan.timeline);
         let mut sched = Sched::new(plan.hosts.len(), Ev::HorizonBatch);
         for (i, at) in timeline.due() {

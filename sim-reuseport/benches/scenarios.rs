@@ -8,7 +8,7 @@
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
 use sim_core::SimDuration;
-use sim_reuseport::runner::{run, RunOptions};
+use sim_reuseport::backend::{run, RunOptions};
 use sim_reuseport::scenario::{self, Arrival, Dur, Scenario};
 use std::path::PathBuf;
 use std::time::Duration;

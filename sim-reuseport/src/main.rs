@@ -1,11 +1,11 @@
 //! The `reuseport-sim` command line.
 
 use clap::{Parser, Subcommand, ValueEnum};
+use sim_reuseport::backend::{run, RunError, RunOptions, RunResult};
 use sim_reuseport::interrupt;
 use sim_reuseport::invariants;
 use sim_reuseport::output::{self, write_atomic, write_output, OutputFile};
 use sim_reuseport::report::Comparison;
-use sim_reuseport::runner::{run, RunError, RunOptions, RunResult};
 use sim_reuseport::scenario::{self, Scenario};
 use sim_reuseport::sweep::{self, SeedRange, Shard, SweepSpec};
 use sim_reuseport::vary;
@@ -443,7 +443,7 @@ fn sweep_cmd(a: SweepArgs) -> Result<(), Failure> {
     let scn = load(&a.file)?;
     let name = a.file.display().to_string();
     // Every `vary` bound must give a valid scenario before any seed runs.
-    vary::check(&scn, &sim_reuseport::runner::validate)
+    vary::check(&scn, &sim_reuseport::scenario::validate)
         .map_err(|e| Failure::BadInput(e.in_file(&name).to_string()))?;
     let shard = pick_shard(a.shard, a.shards)?;
     if shard.is_some() && a.out.is_none() {
@@ -472,8 +472,7 @@ fn sweep_cmd(a: SweepArgs) -> Result<(), Failure> {
     };
     // Fail fast on a scenario that does not build (first seed).
     let (first, _) = varied(&spec.scenario, &a.file, a.seeds.start)?;
-    sim_reuseport::runner::Sim::build(&first, RunOptions::default())
-        .map_err(|e| Failure::BadInput(e.in_file(&name).to_string()))?;
+    scenario::lower(&first).map_err(|e| Failure::BadInput(e.in_file(&name).to_string()))?;
     if let Some(dir) = a.out.as_deref() {
         if dir.exists() && !dir.is_dir() {
             return Err(Failure::BadInput(format!(
@@ -686,7 +685,7 @@ fn main_inner(cli: Cli) -> Result<(), Failure> {
                 trace: trace_file.as_mut().map(|f| f as &mut dyn std::io::Write),
                 tap: pcap_file
                     .as_mut()
-                    .map(|p| p as &mut dyn sim_reuseport::runner::PacketTap),
+                    .map(|p| p as &mut dyn sim_reuseport::backend::PacketTap),
                 sample_interval: plot
                     .as_ref()
                     .map(|_| sim_reuseport::plots::sample_interval(&scn)),
@@ -837,14 +836,12 @@ fn main_inner(cli: Cli) -> Result<(), Failure> {
             let mut bad = Vec::new();
             for f in &files {
                 let r = load(f).and_then(|scn| {
-                    vary::check(&scn, &sim_reuseport::runner::validate).map_err(|e| {
+                    vary::check(&scn, &sim_reuseport::scenario::validate).map_err(|e| {
                         Failure::BadInput(e.in_file(&f.display().to_string()).to_string())
                     })?;
-                    sim_reuseport::runner::Sim::build(&scn, RunOptions::default())
-                        .map(|_| ())
-                        .map_err(|e| {
-                            Failure::BadInput(e.in_file(&f.display().to_string()).to_string())
-                        })
+                    scenario::lower(&scn).map(|_| ()).map_err(|e| {
+                        Failure::BadInput(e.in_file(&f.display().to_string()).to_string())
+                    })
                 });
                 match r {
                     Ok(()) => println!("{}: ok", f.display()),

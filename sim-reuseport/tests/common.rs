@@ -1,8 +1,8 @@
 //! Helpers shared by the scenario-level tests.
 #![allow(dead_code)]
 
+use sim_reuseport::backend::{run, RunOptions};
 use sim_reuseport::report::Report;
-use sim_reuseport::runner::{run, RunOptions};
 use sim_reuseport::scenario::{parse_str, Scenario};
 use std::path::PathBuf;
 

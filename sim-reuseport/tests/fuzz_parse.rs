@@ -2,7 +2,8 @@
 //! randomly mutated (a key deleted, a number replaced by a random, negative,
 //! huge or fractional value, a string replaced by random text, a value of
 //! another type swapped in, an array emptied, or the text truncated at a
-//! random byte), goes through `scenario::parse_str` and `runner::Sim::build`.
+//! random byte), goes through `scenario::parse_str`, lowering (`scenario::lower`) and the
+//! simulator's construction and first instant.
 //! Every input must give `Ok` or `Err`: a panic fails the test and prints the
 //! input.
 //!
@@ -14,8 +15,9 @@ use common::root;
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use serde_json::Value;
-use sim_reuseport::runner::{RunOptions, Sim};
-use sim_reuseport::scenario::parse_str;
+use sim_core::SimDuration;
+use sim_reuseport::backend::{Backend, RunOptions, Simulator};
+use sim_reuseport::scenario::{lower, parse_str};
 use sim_reuseport::vary;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 
@@ -163,16 +165,21 @@ fn mutate_node(v: &mut Value, m: &Mutation) {
 fn front_end(text: &str) -> Result<(), String> {
     let outcome = catch_unwind(AssertUnwindSafe(|| {
         if let Ok(scn) = parse_str(text) {
-            let _ = vary::check(&scn, &sim_reuseport::runner::validate);
-            let _ = Sim::build(&scn, RunOptions::default());
-            let _ = Sim::build(
-                &scn,
-                RunOptions {
-                    migrate: Some(true),
-                    seed: Some(7),
-                    ..Default::default()
-                },
-            );
+            let _ = vary::check(&scn, &sim_reuseport::scenario::validate);
+            if let Ok(mut plan) = lower(&scn) {
+                // Construction and the first instant only: the whole run
+                // of a mutated scenario can be arbitrarily long.
+                plan.duration = SimDuration::from_nanos(1);
+                let _ = Simulator.run(&plan, RunOptions::default());
+                let _ = Simulator.run(
+                    &plan,
+                    RunOptions {
+                        migrate: Some(true),
+                        seed: Some(7),
+                        ..Default::default()
+                    },
+                );
+            }
         }
     }));
     outcome.map_err(|panic| {

@@ -5,8 +5,7 @@
 mod common;
 use common::root;
 use serde_json::{json, Value};
-use sim_reuseport::runner::{RunOptions, Sim};
-use sim_reuseport::scenario::{load, parse_str, ScenarioError};
+use sim_reuseport::scenario::{load, lower, parse_str, LowerError, ScenarioError};
 use std::path::Path;
 use std::process::Command;
 
@@ -55,10 +54,10 @@ fn parse_err(text: &str) -> ScenarioError {
     }
 }
 
-/// Parse must succeed and `Sim::build` fail; returns the error.
-fn build_err(v: &Value) -> ScenarioError {
+/// Parse must succeed and lowering fail; returns the error.
+fn build_err(v: &Value) -> LowerError {
     let scn = parse_str(&text(v)).unwrap_or_else(|e| panic!("parse: {e}"));
-    match Sim::build(&scn, RunOptions::default()) {
+    match lower(&scn) {
         Ok(_) => panic!("validation accepted:\n{}", text(v)),
         Err(e) => e,
     }
@@ -73,7 +72,7 @@ fn assert_contains(haystack: &str, needles: &[&str]) {
 #[test]
 fn the_base_scenario_is_valid() {
     let scn = parse_str(&text(&base())).unwrap();
-    Sim::build(&scn, RunOptions::default()).unwrap();
+    lower(&scn).unwrap();
 }
 
 #[test]
@@ -368,10 +367,7 @@ fn errors_from_files_name_the_file_line_and_column() {
     let mut v = base();
     v["timeline"] = json!([{"at": "1s", "do": "kill", "worker": "old-9"}]);
     let scn = parse_str(&text(&v)).unwrap();
-    let e = Sim::build(&scn, RunOptions::default())
-        .err()
-        .unwrap()
-        .in_file("x.json");
+    let e = lower(&scn).unwrap_err().in_file("x.json");
     assert_eq!(
         e.to_string(),
         "x.json: at `timeline[0].worker`: unknown worker `old-9` (known: old-0, new-0)"

@@ -2,7 +2,7 @@
 //!
 //! * the committed JSON Schema (`schema/scenario.schema.json`) is what
 //!   `reuseport-sim schema` prints, and every bundled file conforms to it;
-//! * every bundled file parses and passes `Sim::build` validation;
+//! * every bundled file parses and lowers (`scenario::lower`);
 //! * the `compare` report (migration off and on, same seed) of every file
 //!   except `bench-100k.json` matches its insta snapshot in `snapshots/`,
 //!   and shows the property the scenario exists to show (asserted here too,
@@ -12,8 +12,8 @@
 
 mod common;
 use common::root;
+use sim_reuseport::backend::{run, RunOptions};
 use sim_reuseport::report::{Comparison, Report};
-use sim_reuseport::runner::{run, RunOptions, Sim};
 use sim_reuseport::scenario::{self, parse_str};
 use std::path::PathBuf;
 
@@ -111,10 +111,10 @@ fn every_bundled_scenario_parses_and_validates() {
             "{}: a bundled scenario says what it shows",
             f.display()
         );
-        if let Err(e) = sim_reuseport::vary::check(&scn, &sim_reuseport::runner::validate) {
+        if let Err(e) = sim_reuseport::vary::check(&scn, &sim_reuseport::scenario::validate) {
             panic!("{}", e.in_file(&f.display().to_string()));
         }
-        if let Err(e) = Sim::build(&scn, RunOptions::default()) {
+        if let Err(e) = scenario::lower(&scn) {
             panic!("{}", e.in_file(&f.display().to_string()));
         }
     }

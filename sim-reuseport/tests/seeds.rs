@@ -2,7 +2,7 @@
 
 mod common;
 use common::*;
-use sim_reuseport::runner::{run, RunOptions};
+use sim_reuseport::backend::{run, RunOptions};
 
 #[test]
 fn a_different_seed_changes_the_digest_when_the_scenario_has_randomness() {

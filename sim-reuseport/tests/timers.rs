@@ -8,7 +8,7 @@
 //! off the grid.
 
 use serde_json::{json, Value};
-use sim_reuseport::runner::{run, RunOptions};
+use sim_reuseport::backend::{run, RunOptions};
 use sim_reuseport::scenario::parse_str;
 
 const MS: u64 = 1_000_000;

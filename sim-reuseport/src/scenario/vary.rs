@@ -381,7 +381,7 @@ mod tests {
             {"path": "/workers/0/backlog", "min": 1, "max": 1000},
             {"path": "/workers/0/accept", "choices": [{"kind": "immediate"}, {"kind": "rate", "per_second": 50}]}
         ]"#);
-        check(&s, &crate::runner::validate).unwrap();
+        check(&s, &crate::scenario::validate).unwrap();
         let (a, va) = apply(&s, 7).unwrap();
         let (_, va2) = apply(&s, 7).unwrap();
         assert_eq!(va, va2);
@@ -419,7 +419,9 @@ mod tests {
         let bad = |vary: &str| {
             let s = scn(vary);
             assert!(apply(&s, 1).is_err(), "{vary}");
-            check(&s, &crate::runner::validate).unwrap_err().to_string()
+            check(&s, &crate::scenario::validate)
+                .unwrap_err()
+                .to_string()
         };
         let e = bad(r#"[{"path": "/links/0/latencyx", "min": "1ms", "max": "2ms"}]"#);
         assert!(

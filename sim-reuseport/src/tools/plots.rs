@@ -1,7 +1,7 @@
 //! Turns run samples into charts (`--plot`).
 
+use crate::backend::RunResult;
 use crate::plot::{render_svg, Marker, PlotData, Series};
-use crate::runner::RunResult;
 use crate::scenario::Scenario;
 use sim_core::SimDuration;
 
@@ -24,7 +24,7 @@ fn data(r: &RunResult) -> PlotData {
                 .collect(),
         })
         .collect();
-    let per = |f: &dyn Fn(&crate::runner::Sample, usize) -> u32| {
+    let per = |f: &dyn Fn(&crate::backend::Sample, usize) -> u32| {
         r.worker_names
             .iter()
             .enumerate()

@@ -121,7 +121,7 @@ fn excused_failures(r: &Report) -> u64 {
 /// worker, another worker of the same server (and `v6only` setting) has
 /// already called `listen()` by then, never closes, shuts down, is killed or
 /// takes part in an fd handover, and is accepting at the end (it may stop
-/// accepting for a while if it resumes). Vacuously true when nothing closes. Same-instant actions count in the runner's order
+/// accepting for a while if it resumes). Vacuously true when nothing closes. Same-instant actions count in the plan's order
 /// (workers' `listen_at` first, then the timeline in file order).
 pub fn live_listener_throughout(scn: &Scenario) -> bool {
     #[derive(Clone, Copy, PartialEq)]
@@ -207,23 +207,37 @@ pub fn has_migrating_policy(scn: &Scenario) -> bool {
 /// The checks of one completed run. `scn` is the scenario as run (after
 /// `vary`), `migrate` the `--migrate` override of the run.
 pub fn check_run(scn: &Scenario, r: &Report, migrate: Option<bool>) -> Vec<Violation> {
-    let mut out = Vec::new();
-    let c = &r.connections;
-    let m = &r.migrations;
+    [
+        outcomes_accounted(r),
+        counters_agree(r),
+        queue_limits(scn, r),
+        migration_off_is_off(scn, r, migrate),
+        no_close_loss_with_live_listener(scn, r, migrate),
+    ]
+    .into_iter()
+    .flatten()
+    .collect()
+}
 
-    // Outcomes.
+/// [`OUTCOMES_ACCOUNTED`].
+fn outcomes_accounted(r: &Report) -> Option<Violation> {
+    let c = &r.connections;
     let ended = c.completed + c.refused + c.reset + c.timed_out + c.in_flight;
-    if ended != c.attempted {
-        out.push(v(
+    (ended != c.attempted).then(|| {
+        v(
             OUTCOMES_ACCOUNTED,
             format!(
                 "attempted {} but completed {} + refused {} + reset {} + timed_out {} + in_flight {} = {}",
                 c.attempted, c.completed, c.refused, c.reset, c.timed_out, c.in_flight, ended
             ),
-        ));
-    }
+        )
+    })
+}
 
-    // Counters and tallies.
+/// [`COUNTERS_AGREE`].
+fn counters_agree(r: &Report) -> Option<Violation> {
+    let c = &r.connections;
+    let m = &r.migrations;
     let mut bad = Vec::new();
     let sent: u64 = r.resets_by_cause.iter().map(|x| x.rsts_sent).sum();
     if sent != r.counter("TcpOutRsts") {
@@ -292,11 +306,12 @@ pub fn check_run(scn: &Scenario, r: &Report, migrate: Option<bool>) -> Vec<Viola
             r.counter("TcpExtTCPReqQFullDrop")
         ));
     }
-    if !bad.is_empty() {
-        out.push(v(COUNTERS_AGREE, bad.join("; ")));
-    }
+    (!bad.is_empty()).then(|| v(COUNTERS_AGREE, bad.join("; ")))
+}
 
-    // Queue limits, from the peaks: only a migration may exceed backlog+1.
+/// [`QUEUE_LIMITS`], from the peaks: only a migration may exceed backlog+1.
+fn queue_limits(scn: &Scenario, r: &Report) -> Option<Violation> {
+    let m = &r.migrations;
     let mut over = Vec::new();
     for l in &r.listeners {
         let Some(w) = scn.workers.iter().find(|w| w.name == l.worker) else {
@@ -316,52 +331,64 @@ pub fn check_run(scn: &Scenario, r: &Report, migrate: Option<bool>) -> Vec<Viola
             ));
         }
     }
-    if !over.is_empty() {
-        out.push(v(QUEUE_LIMITS, over.join("; ")));
-    }
+    (!over.is_empty()).then(|| v(QUEUE_LIMITS, over.join("; ")))
+}
 
-    // Migration off means off (unless a policy migrates by itself).
-    if migrate == Some(false) && !has_migrating_policy(scn) && (hops > 0 || m.failed > 0) {
-        out.push(v(
-            MIGRATION_OFF_IS_OFF,
-            format!(
-                "tcp_migrate_req forced to 0 and no select_or_migrate policy, yet {hops} \
-                 migration hops and {} failures",
-                m.failed
-            ),
-        ));
-    }
-
-    // No loss to a listener close while a live accepting listener is left.
-    if migrate == Some(true) && live_listener_throughout(scn) {
-        let child = r.rsts_sent("listener_close_child");
-        let req = r.rsts_sent("closed_listener_request");
-        let timer = r.drops("request_timer_no_target");
-        let lost = child + req + timer;
-        let excused = excused_failures(r);
-        if lost > excused {
-            out.push(v(
-                NO_CLOSE_LOSS_WITH_LIVE_LISTENER,
+/// [`MIGRATION_OFF_IS_OFF`]: off means off, unless a policy migrates by itself.
+fn migration_off_is_off(scn: &Scenario, r: &Report, migrate: Option<bool>) -> Option<Violation> {
+    let m = &r.migrations;
+    let hops = r.migration_hops();
+    (migrate == Some(false) && !has_migrating_policy(scn) && (hops > 0 || m.failed > 0)).then(
+        || {
+            v(
+                MIGRATION_OFF_IS_OFF,
                 format!(
-                    "migration on with a live accepting listener, yet {lost} connection(s) lost to \
-                     a listener close (RST listener_close_child {child} [§7 A], RST \
-                     closed_listener_request {req} [§7 B], drop request_timer_no_target {timer} \
-                     [§7 C]) against {excused} excused migration failures (policy drop, target \
-                     not listening, target queue full); failures by reason: {}",
-                    if m.failures.is_empty() {
-                        "none".to_string()
-                    } else {
-                        m.failures
-                            .iter()
-                            .map(|(k, n)| format!("{k} {n}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
-                    }
+                    "tcp_migrate_req forced to 0 and no select_or_migrate policy, yet {hops} \
+                 migration hops and {} failures",
+                    m.failed
                 ),
-            ));
-        }
+            )
+        },
+    )
+}
+
+/// [`NO_CLOSE_LOSS_WITH_LIVE_LISTENER`]: no loss to a listener close while
+/// a live accepting listener is left.
+fn no_close_loss_with_live_listener(
+    scn: &Scenario,
+    r: &Report,
+    migrate: Option<bool>,
+) -> Option<Violation> {
+    let m = &r.migrations;
+    if migrate != Some(true) || !live_listener_throughout(scn) {
+        return None;
     }
-    out
+    let child = r.rsts_sent("listener_close_child");
+    let req = r.rsts_sent("closed_listener_request");
+    let timer = r.drops("request_timer_no_target");
+    let lost = child + req + timer;
+    let excused = excused_failures(r);
+    (lost > excused).then(|| {
+        v(
+            NO_CLOSE_LOSS_WITH_LIVE_LISTENER,
+            format!(
+                "migration on with a live accepting listener, yet {lost} connection(s) lost to \
+                 a listener close (RST listener_close_child {child} [§7 A], RST \
+                 closed_listener_request {req} [§7 B], drop request_timer_no_target {timer} \
+                 [§7 C]) against {excused} excused migration failures (policy drop, target \
+                 not listening, target queue full); failures by reason: {}",
+                if m.failures.is_empty() {
+                    "none".to_string()
+                } else {
+                    m.failures
+                        .iter()
+                        .map(|(k, n)| format!("{k} {n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                }
+            ),
+        )
+    })
 }
 
 /// The metamorphic flag: migration on reset more connections than off.

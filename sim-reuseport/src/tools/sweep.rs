@@ -14,9 +14,10 @@
 //! offset from the range start is `I (mod N)` (round-robin, so every shard
 //! gets an even spread and sizes differ by at most one).
 
+use crate::backend::{run, RunError, RunOptions};
 use crate::invariants::{self, Violation, CHECKS, DETERMINISM, FLAG_MORE_RESETS_WITH_MIGRATION};
 use crate::report::{Report, ToolInfo};
-use crate::runner::{run, scenario_hash, RunError, RunOptions};
+use crate::scenario::scenario_hash;
 use crate::scenario::{Scenario, ScenarioError};
 use crate::vary;
 use serde::{Deserialize, Serialize};

@@ -1,0 +1,115 @@
+//! Backends: each runs a [`Plan`] and returns a [`RunResult`] whose
+//! [`Report`] has the same shape whatever ran it.
+//! The command line, snapshots, sweeps and invariants consume the result
+//! and never ask which backend produced it.
+//!
+//! The simulator ([`Simulator`], in [`sim`]) is the only backend today; a
+//! real-kernel backend implements [`Backend`] the same way.
+
+pub mod sim;
+
+pub use sim::{Simulator, MAX_EVENTS};
+
+use crate::report::Report;
+use crate::scenario::{lower, Plan, Scenario, ScenarioError};
+use serde::Serialize;
+use sim_core::{Packet, SimDuration, SimTime};
+use sim_tcp::MigrationPath;
+use std::io::Write;
+
+/// Runs a [`Plan`].
+pub trait Backend {
+    /// A short name (`"sim"`), for messages.
+    fn name(&self) -> &'static str;
+
+    /// Runs `plan` with `opts` to the plan's duration and reports. The plan
+    /// was checked by lowering: a backend fails only for reasons of its own
+    /// (an output that cannot be written, a bound on the run's size).
+    fn run(&self, plan: &Plan, opts: RunOptions<'_>) -> Result<RunResult, RunError>;
+}
+
+/// Receives every packet the moment it is sent (for pcap capture).
+pub trait PacketTap {
+    /// `pkt` leaves its host at `t`.
+    fn packet(&mut self, t: SimTime, pkt: &Packet);
+}
+
+impl<W: Write> PacketTap for sim_core::PcapWriter<W> {
+    fn packet(&mut self, t: SimTime, pkt: &Packet) {
+        // A write error surfaces when the writer is finished (`into_inner`).
+        let _ = self.write_packet(t, pkt);
+    }
+}
+
+/// How to run a plan.
+#[derive(Default)]
+pub struct RunOptions<'a> {
+    /// Seed override (default: the scenario's).
+    pub seed: Option<u64>,
+    /// Override `tcp_migrate_req` on every host for the whole run.
+    pub migrate: Option<bool>,
+    /// JSON-lines trace sink.
+    pub trace: Option<&'a mut dyn Write>,
+    /// Packet capture.
+    pub tap: Option<&'a mut dyn PacketTap>,
+    /// Sample queue lengths and outcomes at this interval (for plots).
+    pub sample_interval: Option<SimDuration>,
+    /// **Test-only**: break this migration path on every server host
+    /// (see `ServerStack::inject_bug`). `None` in every real run.
+    pub inject_bug: Option<MigrationPath>,
+}
+
+/// A time series sample for plots.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Sample {
+    /// Time in seconds.
+    pub t_s: f64,
+    /// Cumulative completed, reset, refused, timed out.
+    pub outcomes: [u64; 4],
+    /// Accept-queue length per worker listener (report order).
+    pub accept_queues: Vec<u32>,
+    /// SYN-queue length per worker listener.
+    pub syn_queues: Vec<u32>,
+}
+
+/// Everything a run produces.
+#[derive(Clone, Debug)]
+pub struct RunResult {
+    /// The report.
+    pub report: Report,
+    /// Samples (when requested).
+    pub samples: Vec<Sample>,
+    /// Worker names in listener order (labels for samples).
+    pub worker_names: Vec<String>,
+    /// Timeline actions as (time in s, label), for plot markers.
+    pub markers: Vec<(f64, String)>,
+}
+
+/// Why a run failed.
+#[derive(Debug)]
+pub enum RunError {
+    /// The scenario is invalid (raised by lowering, in [`run`]).
+    Scenario(ScenarioError),
+    /// Writing the trace or capture failed.
+    Io(std::io::Error),
+    /// The run hit a bound on its size ([`MAX_EVENTS`]).
+    Limit(String),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Scenario(e) => write!(f, "{e}"),
+            RunError::Io(e) => write!(f, "output error: {e}"),
+            RunError::Limit(m) => write!(f, "{m}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// Lowers `scn` and runs it on the simulator.
+pub fn run(scn: &Scenario, opts: RunOptions<'_>) -> Result<RunResult, RunError> {
+    let plan = lower(scn).map_err(|e| RunError::Scenario(e.into()))?;
+    Simulator.run(&plan, opts)
+}

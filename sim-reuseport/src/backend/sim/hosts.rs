@@ -1,0 +1,315 @@
+//! The hosts: each one's sysctls and, where a server runs, its TCP stack
+//! (`sim_tcp::ServerStack` with the reuseport layer as its hooks), which
+//! worker accepts from each listener, its server ports, and the policies
+//! loaded into its kernel.
+
+use super::Stack;
+use crate::report::{ListenerReport, PolicyReport};
+use crate::reuseport::group::ReuseportTable;
+use crate::reuseport::policy::{Policy, Rule};
+use crate::scenario::plan::{HostIx, Plan, PolicyIx, RulePlan, ServerIx, WorkerIx};
+use sim_core::RngStreams;
+use sim_tcp::{FlowHasher, Listener, ListenerId, ListenerOptions, ListenerState, MigrationPath};
+use sim_tcp::{ServerStack, Sysctls};
+use std::collections::BTreeMap;
+
+/// A host that runs a server.
+struct ServerHost {
+    stack: Stack,
+    /// listener → the worker that accepts from it.
+    owner: Vec<Option<WorkerIx>>,
+}
+
+/// Every host of a run.
+pub(super) struct Hosts {
+    names: Vec<String>,
+    /// Each host's sysctls, as the clients on it read them.
+    sysctls: Vec<Sysctls>,
+    servers: Vec<Option<ServerHost>>,
+    server_names: Vec<String>,
+    /// Sorted server ports per host: segments to them go to the server stack.
+    server_ports: Vec<Vec<u16>>,
+    /// Policy → (host, slot in that host's table).
+    policy_slots: Vec<(HostIx, usize)>,
+}
+
+impl Hosts {
+    /// The plan's hosts, with a server stack on each host that has a server.
+    /// `migrate` overrides `tcp_migrate_req` everywhere; a stack's flow-hash
+    /// secret is drawn from `rng`'s `("flow-hash-secret", host)` stream.
+    pub(super) fn new(
+        plan: &Plan,
+        rng: &RngStreams,
+        migrate: Option<bool>,
+        inject_bug: Option<MigrationPath>,
+    ) -> Self {
+        let sysctls: Vec<Sysctls> = plan
+            .hosts
+            .iter()
+            .map(|h| {
+                let mut s = h.sysctls.clone();
+                if let Some(m) = migrate {
+                    s.tcp_migrate_req = u8::from(m);
+                }
+                s
+            })
+            .collect();
+        let mut servers: Vec<Option<ServerHost>> = (0..plan.hosts.len()).map(|_| None).collect();
+        let mut server_ports = vec![Vec::new(); plan.hosts.len()];
+        for s in &plan.servers {
+            let h = s.host.index();
+            server_ports[h].push(s.local.port());
+            if servers[h].is_none() {
+                let secret = sim_core::uniform_below(
+                    &mut rng.stream("flow-hash-secret", h as u64),
+                    u64::MAX,
+                );
+                let mut stack = ServerStack::new(
+                    sysctls[h].clone(),
+                    ReuseportTable::new(),
+                    FlowHasher::new(secret),
+                );
+                stack.inject_bug = inject_bug;
+                servers[h] = Some(ServerHost {
+                    stack,
+                    owner: Vec::new(),
+                });
+            }
+        }
+        for p in &mut server_ports {
+            p.sort_unstable();
+            p.dedup();
+        }
+        Hosts {
+            names: plan.hosts.iter().map(|h| h.name.clone()).collect(),
+            sysctls,
+            servers,
+            server_names: plan.servers.iter().map(|s| s.name.clone()).collect(),
+            server_ports,
+            policy_slots: Vec::new(),
+        }
+    }
+
+    /// Binds each worker's listener to its server's address, in worker
+    /// order, and returns them (worker `i` owns listener `i` of the result).
+    pub(super) fn bind_workers(&mut self, plan: &Plan) -> Vec<ListenerId> {
+        let mut listeners = Vec::with_capacity(plan.workers.len());
+        for (i, w) in plan.workers.iter().enumerate() {
+            let host = self.server_mut(w.host);
+            let l = host.stack.bind(
+                plan.servers[w.server.index()].local,
+                ListenerOptions {
+                    syn_retries: w.syn_retries,
+                    fastopen_qlen: w.fast_open_qlen,
+                    v6only: w.v6only,
+                },
+            );
+            host.stack.hooks.set_generation(l, w.generation);
+            host.owner.push(Some(WorkerIx(i as u16)));
+            listeners.push(l);
+        }
+        listeners
+    }
+
+    /// Loads the plan's policies into their hosts' kernels (detached);
+    /// `listeners` are the workers' own listeners.
+    pub(super) fn load_policies(&mut self, plan: &Plan, listeners: &[ListenerId]) {
+        let own = |w: WorkerIx| listeners[w.index()];
+        let rule = |r: &RulePlan| match r {
+            RulePlan::Pass => Rule::Pass,
+            RulePlan::Drop => Rule::Drop,
+            RulePlan::NewestGeneration => Rule::NewestGeneration,
+            RulePlan::LeastLoaded => Rule::LeastLoaded,
+            RulePlan::Pick(w) => Rule::Pick(own(*w)),
+            RulePlan::Map {
+                targets,
+                missing_drop,
+            } => Rule::MapByClosingListener {
+                targets: targets.iter().map(|&(f, t)| (own(f), own(t))).collect(),
+                missing_drop: *missing_drop,
+            },
+        };
+        for p in &plan.policies {
+            let cancel = p.cancel_for.iter().map(|&w| own(w)).collect();
+            let policy = Policy::new(
+                &p.name,
+                p.kind,
+                rule(&p.on_syn),
+                rule(&p.on_migrate),
+                cancel,
+            );
+            let slot = self.server_mut(p.host).stack.hooks.add_policy(policy);
+            self.policy_slots.push((p.host, slot));
+        }
+    }
+
+    fn server_mut(&mut self, h: HostIx) -> &mut ServerHost {
+        self.servers[h.index()]
+            .as_mut()
+            .expect("a worker's host runs a server")
+    }
+
+    /// Host `h`'s stack, if it runs a server.
+    #[inline]
+    pub(super) fn stack(&self, h: HostIx) -> Option<&Stack> {
+        self.servers[h.index()].as_ref().map(|s| &s.stack)
+    }
+
+    /// Host `h`'s stack, if it runs a server.
+    #[inline]
+    pub(super) fn stack_mut(&mut self, h: HostIx) -> Option<&mut Stack> {
+        self.servers[h.index()].as_mut().map(|s| &mut s.stack)
+    }
+
+    /// Every host's sysctls, by host.
+    #[inline]
+    pub(super) fn sysctls(&self) -> &[Sysctls] {
+        &self.sysctls
+    }
+
+    /// The server ports of host `h`, sorted.
+    #[inline]
+    pub(super) fn server_ports(&self, h: HostIx) -> &[u16] {
+        &self.server_ports[h.index()]
+    }
+
+    /// True if segments to `port` on host `h` go to its server stack
+    /// (clients never use a server port of their host).
+    #[inline]
+    pub(super) fn is_server_port(&self, h: HostIx, port: u16) -> bool {
+        self.server_ports[h.index()].binary_search(&port).is_ok()
+    }
+
+    /// The worker that accepts from listener `l` of host `h`.
+    pub(super) fn owner(&self, h: HostIx, l: ListenerId) -> Option<WorkerIx> {
+        let server = self.servers[h.index()].as_ref()?;
+        server.owner.get(l.index()).copied().flatten()
+    }
+
+    /// Worker `w` now accepts from listener `l` of host `h` (fd passing).
+    pub(super) fn set_owner(&mut self, h: HostIx, l: ListenerId, w: WorkerIx) {
+        self.server_mut(h).owner[l.index()] = Some(w);
+    }
+
+    /// `listen(l, backlog)` on host `h` by worker `w`, who owns `l` from
+    /// now on unless another worker already does.
+    pub(super) fn listen(&mut self, h: HostIx, l: ListenerId, backlog: u32, w: WorkerIx) {
+        let server = self.server_mut(h);
+        // A closed socket cannot listen again: nothing happens.
+        let _ = server.stack.listen(l, backlog);
+        if server.owner[l.index()].is_none() {
+            server.owner[l.index()] = Some(w);
+        }
+    }
+
+    /// Sets a sysctl on host `h` (its clients and its stack).
+    pub(super) fn set_sysctl(&mut self, h: HostIx, name: &str, value: u64) {
+        self.sysctls[h.index()]
+            .set(name, value)
+            .expect("checked by lowering");
+        if let Some(s) = self.stack_mut(h) {
+            s.sysctls.set(name, value).expect("checked by lowering");
+        }
+    }
+
+    /// `SO_ATTACH_REUSEPORT_EBPF` of policy `p` through listener `l` of host
+    /// `h`. Returns false if it was refused (a closed socket takes no
+    /// `setsockopt`; a policy of another host cannot be attached).
+    pub(super) fn attach_policy(&mut self, p: PolicyIx, h: HostIx, l: ListenerId) -> bool {
+        let (ph, slot) = self.policy_slots[p.index()];
+        let stack = &mut self.server_mut(h).stack;
+        let listener = &stack.listeners[l.index()];
+        let local = listener.local;
+        if ph == h && listener.state != ListenerState::Closed {
+            stack.hooks.attach_policy(l, local, slot);
+            true
+        } else {
+            false
+        }
+    }
+
+    /// `SO_DETACH_REUSEPORT_BPF` through listener `l` of host `h`.
+    pub(super) fn detach_policy(&mut self, h: HostIx, l: ListenerId) {
+        let stack = &mut self.server_mut(h).stack;
+        let listening = stack.listeners[l.index()].is_listening();
+        stack.hooks.detach_policy(l, listening);
+    }
+
+    /// Listener `l` of host `h`.
+    pub(super) fn listener(&self, h: HostIx, l: ListenerId) -> &Listener {
+        &self.stack(h).expect("server host").listeners[l.index()]
+    }
+
+    /// Shrinks tables left sparse by a peak.
+    pub(super) fn compact(&mut self) {
+        for s in self.servers.iter_mut().flatten() {
+            s.stack.compact();
+        }
+    }
+
+    /// The report's `counters`: each nstat counter summed over the hosts.
+    pub(super) fn counters(&self) -> BTreeMap<String, u64> {
+        let mut counters = BTreeMap::new();
+        for server in self.servers.iter().flatten() {
+            for (name, v) in server.stack.counters.entries() {
+                *counters.entry(name.to_string()).or_default() += v;
+            }
+        }
+        counters
+    }
+
+    /// The report's `policies`: each host's, in load order.
+    pub(super) fn policies(&self) -> Vec<PolicyReport> {
+        let mut policies = Vec::new();
+        for (h, server) in self.servers.iter().enumerate() {
+            let Some(server) = server else { continue };
+            for (name, stats) in server.stack.hooks.policy_stats() {
+                let mut decisions = BTreeMap::new();
+                for (ctx, d) in stats.entries() {
+                    if d.picks + d.passes + d.drops > 0 {
+                        decisions.insert(
+                            ctx.to_string(),
+                            BTreeMap::from([
+                                ("picks".to_string(), d.picks),
+                                ("passes".to_string(), d.passes),
+                                ("drops".to_string(), d.drops),
+                            ]),
+                        );
+                    }
+                }
+                policies.push(PolicyReport {
+                    name: name.to_string(),
+                    host: self.names[h].clone(),
+                    decisions,
+                });
+            }
+        }
+        policies
+    }
+
+    /// The report on listener `l` of host `h`, which `worker` of `server` created.
+    pub(super) fn listener_report(
+        &self,
+        worker: &str,
+        server: ServerIx,
+        h: HostIx,
+        l: ListenerId,
+    ) -> ListenerReport {
+        let listener = self.listener(h, l);
+        ListenerReport {
+            worker: worker.to_string(),
+            server: self.server_names[server.index()].clone(),
+            listener: l.0,
+            accepted: listener.accepted_total,
+            peak_syn_queue: listener.peak_syn_qlen,
+            peak_accept_queue: listener.peak_accept_qlen,
+            state: match listener.state {
+                ListenerState::Bound => "bound",
+                ListenerState::Listen => "listen",
+                ListenerState::Shutdown => "shutdown",
+                ListenerState::Closed => "closed",
+            }
+            .to_string(),
+        }
+    }
+}

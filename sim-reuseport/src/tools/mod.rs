@@ -1,0 +1,9 @@
+//! The tools on top of the pipeline: plots, seed sweeps and their merge,
+//! the invariants every run is checked against, and safe output files.
+
+pub mod interrupt;
+pub mod invariants;
+pub mod output;
+pub mod plot;
+pub mod plots;
+pub mod sweep;

@@ -1,0 +1,276 @@
+//! Lowering raises every kind of error it has, each at the JSON path of
+//! the field that breaks the rule: one bad scenario per
+//! [`LowerErrorKind`]. The cases are an exhaustive `match` over the kinds,
+//! so a new kind does not compile until it has a case here, and
+//! `LowerErrorKind::ALL` is generated from the enum's own variant list.
+
+use serde_json::{json, Value};
+use sim_reuseport::scenario::{lower, parse_str, LowerErrorKind, MAX_CLIENTS, MAX_HOSTS};
+use sim_reuseport::scenario::{MAX_BURST, MAX_RATE, MAX_WORKERS};
+
+/// A small valid scenario to break.
+fn base() -> Value {
+    json!({
+        "version": 1,
+        "name": "base",
+        "duration": "6s",
+        "hosts": [
+            {"name": "server", "addresses": ["10.0.0.1"]},
+            {"name": "clients", "addresses": ["10.0.1.1"]}
+        ],
+        "links": [{"between": ["clients", "server"], "latency": "5ms"}],
+        "servers": [{"name": "web", "host": "server", "address": "10.0.0.1", "port": 443}],
+        "workers": [
+            {"name": "old-0", "server": "web"},
+            {"name": "new-0", "server": "web", "listen_at": null}
+        ],
+        "clients": [{"name": "c", "host": "clients", "server": "web",
+                     "arrival": {"kind": "constant", "rate": 100}}],
+        "timeline": [
+            {"at": "2s", "do": "reload_new_first", "old": ["old-0"], "new": ["new-0"], "drain": "500ms"}
+        ]
+    })
+}
+
+fn with(f: impl FnOnce(&mut Value)) -> Value {
+    let mut v = base();
+    f(&mut v);
+    v
+}
+
+/// A scenario that breaks the rule of `kind`, and the path the error names.
+fn case(kind: LowerErrorKind) -> (Value, &'static str) {
+    use LowerErrorKind as K;
+    match kind {
+        K::DurationZero => (with(|v| v["duration"] = json!("0s")), "duration"),
+        K::DurationTooLong => (with(|v| v["duration"] = json!("100001s")), "duration"),
+        K::AfterEnd => (
+            with(|v| v["timeline"] = json!([{"at": "7s", "do": "close", "worker": "old-0"}])),
+            "timeline[0].at",
+        ),
+        K::DelayTooLong => (
+            with(|v| v["links"][0]["latency"] = json!("100001s")),
+            "links[0].latency",
+        ),
+        K::NoHosts => (with(|v| v["hosts"] = json!([])), "hosts"),
+        K::TooManyHosts => (
+            with(|v| {
+                let hosts = v["hosts"].as_array_mut().unwrap();
+                for i in 0..MAX_HOSTS {
+                    hosts.push(json!({"name": format!("h{i}"),
+                                      "addresses": [format!("10.2.{}.{}", i / 250, 1 + i % 250)]}));
+                }
+            }),
+            "hosts",
+        ),
+        K::EmptyName => (
+            with(|v| v["workers"][0]["name"] = json!("")),
+            "workers[0].name",
+        ),
+        K::DuplicateName => (
+            with(|v| v["workers"][1]["name"] = json!("old-0")),
+            "workers[1].name",
+        ),
+        K::UnknownName => (
+            with(|v| v["workers"][0]["server"] = json!("mail")),
+            "workers[0].server",
+        ),
+        K::NoAddresses => (
+            with(|v| v["hosts"][0]["addresses"] = json!([])),
+            "hosts[0].addresses",
+        ),
+        K::BadAddress => (
+            with(|v| v["hosts"][1]["addresses"] = json!(["10.0.0.1"])),
+            "hosts[1].addresses[0]",
+        ),
+        K::BadSysctl => (
+            with(|v| v["hosts"][0]["sysctls"] = json!({"tcp_migrate_req": 2})),
+            "hosts[0].sysctls.tcp_migrate_req",
+        ),
+        K::LinkToSelf => (
+            with(|v| v["links"][0]["between"] = json!(["server", "server"])),
+            "links[0].between",
+        ),
+        K::DuplicateLink => (
+            with(|v| {
+                let l = v["links"][0].clone();
+                v["links"].as_array_mut().unwrap().push(l);
+            }),
+            "links[1].between",
+        ),
+        K::BadLinkParams => (
+            with(|v| v["links"][0]["bandwidth_bps"] = json!(0)),
+            "links[0].bandwidth_bps",
+        ),
+        K::WindowReversed => (
+            with(|v| {
+                v["faults"] = json!([{"kind": "link_down", "link": "clients-server",
+                                      "from": "2s", "until": "1s"}])
+            }),
+            "faults[0].until",
+        ),
+        K::NoServers => (with(|v| v["servers"] = json!([])), "servers"),
+        K::AddressNotOnHost => (
+            with(|v| v["servers"][0]["address"] = json!("10.0.1.1")),
+            "servers[0].address",
+        ),
+        K::PortZero => (
+            with(|v| v["servers"][0]["port"] = json!(0)),
+            "servers[0].port",
+        ),
+        K::NoWorkers => (with(|v| v["workers"] = json!([])), "workers"),
+        K::TooManyWorkers => (
+            with(|v| {
+                let workers = v["workers"].as_array_mut().unwrap();
+                for i in 0..MAX_WORKERS {
+                    workers.push(json!({"name": format!("w{i}"), "server": "web"}));
+                }
+            }),
+            "workers",
+        ),
+        K::AcceptZero => (
+            with(|v| v["workers"][0]["accept"] = json!({"kind": "rate", "per_second": 0})),
+            "workers[0].accept.per_second",
+        ),
+        K::BacklogZero => (
+            with(|v| v["workers"][0]["backlog"] = json!(0)),
+            "workers[0].backlog",
+        ),
+        K::BadMapMissing => (
+            with(|v| {
+                v["policies"] = json!([{"name": "p", "kind": "select_or_migrate", "via": "old-0",
+                    "on_migrate": {"map": {"targets": {"old-0": "new-0"}, "missing": "maybe"}}}])
+            }),
+            "policies[0].on_migrate.map.missing",
+        ),
+        K::MacroListsDiffer => (
+            with(|v| {
+                v["timeline"] =
+                    json!([{"at": "1s", "do": "fd_passing", "old": ["old-0"], "new": []}])
+            }),
+            "timeline[0].new",
+        ),
+        K::HandoverAcrossHosts => (
+            with(|v| {
+                v["hosts"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"name": "other", "addresses": ["10.0.2.1"]}));
+                v["servers"].as_array_mut().unwrap().push(
+                    json!({"name": "web2", "host": "other", "address": "10.0.2.1", "port": 443}),
+                );
+                v["workers"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"name": "far", "server": "web2", "listen_at": null}));
+                v["timeline"] =
+                    json!([{"at": "1s", "do": "handover", "from": "old-0", "to": "far"}]);
+            }),
+            "timeline[0].to",
+        ),
+        K::HandoverToListener => (
+            with(|v| {
+                v["timeline"] =
+                    json!([{"at": "1s", "do": "handover", "from": "old-0", "to": "old-0"}])
+            }),
+            "timeline[0].to",
+        ),
+        K::InheritsTwice => (
+            with(|v| {
+                v["workers"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"name": "new-1", "server": "web", "listen_at": null}));
+                v["timeline"] = json!([
+                    {"at": "1s", "do": "handover", "from": "old-0", "to": "new-0"},
+                    {"at": "2s", "do": "handover", "from": "new-1", "to": "new-0"}
+                ]);
+            }),
+            "timeline",
+        ),
+        K::HeirListens => (
+            with(|v| {
+                v["timeline"] = json!([
+                    {"at": "1s", "do": "handover", "from": "old-0", "to": "new-0"},
+                    {"at": "2s", "do": "listen", "worker": "new-0"}
+                ])
+            }),
+            "timeline",
+        ),
+        K::NoServerAddress => (
+            with(|v| v["servers"][0]["address"] = json!("::")),
+            "servers[0].address",
+        ),
+        K::NoSourceAddress => (
+            with(|v| {
+                v["hosts"][0]["addresses"] = json!(["10.0.0.1", "fd00::1"]);
+                v["servers"][0]["address"] = json!("fd00::1");
+            }),
+            "clients[0].host",
+        ),
+        K::NoRoute => (with(|v| v["links"] = json!([])), "clients[0].host"),
+        K::BurstTooLarge => (
+            with(|v| v["clients"][0]["arrival"] = json!({"kind": "burst", "count": MAX_BURST + 1})),
+            "clients[0].arrival.count",
+        ),
+        K::RateZero => (
+            with(|v| v["clients"][0]["arrival"]["rate"] = json!(0)),
+            "clients[0].arrival.rate",
+        ),
+        K::RateTooHigh => (
+            with(|v| v["clients"][0]["arrival"]["rate"] = json!(MAX_RATE + 1)),
+            "clients[0].arrival.rate",
+        ),
+        K::RequestZero => (
+            with(|v| v["clients"][0]["request_bytes"] = json!(0)),
+            "clients[0].request_bytes",
+        ),
+        K::StopBeforeStart => (
+            with(|v| {
+                v["clients"][0]["start"] = json!("3s");
+                v["clients"][0]["stop"] = json!("2s");
+            }),
+            "clients[0].stop",
+        ),
+        K::TooManyClients => (
+            with(|v| {
+                let c = v["clients"][0].clone();
+                let clients = v["clients"].as_array_mut().unwrap();
+                for i in 0..MAX_CLIENTS {
+                    let mut c = c.clone();
+                    c["name"] = json!(format!("c{i}"));
+                    clients.push(c);
+                }
+            }),
+            "clients",
+        ),
+    }
+}
+
+#[test]
+fn the_base_scenario_lowers() {
+    let scn = parse_str(&base().to_string()).unwrap();
+    let plan = lower(&scn).unwrap();
+    assert_eq!(plan.workers.len(), 2);
+    assert_eq!(plan.timeline.len(), 4, "{:?}", plan.timeline);
+}
+
+#[test]
+fn every_error_kind_is_raised_at_its_path() {
+    assert!(LowerErrorKind::ALL.len() >= 38);
+    for &kind in LowerErrorKind::ALL {
+        let (v, path) = case(kind);
+        let scn = parse_str(&v.to_string())
+            .unwrap_or_else(|e| panic!("{kind:?}: the case does not parse: {e}"));
+        let e = match lower(&scn) {
+            Ok(_) => panic!("{kind:?}: lowering accepted the case"),
+            Err(e) => e,
+        };
+        assert_eq!(e.kind, kind, "{kind:?}: raised {e}");
+        assert_eq!(e.path, path, "{kind:?}: {e}");
+        assert!(
+            !e.message.is_empty(),
+            "{kind:?}: a message says what was expected"
+        );
+    }
+}

@@ -171,6 +171,9 @@ impl ClientSocket {
             payload_len,
             fast_open: false,
             window: WINDOW,
+            tsval: 0,
+            tsecr: 0,
+            tag: 0,
         }
     }
 
@@ -368,6 +371,9 @@ pub fn time_wait_reply(pkt: &Packet) -> Option<Packet> {
             payload_len: 0,
             fast_open: false,
             window: WINDOW,
+            tsval: 0,
+            tsecr: 0,
+            tag: 0,
         })
     } else {
         None

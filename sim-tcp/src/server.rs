@@ -238,6 +238,9 @@ fn rst_for(pkt: &Packet) -> Packet {
         payload_len: 0,
         fast_open: false,
         window: 0,
+        tsval: 0,
+        tsecr: 0,
+        tag: 0,
     }
 }
 
@@ -251,6 +254,9 @@ fn segment(tuple: &FourTuple, flags: TcpFlags, seq: u32, ack: u32, payload_len: 
         payload_len,
         fast_open: false,
         window: WINDOW,
+        tsval: 0,
+        tsecr: 0,
+        tag: 0,
     }
 }
 

@@ -73,6 +73,9 @@ pub(super) fn seg_between(
         payload_len: len,
         fast_open: false,
         window: 65_535,
+        tsval: 0,
+        tsecr: 0,
+        tag: 0,
     }
 }
 

@@ -38,10 +38,13 @@
 //! same-bucket timers is more faithful than another.)
 //!
 //! The arming clock is `jiffies` at the arming instant (`forward_timer_base`
-//! brings an idle base's `clk` up to `jiffies`). While the kernel runs expired
-//! timers, `base->clk` is one ahead of `jiffies`; that only moves a timer
-//! re-armed from its own callback to the next level when its delta is
-//! exactly at a level boundary, and is not modelled.
+//! brings an idle base's `clk` up to `jiffies`), except for a timer re-armed
+//! from a timer callback ([`TimerModel::rearm_at`]): while the kernel runs
+//! expired timers, `base->clk` is one ahead of `jiffies`, which moves a
+//! re-armed timer to the next level down when its delta is exactly at a
+//! level boundary. Measured on 6.18 (`tools/kernel-probes`,
+//! `docs/linux-semantics/timer-wheel-granularity.md`): every SYN, SYN-ACK
+//! and expiry instant falls in the bucket this model gives.
 
 use crate::time::{SimDuration, SimTime};
 use core::fmt;
@@ -278,6 +281,24 @@ impl TimerModel {
         }
     }
 
+    /// [`TimerModel::fire_at`] for a timer re-armed inside a timer callback
+    /// running at `now`: `expires` counts from `jiffies`, the level from
+    /// `base->clk = jiffies + 1` ("while executing timers, base->clk is set
+    /// 1 offset ahead of jiffies", `__run_timers`).
+    #[inline]
+    pub fn rearm_at(&self, now: SimTime, timeout: SimDuration) -> SimTime {
+        match self.mode {
+            TimerMode::Exact => now.saturating_add(timeout),
+            TimerMode::Wheel => {
+                let j = self.jiffies(now);
+                let expires = Jiffies(j.0.saturating_add(self.to_jiffies(timeout).0));
+                let clk = Jiffies(j.0 + 1);
+                let (_, bucket) = calc_wheel_index(expires, clk, lvl_depth(self.hz.0));
+                self.jiffy_start(bucket)
+            }
+        }
+    }
+
     /// Whether `t` is the start of a jiffy (every wheel firing instant is).
     #[inline]
     pub fn is_tick(&self, t: SimTime) -> bool {
@@ -402,6 +423,19 @@ mod tests {
         // Exact mode: the nominal deadline itself.
         let now = SimTime(1_234_567);
         assert_eq!(TimerModel::EXACT.fire_at(now, secs(7)), now + secs(7));
+    }
+
+    /// A timer re-armed in a callback counts its level from `jiffies + 1`:
+    /// 63 jiffies is level 1 from process context, level 0 from a callback.
+    #[test]
+    fn rearm_in_a_callback_counts_the_level_from_clk_plus_one_3_1() {
+        let m = TimerModel::LINUX;
+        let now = ms(4 * 100); // jiffy 100
+        let d = SimDuration::from_millis(4 * 63);
+        assert_eq!(m.fire_at(now, d), ms(4 * 168)); // level 1: (163/8+1)*8
+        assert_eq!(m.rearm_at(now, d), ms(4 * 164)); // level 0: 163 + 1
+                                                     // Away from a boundary both agree.
+        assert_eq!(m.rearm_at(now, secs(1)), m.fire_at(now, secs(1)));
     }
 
     /// Timers armed at different instants for the same nominal timeout fire

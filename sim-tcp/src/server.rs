@@ -1,13 +1,19 @@
 //! The server host's TCP stack: listeners, request sockets in ehash, children,
 //! and every rule of §5 that decides whether a connection survives.
 
+mod child;
+
 use crate::cause::{DropCause, MigrationPath, RstCause};
 use crate::hooks::{MigrateFailure, MigrateOutcome, MigratingSock, ReuseportHooks, Selection};
 use crate::listener::{Listener, ListenerOptions, ListenerState};
+use crate::metrics::TcpMetrics;
+use crate::rtt::{rtt_us, ts_now, ts_rtt_us, RttEstimator};
 use crate::{ChildKey, Counters, FlowHasher, ListenerId, ReqKey, Sysctls};
 use crate::{TFO_SERVER_COOKIE_NOT_REQD, TFO_SERVER_ENABLE};
+use child::Child;
 use sim_core::{
-    FourTuple, Packet, SimDuration, SimTime, TcpFlags, Timer, TimerArm, TimerFire, TupleMap,
+    FourTuple, Packet, SimDuration, SimTime, TcpFlags, Timer, TimerArm, TimerFire, TimerModel,
+    TupleMap,
 };
 use slotmap::SlotMap;
 use std::net::SocketAddr;
@@ -24,6 +30,13 @@ pub const TIMER_HORIZON: SimDuration = SimDuration::from_millis(64);
 pub const TCP_TIMEOUT_INIT: SimDuration = SimDuration::from_secs(1);
 /// `TCP_RTO_MIN` (§3).
 pub const TCP_RTO_MIN: SimDuration = SimDuration::from_millis(200);
+/// `TCP_RTO_MAX` (§3): the cap of the request (SYN-ACK) timer and of the
+/// Fast Open SYN-ACK timer, which do not read `tcp_rto_max_ms` (§2.1).
+pub const TCP_RTO_MAX: SimDuration = SimDuration::from_secs(120);
+/// `tcp_orphan_retries` at its default 0 on a live connection: an orphan
+/// (a child whose application closed it after the response) gives up after
+/// the time 8 retransmissions take (`tcp_orphan_retries`).
+const TCP_ORPHAN_RETRIES: u32 = 8;
 /// `TCP_SYNCOOKIE_VALID` (§3).
 pub const TCP_SYNCOOKIE_VALID: SimDuration = SimDuration::from_secs(120);
 /// `tcp_invalid_ratelimit`: SYN-ACK rate limit for duplicate SYNs (§3).
@@ -150,28 +163,15 @@ struct Request {
     acked: bool,
     timer: Timer,
     last_oow_ack: Option<SimTime>,
+    /// When the first SYN-ACK was sent (`snt_synack`).
+    snt_synack: SimTime,
+    /// SYN-ACK retransmissions, by the timer or for a duplicate SYN
+    /// (`num_retrans`).
+    num_retrans: u8,
+    /// The SYN's timestamp, echoed in every SYN-ACK (`ts_recent`); 0 when
+    /// the timestamp option is not in use on this connection.
+    ts_recent: u32,
     migrated: bool,
-}
-
-struct Child {
-    tuple: FourTuple,
-    hash: u32,
-    state: ChildState,
-    /// Owner while in an accept queue; None once accepted.
-    queued_on: Option<ListenerId>,
-    snd_isn: u32,
-    snd_nxt: u32,
-    rcv_nxt: u32,
-    request_bytes: u32,
-    response_len: u32,
-    timer: Timer,
-    rto: SimDuration,
-    retransmits: u8,
-    /// `icsk_syn_retries` inherited from the listener (TCP_SYNCNT), 0 = sysctl.
-    syn_retries: u8,
-    migrated: bool,
-    /// Opaque application tag (0 = none), set by the driver after accept().
-    app: u64,
 }
 
 /// Read-only view of a child, for the driver.
@@ -199,8 +199,12 @@ pub struct ServerStack<H> {
     pub sysctls: Sysctls,
     /// All listeners ever created, indexed by [`ListenerId`].
     pub listeners: Vec<Listener>,
-    /// §8 counters.
+    /// §8 counters of the server's sockets.
     pub counters: Counters,
+    /// The host's timer granularity (§3.1).
+    pub timers: TimerModel,
+    /// The namespace's TCP metrics cache (§2.1 `tcp_no_metrics_save`).
+    pub metrics: TcpMetrics,
     /// The reuseport layer.
     pub hooks: H,
     requests: SlotMap<ReqKey, Request>,
@@ -260,11 +264,73 @@ fn segment(tuple: &FourTuple, flags: TcpFlags, seq: u32, ack: u32, payload_len: 
     }
 }
 
-fn rto_for(timeout: SimDuration, shift: u8, rto_max: SimDuration) -> SimDuration {
+/// `min(timeout << shift, TCP_RTO_MAX)`: the request timer's interval (§3).
+fn rto_for(timeout: SimDuration, shift: u8) -> SimDuration {
     timeout
         .checked_shl(u32::from(shift))
-        .unwrap_or(rto_max)
-        .min(rto_max)
+        .unwrap_or(TCP_RTO_MAX)
+        .min(TCP_RTO_MAX)
+}
+
+/// Arms `timer` to fire `timeout` after `now` through the host's timer
+/// model, and asks the driver for a queue entry if needed.
+fn arm_timer(
+    timer: &mut Timer,
+    timers: &TimerModel,
+    now: SimTime,
+    timeout: SimDuration,
+    which: ServerTimer,
+    out: &mut impl ServerOutput,
+) {
+    push_timer(timer, now, timers.fire_at(now, timeout), which, out);
+}
+
+/// [`arm_timer`] from the timer's own callback (`TimerModel::rearm_at`).
+fn rearm_timer(
+    timer: &mut Timer,
+    timers: &TimerModel,
+    now: SimTime,
+    timeout: SimDuration,
+    which: ServerTimer,
+    out: &mut impl ServerOutput,
+) {
+    push_timer(timer, now, timers.rearm_at(now, timeout), which, out);
+}
+
+fn push_timer(
+    timer: &mut Timer,
+    now: SimTime,
+    at: SimTime,
+    which: ServerTimer,
+    out: &mut impl ServerOutput,
+) {
+    if let TimerArm::Push(at) = timer.arm_with_horizon(at, now, TIMER_HORIZON) {
+        out.set_timer(at, which);
+    }
+}
+
+/// `tcp_in_window(seq, end_seq, s_win, e_win)`.
+fn in_window(seq: u32, end_seq: u32, s_win: u32, e_win: u32) -> bool {
+    if seq == s_win {
+        return true;
+    }
+    let after = |a: u32, b: u32| (b.wrapping_sub(a) as i32) < 0;
+    if after(end_seq, s_win) && after(e_win, seq) {
+        return true;
+    }
+    seq == e_win && seq == end_seq
+}
+
+/// A segment's `end_seq`: seq + payload + SYN + FIN.
+fn end_seq(pkt: &Packet) -> u32 {
+    let mut len = pkt.payload_len;
+    if pkt.flags.contains(TcpFlags::SYN) {
+        len += 1;
+    }
+    if pkt.flags.contains(TcpFlags::FIN) {
+        len += 1;
+    }
+    pkt.seq.wrapping_add(len)
 }
 
 impl<H: ReuseportHooks> ServerStack<H> {
@@ -274,6 +340,8 @@ impl<H: ReuseportHooks> ServerStack<H> {
             sysctls,
             listeners: Vec::new(),
             counters: Counters::default(),
+            timers: TimerModel::LINUX,
+            metrics: TcpMetrics::default(),
             hooks,
             requests: SlotMap::with_key(),
             children: SlotMap::with_key(),
@@ -495,36 +563,6 @@ impl<H: ReuseportHooks> ServerStack<H> {
         }
     }
 
-    /// The application writes a response of `len` bytes and closes: data with
-    /// FIN, retransmitted on RTO until the client acknowledges it.
-    pub fn respond(&mut self, now: SimTime, c: ChildKey, len: u32, out: &mut impl ServerOutput) {
-        let Some(child) = self.children.get_mut(c) else {
-            return;
-        };
-        if child.state == ChildState::FinWait {
-            return;
-        }
-        child.response_len = len;
-        child.state = ChildState::FinWait;
-        let pkt = segment(
-            &child.tuple,
-            TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN,
-            child.snd_nxt,
-            child.rcv_nxt,
-            len,
-        );
-        child.snd_nxt = child.snd_nxt.wrapping_add(len + 1);
-        child.retransmits = 0;
-        out.transmit(pkt, None);
-        if let TimerArm::Push(at) =
-            child
-                .timer
-                .arm_with_horizon(now + child.rto, now, TIMER_HORIZON)
-        {
-            out.set_timer(at, ServerTimer::Child(c));
-        }
-    }
-
     /// A segment arrives at the server host.
     pub fn on_segment(&mut self, now: SimTime, pkt: &Packet, out: &mut impl ServerOutput) {
         let tuple = pkt.tuple_at_receiver();
@@ -572,8 +610,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
         out.notify(ServerEvent::MigrationFailed { path, from, reason });
     }
 
-    fn send_rst(&mut self, pkt: Packet, cause: RstCause, out: &mut impl ServerOutput) {
+    fn send_rst(&mut self, mut pkt: Packet, cause: RstCause, out: &mut impl ServerOutput) {
         self.counters.TcpOutRsts += 1;
+        pkt.tag = cause.tag();
         out.transmit(pkt, Some(cause));
     }
 
@@ -655,16 +694,30 @@ impl<H: ReuseportHooks> ServerStack<H> {
         self.maybe_destroy_listener(req.listener);
     }
 
-    fn send_synack(&mut self, req: ReqKey, out: &mut impl ServerOutput) {
+    /// A SYN-ACK for request `req`, echoing the SYN's timestamp.
+    fn send_synack(&mut self, now: SimTime, req: ReqKey, out: &mut impl ServerOutput) {
         let r = &self.requests[req];
-        let pkt = segment(
+        let mut pkt = segment(
             &r.tuple,
             TcpFlags::SYN | TcpFlags::ACK,
             r.snd_isn,
             r.rcv_isn.wrapping_add(1),
             0,
         );
+        if r.ts_recent != 0 {
+            pkt.tsval = ts_now(now);
+            pkt.tsecr = r.ts_recent;
+        }
         out.transmit(pkt, None);
+    }
+
+    /// `inet_rtx_syn_ack`: a retransmitted SYN-ACK (timer or duplicate SYN).
+    fn rtx_synack(&mut self, now: SimTime, req: ReqKey, out: &mut impl ServerOutput) {
+        self.counters.TcpExtTCPSynRetrans += 1;
+        self.counters.TcpRetransSegs += 1;
+        let r = &mut self.requests[req];
+        r.num_retrans = r.num_retrans.saturating_add(1);
+        self.send_synack(now, req, out);
     }
 
     /// §4.2 selection, then §5.2 (SYN) or §5.5 (anything else). `ctx` is the
@@ -740,6 +793,14 @@ impl<H: ReuseportHooks> ServerStack<H> {
                     pkt.seq,
                     false,
                 );
+                // A cookie request has no `snt_synack`: only the timestamp
+                // echo can measure the RTT.
+                let ts_recent = if self.sysctls.timestamps() {
+                    pkt.tsval
+                } else {
+                    0
+                };
+                self.child_established(now, c, None, ts_recent, pkt);
                 self.enqueue_child(c, l, out);
                 self.child_data(now, c, pkt, out);
                 return;
@@ -758,39 +819,42 @@ impl<H: ReuseportHooks> ServerStack<H> {
         self.send_rst(rst_for(pkt), ctx, out);
     }
 
-    fn cookie_isn(&self, tuple: &FourTuple) -> u32 {
-        self.flow.keyed(tuple, 0xc00c1e)
+    /// A child reaches ESTABLISHED from a request or a cookie: timestamps
+    /// (in use when the SYN carried one, `ts_recent` != 0), the handshake's
+    /// RTT sample (`tcp_synack_rtt_meas`: from `seq_rtt`, the first SYN-ACK's
+    /// send time, or else from the echo of `pkt`), then
+    /// `tcp_init_transfer` → `tcp_init_metrics` for the first RTO (§2.1).
+    fn child_established(
+        &mut self,
+        now: SimTime,
+        c: ChildKey,
+        seq_rtt: Option<SimTime>,
+        ts_recent: u32,
+        pkt: &Packet,
+    ) {
+        let timers = self.timers;
+        let rto_max = self.sysctls.rto_max();
+        let child = &mut self.children[c];
+        child.ts_ok = ts_recent != 0 && pkt.tsval != 0;
+        child.ts_recent = if child.ts_ok { pkt.tsval } else { 0 };
+        let m = match seq_rtt {
+            Some(sent) => Some(rtt_us(now, sent)),
+            None if child.ts_ok && pkt.tsecr != 0 => Some(ts_rtt_us(now, pkt.tsecr)),
+            None => None,
+        };
+        if let Some(m) = m {
+            child.est.sample(m, child.snd_nxt, child.snd_nxt);
+            child.rto = child.est.rto(&timers, rto_max);
+        }
+        let (local, remote) = (child.tuple.local.ip(), child.tuple.remote.ip());
+        let (est, rto) = (child.est, child.rto);
+        self.children[c].rto = self
+            .metrics
+            .init_rto(now, local, remote, &est, rto, &timers);
     }
 
-    fn new_child(
-        &mut self,
-        tuple: FourTuple,
-        hash: u32,
-        state: ChildState,
-        snd_isn: u32,
-        rcv_nxt: u32,
-        migrated: bool,
-    ) -> ChildKey {
-        let c = self.children.insert(Child {
-            tuple,
-            hash,
-            state,
-            queued_on: None,
-            snd_isn,
-            snd_nxt: snd_isn.wrapping_add(1),
-            rcv_nxt,
-            request_bytes: 0,
-            response_len: 0,
-            timer: Timer::new(),
-            rto: TCP_TIMEOUT_INIT,
-            retransmits: 0,
-            syn_retries: 0,
-            migrated,
-            app: 0,
-        });
-        self.ehash.insert(tuple, Sock::Child(c));
-        self.counters.TcpPassiveOpens += 1;
-        c
+    fn cookie_isn(&self, tuple: &FourTuple) -> u32 {
+        self.flow.keyed(tuple, 0xc00c1e)
     }
 
     /// Appends a child by the normal path (final ACK, syncookie, Fast Open),
@@ -857,23 +921,32 @@ impl<H: ReuseportHooks> ServerStack<H> {
             self.hooks.note_synq_overflow(l, now);
             let isn = self.cookie_isn(&tuple);
             self.counters.TcpExtSyncookiesSent += 1;
-            out.transmit(
-                segment(
-                    &tuple,
-                    TcpFlags::SYN | TcpFlags::ACK,
-                    isn,
-                    pkt.seq.wrapping_add(1),
-                    0,
-                ),
-                None,
+            let mut synack = segment(
+                &tuple,
+                TcpFlags::SYN | TcpFlags::ACK,
+                isn,
+                pkt.seq.wrapping_add(1),
+                0,
             );
+            if pkt.tsval != 0 && sys.timestamps() {
+                // `cookie_init_timestamp`: the options ride in the TSval.
+                synack.tsval = ts_now(now);
+                synack.tsecr = pkt.tsval;
+            }
+            out.transmit(synack, None);
             return;
         }
         // Step 3: syncookies off, less than a quarter of tcp_max_syn_backlog
-        // free, and the peer is not "proven" (no tcp_metrics history is modelled).
+        // free, and the peer is not "proven": no RTT in the metrics cache
+        // (`tcp_peer_is_proven`).
         if sys.tcp_syncookies == 0 {
             let max = i64::from(sys.tcp_max_syn_backlog);
-            if max - i64::from(listener.syn_qlen) < (max >> 2) {
+            if max - i64::from(listener.syn_qlen) < (max >> 2)
+                && self
+                    .metrics
+                    .cached_rtt(now, tuple.local.ip(), tuple.remote.ip())
+                    .is_none()
+            {
                 self.counters.TcpExtListenDrops += 1;
                 out.notify(ServerEvent::Dropped {
                     cause: DropCause::SynBacklogQuarter,
@@ -900,24 +973,44 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 pkt.seq.wrapping_add(1),
                 false,
             );
+            let ts_ok = pkt.tsval != 0 && self.sysctls.timestamps();
+            // tcp_fastopen_create_child -> tcp_init_transfer: no RTT sample
+            // yet, so the metrics cache or the 3 s fallback (§2.1).
+            let rto = self.metrics.init_rto(
+                now,
+                tuple.local.ip(),
+                tuple.remote.ip(),
+                &RttEstimator::default(),
+                TCP_TIMEOUT_INIT,
+                &self.timers,
+            );
             let child = &mut self.children[c];
             child.syn_retries = syn_retries;
             child.rcv_nxt = child.rcv_nxt.wrapping_add(pkt.payload_len);
             child.request_bytes = pkt.payload_len;
-            let synack = segment(
+            child.ts_ok = ts_ok;
+            child.ts_recent = if ts_ok { pkt.tsval } else { 0 };
+            child.rto = rto;
+            // `snt_synack`, for the RTT sample at the final ACK.
+            child.data_sent_at = now;
+            let mut synack = segment(
                 &tuple,
                 TcpFlags::SYN | TcpFlags::ACK,
                 snd_isn,
                 child.rcv_nxt,
                 0,
             );
-            if let TimerArm::Push(at) =
-                child
-                    .timer
-                    .arm_with_horizon(now + TCP_TIMEOUT_INIT, now, TIMER_HORIZON)
-            {
-                out.set_timer(at, ServerTimer::Child(c));
-            }
+            child.stamp(now, &mut synack);
+            // The Fast Open SYN-ACK timer: `TCP_TIMEOUT_INIT`, capped at
+            // `TCP_RTO_MAX` on each re-arm (§2.1, §3).
+            arm_timer(
+                &mut child.timer,
+                &self.timers,
+                now,
+                TCP_TIMEOUT_INIT,
+                ServerTimer::Child(c),
+                out,
+            );
             out.transmit(synack, None);
             self.enqueue_child(c, l, out);
             out.notify(ServerEvent::RequestReceived { child: c });
@@ -949,17 +1042,25 @@ impl<H: ReuseportHooks> ServerStack<H> {
             acked: false,
             timer: Timer::new(),
             last_oow_ack: None,
+            snt_synack: now,
+            num_retrans: 0,
+            ts_recent: if pkt.tsval != 0 && self.sysctls.timestamps() {
+                pkt.tsval
+            } else {
+                0
+            },
             migrated: false,
         });
         self.ehash.insert(tuple, Sock::Req(r));
-        if let TimerArm::Push(at) =
-            self.requests[r]
-                .timer
-                .arm_with_horizon(now + TCP_TIMEOUT_INIT, now, TIMER_HORIZON)
-        {
-            out.set_timer(at, ServerTimer::Req(r));
-        }
-        self.send_synack(r, out);
+        arm_timer(
+            &mut self.requests[r].timer,
+            &self.timers,
+            now,
+            TCP_TIMEOUT_INIT,
+            ServerTimer::Req(r),
+            out,
+        );
+        self.send_synack(now, r, out);
     }
 
     /// §5.3 `reqsk_timer_handler`.
@@ -1057,19 +1158,24 @@ impl<H: ReuseportHooks> ServerStack<H> {
             self.drop_request_counted_on(r, owner);
             return;
         }
-        // Retransmit the SYN-ACK from the owner and re-arm.
-        self.counters.TcpExtTCPSynRetrans += 1;
-        self.send_synack(r, out);
-        let rto_max = self.sysctls.rto_max();
+        // Retransmit the SYN-ACK from the owner and re-arm: the interval is
+        // capped at TCP_RTO_MAX, not tcp_rto_max_ms (§2.1, §3), and goes
+        // through the timer wheel (§3.1).
+        self.rtx_synack(now, r, out);
         if num_timeout == 0 {
             self.listeners[owner.index()].syn_young -= 1;
         }
         let req = &mut self.requests[r];
         req.num_timeout += 1;
-        let at = now + rto_for(TCP_TIMEOUT_INIT, req.num_timeout, rto_max);
-        if let TimerArm::Push(at) = req.timer.arm_with_horizon(at, now, TIMER_HORIZON) {
-            out.set_timer(at, ServerTimer::Req(r));
-        }
+        let timeout = rto_for(TCP_TIMEOUT_INIT, req.num_timeout);
+        rearm_timer(
+            &mut req.timer,
+            &self.timers,
+            now,
+            timeout,
+            ServerTimer::Req(r),
+            out,
+        );
         if let Some(t) = migrated_to {
             // The clone replaces the old request in ehash; the old listener's
             // counters drop the old request (`reqsk_queue_removed`).
@@ -1165,7 +1271,6 @@ impl<H: ReuseportHooks> ServerStack<H> {
             && !flags.contains(TcpFlags::RST)
             && pkt.seq == rcv_isn
         {
-            let rto_max = self.sysctls.rto_max();
             let req = &mut self.requests[r];
             let limited = req
                 .last_oow_ack
@@ -1177,12 +1282,18 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 return;
             }
             req.last_oow_ack = Some(now);
-            let at = now + rto_for(TCP_TIMEOUT_INIT, num_timeout, rto_max);
-            if let TimerArm::Push(at) = req.timer.arm_with_horizon(at, now, TIMER_HORIZON) {
-                out.set_timer(at, ServerTimer::Req(r));
-            }
-            self.counters.TcpExtTCPSynRetrans += 1;
-            self.send_synack(r, out);
+            // `mod_timer_pending(jiffies + min(TCP_TIMEOUT_INIT << num_timeout,
+            // TCP_RTO_MAX))`.
+            let timeout = rto_for(TCP_TIMEOUT_INIT, num_timeout);
+            arm_timer(
+                &mut req.timer,
+                &self.timers,
+                now,
+                timeout,
+                ServerTimer::Req(r),
+                out,
+            );
+            self.rtx_synack(now, r, out);
             return;
         }
         // Step 2: an ACK of the wrong sequence is a listener segment: RST,
@@ -1198,8 +1309,38 @@ impl<H: ReuseportHooks> ServerStack<H> {
             self.send_rst(rst_for(pkt), RstCause::BadAck, out);
             return;
         }
-        // Step 3 (PAWS, out of window) is not modelled: no timestamps, and the
-        // model's clients never send outside the window.
+        // Step 3: out of window (`tcp_in_window`; PAWS is not modelled): an
+        // ACK in reply, rate-limited, unless the segment is an RST; then drop.
+        // E.g. a late RST of an earlier connection on this 4-tuple.
+        let rcv_nxt = rcv_isn.wrapping_add(1);
+        if !in_window(
+            pkt.seq,
+            end_seq(pkt),
+            rcv_nxt,
+            rcv_nxt.wrapping_add(u32::from(WINDOW)),
+        ) {
+            let cause = if flags.contains(TcpFlags::RST) {
+                DropCause::RstOutOfWindow
+            } else {
+                let req = &mut self.requests[r];
+                if !req
+                    .last_oow_ack
+                    .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT)
+                {
+                    req.last_oow_ack = Some(now);
+                    let mut ack =
+                        segment(&tuple, TcpFlags::ACK, snd_isn.wrapping_add(1), rcv_nxt, 0);
+                    if req.ts_recent != 0 {
+                        ack.tsval = ts_now(now);
+                        ack.tsecr = req.ts_recent;
+                    }
+                    out.transmit(ack, None);
+                }
+                DropCause::OutOfWindow
+            };
+            out.notify(ServerEvent::Dropped { cause });
+            return;
+        }
         // Step 4: RST, or a SYN in the window.
         if flags.contains(TcpFlags::RST) || flags.contains(TcpFlags::SYN) {
             if !flags.contains(TcpFlags::RST) {
@@ -1257,7 +1398,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
         // Step 7: the child replaces the request (inet_csk_complete_hashdance):
         // `new_child` overwrites the request's ehash entry in place.
         debug_assert_eq!(self.ehash.get(&tuple), Some(&Sock::Req(r)));
-        let owner = self.requests[r].listener;
+        let (owner, snt_synack, num_retrans, ts_recent) = {
+            let q = &self.requests[r];
+            (q.listener, q.snt_synack, q.num_retrans, q.ts_recent)
+        };
         self.release_request(r, owner, false);
         let c = self.new_child(
             tuple,
@@ -1267,6 +1411,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
             rcv_isn.wrapping_add(1),
             migrated || s != l,
         );
+        // `tcp_synack_rtt_meas`: the first SYN-ACK's timing unless a SYN-ACK
+        // was retransmitted (Karn), else the timestamp echo.
+        let seq_rtt = (num_retrans == 0).then_some(snt_synack);
+        self.child_established(now, c, seq_rtt, ts_recent, pkt);
         if !self.listeners[s.index()].is_listening() {
             // `inet_csk_reqsk_queue_add` refuses a listener that is not
             // listening: `inet_child_forget` resets the new child (§5.4
@@ -1293,150 +1441,5 @@ impl<H: ReuseportHooks> ServerStack<H> {
         }
         self.enqueue_child(c, s, out);
         self.child_data(now, c, pkt, out);
-    }
-
-    /// Data and FIN processing of a child.
-    fn child_data(
-        &mut self,
-        _now: SimTime,
-        c: ChildKey,
-        pkt: &Packet,
-        out: &mut impl ServerOutput,
-    ) {
-        let child = &mut self.children[c];
-        let mut ack_needed = false;
-        let mut received = false;
-        if pkt.payload_len > 0 {
-            if pkt.seq == child.rcv_nxt {
-                child.rcv_nxt = child.rcv_nxt.wrapping_add(pkt.payload_len);
-                child.request_bytes += pkt.payload_len;
-                received = true;
-            }
-            // New or duplicate data is acknowledged at once (quickack mode at
-            // the start of a connection).
-            ack_needed = true;
-        }
-        if pkt.flags.contains(TcpFlags::FIN) && child.state == ChildState::Established {
-            child.rcv_nxt = child.rcv_nxt.wrapping_add(1);
-            child.state = ChildState::CloseWait;
-            ack_needed = true;
-        }
-        if ack_needed {
-            out.transmit(
-                segment(&child.tuple, TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0),
-                None,
-            );
-        }
-        if received {
-            out.notify(ServerEvent::RequestReceived { child: c });
-        }
-    }
-
-    fn child_segment(
-        &mut self,
-        now: SimTime,
-        c: ChildKey,
-        pkt: &Packet,
-        out: &mut impl ServerOutput,
-    ) {
-        let flags = pkt.flags;
-        if flags.contains(TcpFlags::RST) {
-            self.destroy_child_silently(c, out);
-            return;
-        }
-        let child = &mut self.children[c];
-        match child.state {
-            ChildState::SynRecv => {
-                if flags.contains(TcpFlags::SYN) {
-                    // A retransmitted Fast Open SYN: resend the SYN-ACK.
-                    let synack = segment(
-                        &child.tuple,
-                        TcpFlags::SYN | TcpFlags::ACK,
-                        child.snd_isn,
-                        child.rcv_nxt,
-                        0,
-                    );
-                    out.transmit(synack, None);
-                    return;
-                }
-                if flags.contains(TcpFlags::ACK) && pkt.ack == child.snd_isn.wrapping_add(1) {
-                    child.state = ChildState::Established;
-                    child.timer.cancel();
-                    child.rto = TCP_RTO_MIN;
-                    self.child_data(now, c, pkt, out);
-                }
-            }
-            ChildState::Established | ChildState::CloseWait => self.child_data(now, c, pkt, out),
-            ChildState::FinWait => {
-                if flags.contains(TcpFlags::ACK) && pkt.ack == child.snd_nxt {
-                    child.timer.cancel();
-                    if flags.contains(TcpFlags::FIN) {
-                        let child = self.children.remove(c).expect("live child");
-                        self.ehash.remove(&child.tuple);
-                        out.notify(ServerEvent::ChildFinished { child: c });
-                    }
-                } else if pkt.payload_len > 0 {
-                    out.transmit(
-                        segment(&child.tuple, TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0),
-                        None,
-                    );
-                }
-            }
-        }
-    }
-
-    fn child_timer(&mut self, now: SimTime, c: ChildKey, out: &mut impl ServerOutput) {
-        let rto_max = self.sysctls.rto_max();
-        let synack_retries = self.sysctls.tcp_synack_retries;
-        let retries2 = self.sysctls.tcp_retries2;
-        let child = &mut self.children[c];
-        let limit = match child.state {
-            // tcp_fastopen_synack_timer: "add one more retry for fastopen";
-            // each expiry counts TCPTimeouts (tcp_syn_ack_timeout).
-            ChildState::SynRecv => {
-                self.counters.TcpExtTCPTimeouts += 1;
-                if child.syn_retries != 0 {
-                    child.syn_retries
-                } else {
-                    synack_retries.saturating_add(1)
-                }
-            }
-            ChildState::FinWait => retries2,
-            ChildState::Established | ChildState::CloseWait => return,
-        };
-        if child.retransmits >= limit {
-            // tcp_write_err: the connection dies without an RST.
-            self.destroy_child_silently(c, out);
-            return;
-        }
-        child.retransmits += 1;
-        let pkt = match child.state {
-            ChildState::SynRecv => {
-                self.counters.TcpExtTCPSynRetrans += 1;
-                segment(
-                    &child.tuple,
-                    TcpFlags::SYN | TcpFlags::ACK,
-                    child.snd_isn,
-                    child.rcv_nxt,
-                    0,
-                )
-            }
-            _ => segment(
-                &child.tuple,
-                TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN,
-                child.snd_nxt.wrapping_sub(child.response_len + 1),
-                child.rcv_nxt,
-                child.response_len,
-            ),
-        };
-        child.rto = (child.rto.saturating_mul(2)).min(rto_max);
-        out.transmit(pkt, None);
-        if let TimerArm::Push(at) =
-            child
-                .timer
-                .arm_with_horizon(now + child.rto, now, TIMER_HORIZON)
-        {
-            out.set_timer(at, ServerTimer::Child(c));
-        }
     }
 }

@@ -14,12 +14,13 @@ use serde::Serialize;
 use sim_core::{
     exponential_ns, uniform_below, Delivery, Digest, DropReason, EventQueue, Fault, FilterId,
     FilterMatch, FourTuple, HostId, LinkId, LinkParams, Network, Packet, PacketFilter, RngStreams,
-    SimDuration, SimRng, SimTime, TopologyBuilder, TupleMap,
+    SimDuration, SimRng, SimTime, TimerModel, TopologyBuilder, TupleMap,
 };
 use sim_tcp::{
-    time_wait_reply, ChildKey, ClientConfig, ClientOutcome, ClientOutput, ClientSocket, DropCause,
-    FlowHasher, ListenerId, ListenerOptions, ListenerState, MigrationPath, RstCause, ServerEvent,
-    ServerOutput, ServerStack, ServerTimer, Sysctls,
+    closed_port_reply, ChildKey, ClientConfig, ClientEnv, ClientOutcome, ClientOutput,
+    ClientRstCause, ClientSocket, Counters, DropCause, FlowHasher, ListenerId, ListenerOptions,
+    ListenerState, MigrationPath, RstCause, ServerEvent, ServerOutput, ServerStack, ServerTimer,
+    Sysctls, TcpMetrics,
 };
 use std::collections::{BTreeMap, VecDeque};
 use std::io::Write;
@@ -178,12 +179,16 @@ impl AppTag {
 struct Conn {
     sock: ClientSocket,
     host: usize,
+    /// Its outcome was counted (it may linger as an orphan).
+    reported: bool,
 }
 
 #[derive(Default)]
 struct Stats {
     conns: Connections,
     rsts_sent: BTreeMap<RstCause, u64>,
+    /// RSTs sent by client hosts, by cause.
+    client_rsts: BTreeMap<ClientRstCause, u64>,
     conn_reset_by: BTreeMap<RstCause, u64>,
     conn_refused_by: BTreeMap<RstCause, u64>,
     drops: BTreeMap<DropCause, u64>,
@@ -294,6 +299,23 @@ macro_rules! wire {
             tap: &mut $sim.tap,
             stats: &mut $sim.stats,
             lanes: &mut $sim.lanes,
+        }
+    };
+}
+
+/// The [`ClientEnv`] of host `$h`: its sysctls and timer model, the TCP
+/// metrics cache of its namespace (the server stack's when the host has
+/// one), and the counters of its client sockets. Borrows only those fields.
+macro_rules! client_env {
+    ($sim:ident, $h:expr) => {
+        ClientEnv {
+            sysctls: &$sim.sysctls[$h],
+            timers: $sim.timers[$h],
+            metrics: match $sim.servers[$h].as_mut() {
+                Some(s) => &mut s.stack.metrics,
+                None => &mut $sim.client_metrics[$h],
+            },
+            counters: &mut $sim.client_counters[$h],
         }
     };
 }
@@ -469,23 +491,15 @@ impl Wire<'_, '_> {
 struct HostIo<'s, 'a> {
     wire: Wire<'s, 'a>,
     host: u16,
-    rst_causes: &'s mut FxHashMap<FourTuple, RstCause>,
     events: &'s mut Vec<ServerEvent>,
 }
 
 impl ServerOutput for HostIo<'_, '_> {
     fn transmit(&mut self, pkt: Packet, rst: Option<RstCause>) {
         if let Some(cause) = rst {
+            // The RST carries its cause (`Packet::tag`, set by the stack), so
+            // the connection it resets, if any, is attributed to it.
             *self.wire.stats.rsts_sent.entry(cause).or_default() += 1;
-            // Keep the first RST's cause: when several RSTs are sent for one
-            // connection (e.g. §7 B for the final ACK, then §7 D for the data
-            // right behind it), the first to arrive is the one that resets it.
-            self.rst_causes
-                .entry(FourTuple {
-                    local: pkt.dst,
-                    remote: pkt.src,
-                })
-                .or_insert(cause);
             self.wire.tap.trace_packet(self.wire.now, "rst", &pkt, || {
                 Some(format!(
                     "{} (§7 {}, {})",
@@ -513,7 +527,10 @@ struct ClientIo<'s, 'a> {
 }
 
 impl ClientOutput for ClientIo<'_, '_> {
-    fn transmit(&mut self, pkt: Packet) {
+    fn transmit(&mut self, pkt: Packet, rst: Option<ClientRstCause>) {
+        if let Some(cause) = rst {
+            client_rst(self.wire.stats, self.wire.tap, self.wire.now, &pkt, cause);
+        }
         self.wire.send(pkt);
     }
     fn set_timer(&mut self, at: SimTime) {
@@ -522,6 +539,20 @@ impl ClientOutput for ClientIo<'_, '_> {
     fn outcome(&mut self, outcome: ClientOutcome) {
         self.outcome = Some(outcome);
     }
+}
+
+/// Records an RST sent by a client host, with its cause.
+fn client_rst(
+    stats: &mut Stats,
+    tap: &mut Tap<'_>,
+    now: SimTime,
+    pkt: &Packet,
+    cause: ClientRstCause,
+) {
+    *stats.client_rsts.entry(cause).or_default() += 1;
+    tap.trace_packet(now, "rst", pkt, || {
+        Some(format!("{} (client host, {})", cause.name(), cause.rule()))
+    });
 }
 
 /// A built simulation, ready to run.
@@ -535,6 +566,14 @@ pub struct Sim<'a> {
     net: Network,
     host_names: Vec<String>,
     sysctls: Vec<Sysctls>,
+    /// Each host's timer granularity (§3.1).
+    timers: Vec<TimerModel>,
+    /// The TCP metrics cache of hosts without a server stack (a server
+    /// host's clients share the stack's: one namespace).
+    client_metrics: Vec<TcpMetrics>,
+    /// Counters of each host's client sockets (its nstat = these + its
+    /// server stack's).
+    client_counters: Vec<Counters>,
     servers: Vec<Option<ServerHost>>,
     server_specs: Vec<(String, usize)>,
     /// Sorted server ports per host: segments to them go to the server stack.
@@ -547,7 +586,6 @@ pub struct Sim<'a> {
     /// a plain slot map would keep reusing slots scattered over the peak.
     clients: slotmap::DenseSlotMap<ClientKey, Conn>,
     client_by_tuple: TupleMap<ClientKey>,
-    rst_causes: FxHashMap<FourTuple, RstCause>,
     actions: Vec<(SimTime, Prim, String)>,
     stats: Stats,
     handshake: Histogram<u64>,
@@ -559,16 +597,6 @@ pub struct Sim<'a> {
     pending: Vec<ServerEvent>,
     sample_interval: Option<SimDuration>,
     samples: Vec<Sample>,
-}
-
-/// Removes the RST cause recorded for `tuple`, without hashing the tuple
-/// when nothing is recorded (the common case: most runs reset nothing).
-fn take_cause(causes: &mut FxHashMap<FourTuple, RstCause>, tuple: &FourTuple) -> Option<RstCause> {
-    if causes.is_empty() {
-        None
-    } else {
-        causes.remove(tuple)
-    }
 }
 
 fn err(path: impl Into<String>, msg: impl Into<String>) -> ScenarioError {
@@ -674,6 +702,7 @@ impl<'a> Sim<'a> {
         let mut topo = TopologyBuilder::new();
         let mut seen_addrs = std::collections::BTreeSet::new();
         let mut sysctls = Vec::new();
+        let mut timers = Vec::new();
         for (i, h) in scn.hosts.iter().enumerate() {
             if h.addresses.is_empty() {
                 return Err(err(
@@ -698,6 +727,7 @@ impl<'a> Sim<'a> {
                 s.tcp_migrate_req = u8::from(m);
             }
             sysctls.push(s);
+            timers.push(TimerModel::LINUX);
             topo.add_host(&h.name, &h.addresses);
         }
         let host_idx = |name: &str, path: &str| {
@@ -888,6 +918,7 @@ impl<'a> Sim<'a> {
                 ));
                 let mut stack = ServerStack::new(sysctls[h].clone(), ReuseportTable::new(), flow);
                 stack.inject_bug = opts.inject_bug;
+                stack.timers = timers[h];
                 servers[h] = Some(ServerHost {
                     stack,
                     owner: Vec::new(),
@@ -1295,6 +1326,7 @@ impl<'a> Sim<'a> {
                     request_bytes: c.request_bytes,
                     fast_open: c.fast_open,
                     has_cookie: c.has_cookie,
+                    ..ClientConfig::default()
                 },
                 next_port: vec![32768; sources.len()],
                 sources,
@@ -1337,6 +1369,9 @@ impl<'a> Sim<'a> {
             net,
             host_names: scn.hosts.iter().map(|h| h.name.clone()).collect(),
             sysctls,
+            timers,
+            client_metrics: vec![TcpMetrics::default(); scn.hosts.len()],
+            client_counters: vec![Counters::default(); scn.hosts.len()],
             servers,
             server_specs,
             server_ports,
@@ -1345,7 +1380,6 @@ impl<'a> Sim<'a> {
             gens,
             clients: slotmap::DenseSlotMap::with_key(),
             client_by_tuple: TupleMap::default(),
-            rst_causes: FxHashMap::default(),
             actions,
             stats: Stats::default(),
             handshake: hist(),
@@ -1407,7 +1441,6 @@ impl<'a> Sim<'a> {
     /// a large sparse hash table costs cache misses on every lookup.
     fn compact(&mut self) {
         self.client_by_tuple.shrink_after_peak();
-        sim_core::shrink_after_peak(&mut self.rst_causes);
         for s in self.servers.iter_mut().flatten() {
             s.stack.compact();
         }
@@ -1488,15 +1521,19 @@ impl<'a> Sim<'a> {
                 let Some(conn) = self.clients.get_mut(k) else {
                     return;
                 };
-                let sys = &self.sysctls[conn.host];
+                let h = conn.host;
                 let mut io = ClientIo {
-                    wire: wire!(self, now, HostId(conn.host as u32)),
+                    wire: wire!(self, now, HostId(h as u32)),
                     key: k,
                     outcome: None,
                 };
-                conn.sock.on_timer(now, sys, &mut io);
+                conn.sock.on_timer(now, &mut client_env!(self, h), &mut io);
+                let closed = conn.sock.is_closed();
                 if let Some(o) = io.outcome {
-                    self.client_done(now, k, o, None);
+                    self.client_outcome(now, k, o, None);
+                }
+                if closed {
+                    self.client_closed(k);
                 }
             }
             Ev::ServerTimer(h, timer) => {
@@ -1546,7 +1583,6 @@ impl<'a> Sim<'a> {
             let mut io = HostIo {
                 wire: wire!(self, now, HostId(h as u32)),
                 host: h as u16,
-                rst_causes: &mut self.rst_causes,
                 events: &mut events,
             };
             f(&mut server.stack, &mut io);
@@ -1727,52 +1763,58 @@ impl<'a> Sim<'a> {
         };
         if let Some(&k) = self.client_by_tuple.get(&tuple) {
             let conn = &mut self.clients[k];
-            let sys = &self.sysctls[conn.host];
             let mut io = ClientIo {
                 wire: wire!(self, now, HostId(conn.host as u32)),
                 key: k,
                 outcome: None,
             };
-            conn.sock.on_segment(now, &pkt, sys, &mut io);
+            conn.sock
+                .on_segment(now, &pkt, &mut client_env!(self, h), &mut io);
+            let closed = conn.sock.is_closed();
             if let Some(o) = io.outcome {
-                let cause = take_cause(&mut self.rst_causes, &tuple);
+                // An RST names its cause in its tag (set by the server stack).
                 let cause = match o {
-                    ClientOutcome::Reset | ClientOutcome::Refused => cause,
+                    ClientOutcome::Reset | ClientOutcome::Refused => RstCause::from_tag(pkt.tag),
                     _ => None,
                 };
-                self.client_done(now, k, o, cause);
+                self.client_outcome(now, k, o, cause);
+            }
+            if closed {
+                self.client_closed(k);
             }
             return;
         }
-        if pkt.flags.contains(sim_core::TcpFlags::RST) {
-            // A later RST for a connection that is already gone.
-            take_cause(&mut self.rst_causes, &tuple);
-        }
-        if let Some(reply) = time_wait_reply(&pkt) {
+        // No socket: a retransmitted response after the client finished is
+        // answered as from LAST-ACK, anything else but an RST gets an RST.
+        if let Some((reply, cause)) = closed_port_reply(&pkt, &mut self.client_counters[h]) {
+            if let Some(cause) = cause {
+                client_rst(&mut self.stats, &mut self.tap, now, &reply, cause);
+            }
             self.wire(now, host).send(reply);
         }
     }
 
-    fn client_done(
+    /// A client connection reached its outcome (the socket may live on as an
+    /// orphan: see [`Sim::client_closed`]).
+    fn client_outcome(
         &mut self,
         now: SimTime,
         k: ClientKey,
         o: ClientOutcome,
         cause: Option<RstCause>,
     ) {
-        let conn = self.clients.remove(k).expect("live client");
+        let conn = &mut self.clients[k];
+        conn.reported = true;
         let tuple = conn.sock.tuple();
-        self.client_by_tuple.remove(&tuple);
-        // Whatever the outcome, a cause recorded for this tuple must not be
-        // blamed on a later connection that reuses it.
-        take_cause(&mut self.rst_causes, &tuple);
+        let started = conn.sock.started_at();
+        let established = conn.sock.established_at();
         let c = &mut self.stats.conns;
         match o {
             ClientOutcome::Completed => {
                 c.completed += 1;
                 let _ = self
                     .completion
-                    .record(now.saturating_sub(conn.sock.started_at()).as_nanos().max(1));
+                    .record(now.saturating_sub(started).as_nanos().max(1));
             }
             ClientOutcome::Refused => {
                 c.refused += 1;
@@ -1787,11 +1829,12 @@ impl<'a> Sim<'a> {
                 }
             }
             ClientOutcome::TimedOut => c.timed_out += 1,
+            ClientOutcome::Abandoned => c.abandoned += 1,
         }
-        if let Some(t) = conn.sock.established_at() {
+        if let Some(t) = established {
             let _ = self
                 .handshake
-                .record(t.saturating_sub(conn.sock.started_at()).as_nanos().max(1));
+                .record(t.saturating_sub(started).as_nanos().max(1));
         }
         if self.tap.trace.is_some() {
             let detail = match cause {
@@ -1806,6 +1849,13 @@ impl<'a> Sim<'a> {
             };
             self.tap.trace_event(now, "outcome", detail);
         }
+    }
+
+    /// A client socket is gone (after its outcome, or later for an orphan).
+    fn client_closed(&mut self, k: ClientKey) {
+        let conn = self.clients.remove(k).expect("live client");
+        debug_assert!(conn.reported, "a socket closes after its outcome");
+        self.client_by_tuple.remove(&conn.sock.tuple());
     }
 
     fn arrival(&mut self, now: SimTime, g: usize) {
@@ -1875,7 +1925,6 @@ impl<'a> Sim<'a> {
             self.stats.conns.timed_out += 1;
             return;
         };
-        take_cause(&mut self.rst_causes, &tuple);
         let isn = uniform_below(&mut gen.rng, 1 << 32) as u32;
         let cfg = gen.cfg.clone();
         let host = gen.host;
@@ -1891,10 +1940,14 @@ impl<'a> Sim<'a> {
                 tuple.remote,
                 isn,
                 &cfg,
-                &self.sysctls[host],
+                &mut client_env!(self, host),
                 &mut io,
             );
-            Conn { sock, host }
+            Conn {
+                sock,
+                host,
+                reported: false,
+            }
         });
         self.client_by_tuple.insert(tuple, key);
     }
@@ -1988,6 +2041,28 @@ impl<'a> Sim<'a> {
         }
     }
 
+    /// Each host's namespace counters: its server stack's plus its
+    /// clients', non-zero ones only; hosts with nothing counted are left out.
+    fn host_counters(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for (h, name) in self.host_names.iter().enumerate() {
+            let mut c = self.client_counters[h].clone();
+            if let Some(s) = &self.servers[h] {
+                c.add(&s.stack.counters);
+            }
+            let row: BTreeMap<String, u64> = c
+                .entries()
+                .into_iter()
+                .filter(|(_, v)| *v != 0)
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            if !row.is_empty() {
+                out.insert(name.clone(), row);
+            }
+        }
+        out
+    }
+
     fn backlog_of(&self, w: usize) -> u32 {
         self.workers[w].backlog
     }
@@ -2012,7 +2087,7 @@ impl<'a> Sim<'a> {
     }
 
     fn finish(mut self) -> RunResult {
-        self.stats.conns.in_flight = self.clients.len() as u64;
+        self.stats.conns.in_flight = self.clients.values().filter(|c| !c.reported).count() as u64;
         let mut counters: BTreeMap<String, u64> = BTreeMap::new();
         let mut listeners = Vec::new();
         let mut policies = Vec::new();
@@ -2135,6 +2210,13 @@ impl<'a> Sim<'a> {
             },
             policies,
             counters,
+            counters_by_host: self.host_counters(),
+            client_rsts_by_cause: self
+                .stats
+                .client_rsts
+                .iter()
+                .map(|(c, n)| (c.name().to_string(), *n))
+                .collect(),
             listeners,
             latency: Latency {
                 handshake_ms: pct(&self.handshake),

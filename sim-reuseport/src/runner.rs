@@ -60,6 +60,8 @@ pub struct RunOptions<'a> {
     /// **Test-only**: break this migration path on every server host
     /// (see `ServerStack::inject_bug`). `None` in every real run.
     pub inject_bug: Option<MigrationPath>,
+    /// Override every host's timer mode (wheel or exact, §3.1).
+    pub timer_mode: Option<sim_core::TimerMode>,
 }
 
 /// A time series sample for plots.
@@ -727,7 +729,20 @@ impl<'a> Sim<'a> {
                 s.tcp_migrate_req = u8::from(m);
             }
             sysctls.push(s);
-            timers.push(TimerModel::LINUX);
+            let hz = match h.hz {
+                None => sim_core::Hz::DEFAULT,
+                Some(hz) => sim_core::Hz::new(hz).ok_or_else(|| {
+                    err(
+                        format!("hosts[{i}].hz"),
+                        format!("CONFIG_HZ is one of 100, 250, 300, 1000; got {hz}"),
+                    )
+                })?,
+            };
+            let mode = opts
+                .timer_mode
+                .or(h.timer_mode.map(Into::into))
+                .unwrap_or_default();
+            timers.push(TimerModel { hz, mode });
             topo.add_host(&h.name, &h.addresses);
         }
         let host_idx = |name: &str, path: &str| {
@@ -1262,6 +1277,20 @@ impl<'a> Sim<'a> {
                     ),
                 ));
             }
+            for (field, t) in [
+                ("connect_timeout", c.connect_timeout),
+                ("request_timeout", c.request_timeout),
+            ] {
+                if let Some(t) = t {
+                    if t.0 == SimDuration::ZERO {
+                        return Err(err(
+                            format!("clients[{i}].{field}"),
+                            "must be greater than 0 (omit it for no deadline)",
+                        ));
+                    }
+                    bounded(t.0, format!("clients[{i}].{field}"))?;
+                }
+            }
             if let Arrival::Burst { spacing, count } = &c.arrival {
                 bounded(spacing.0, format!("clients[{i}].arrival.spacing"))?;
                 if *count > MAX_BURST {
@@ -1326,7 +1355,8 @@ impl<'a> Sim<'a> {
                     request_bytes: c.request_bytes,
                     fast_open: c.fast_open,
                     has_cookie: c.has_cookie,
-                    ..ClientConfig::default()
+                    connect_timeout: c.connect_timeout.map(|d| d.0),
+                    request_timeout: c.request_timeout.map(|d| d.0),
                 },
                 next_port: vec![32768; sources.len()],
                 sources,

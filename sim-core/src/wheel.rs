@@ -225,32 +225,66 @@ impl TimerModel {
     /// `jiffies` at `t` (jiffy 0 starts at time 0).
     #[inline]
     pub fn jiffies(&self, t: SimTime) -> Jiffies {
-        Jiffies((u128::from(t.0) * u128::from(self.hz.0) / NANOS_PER_SEC) as u64)
+        // A tick of a whole number of nanoseconds divides by a constant (a
+        // multiply and a shift); HZ=300 takes the exact general path.
+        Jiffies(match self.hz.0 {
+            250 => t.0 / 4_000_000,
+            1000 => t.0 / 1_000_000,
+            100 => t.0 / 10_000_000,
+            hz => (u128::from(t.0) * u128::from(hz) / NANOS_PER_SEC) as u64,
+        })
     }
 
     /// The first nanosecond of jiffy `j`: the tick at which timers expiring
     /// at `j` run.
     #[inline]
     pub fn jiffy_start(&self, j: Jiffies) -> SimTime {
-        let hz = u128::from(self.hz.0);
-        let ns = (u128::from(j.0) * NANOS_PER_SEC).div_ceil(hz);
-        SimTime(u64::try_from(ns).unwrap_or(u64::MAX))
+        let whole = |tick: u64| SimTime(j.0.saturating_mul(tick));
+        match self.hz.0 {
+            250 => whole(4_000_000),
+            1000 => whole(1_000_000),
+            100 => whole(10_000_000),
+            hz => {
+                let ns = (u128::from(j.0) * NANOS_PER_SEC).div_ceil(u128::from(hz));
+                SimTime(u64::try_from(ns).unwrap_or(u64::MAX))
+            }
+        }
     }
 
     /// A span in jiffies, rounded up (`usecs_to_jiffies`,
     /// `msecs_to_jiffies`): never shorter than asked.
     #[inline]
     pub fn to_jiffies(&self, d: SimDuration) -> Jiffies {
-        let ticks = (u128::from(d.0) * u128::from(self.hz.0)).div_ceil(NANOS_PER_SEC);
-        Jiffies(u64::try_from(ticks).unwrap_or(u64::MAX))
+        Jiffies(match self.hz.0 {
+            250 => d.0.div_ceil(4_000_000),
+            1000 => d.0.div_ceil(1_000_000),
+            100 => d.0.div_ceil(10_000_000),
+            hz => {
+                let ticks = (u128::from(d.0) * u128::from(hz)).div_ceil(NANOS_PER_SEC);
+                u64::try_from(ticks).unwrap_or(u64::MAX)
+            }
+        })
     }
 
     /// `n` jiffies as a span (truncated to the nanosecond, so that
     /// [`TimerModel::to_jiffies`] gives `n` back).
     #[inline]
     pub fn jiffies_to_duration(&self, n: Jiffies) -> SimDuration {
-        let ns = u128::from(n.0) * NANOS_PER_SEC / u128::from(self.hz.0);
-        SimDuration(u64::try_from(ns).unwrap_or(u64::MAX))
+        SimDuration(self.jiffy_start_floor(n))
+    }
+
+    /// `n * 1e9 / HZ` truncated.
+    #[inline]
+    fn jiffy_start_floor(&self, n: Jiffies) -> u64 {
+        match self.hz.0 {
+            250 => n.0.saturating_mul(4_000_000),
+            1000 => n.0.saturating_mul(1_000_000),
+            100 => n.0.saturating_mul(10_000_000),
+            hz => {
+                let ns = u128::from(n.0) * NANOS_PER_SEC / u128::from(hz);
+                u64::try_from(ns).unwrap_or(u64::MAX)
+            }
+        }
     }
 
     /// A timeout as the kernel holds it: in the wheel mode, a whole number
@@ -261,6 +295,19 @@ impl TimerModel {
         match self.mode {
             TimerMode::Exact => d,
             TimerMode::Wheel => self.jiffies_to_duration(self.to_jiffies(d)),
+        }
+    }
+
+    /// [`TimerModel::quantize`] of `us` microseconds (`usecs_to_jiffies`
+    /// of an RTO computed in µs).
+    #[inline]
+    pub fn quantize_us(&self, us: u64) -> SimDuration {
+        match (self.mode, self.hz.0) {
+            (TimerMode::Exact, _) => SimDuration(us.saturating_mul(1_000)),
+            (TimerMode::Wheel, 250) => SimDuration(us.div_ceil(4_000).saturating_mul(4_000_000)),
+            (TimerMode::Wheel, 1000) => SimDuration(us.div_ceil(1_000).saturating_mul(1_000_000)),
+            (TimerMode::Wheel, 100) => SimDuration(us.div_ceil(10_000).saturating_mul(10_000_000)),
+            (TimerMode::Wheel, _) => self.quantize(SimDuration(us.saturating_mul(1_000))),
         }
     }
 
@@ -386,6 +433,21 @@ mod tests {
             SimDuration::from_millis(210)
         );
         assert!(m.is_tick(ms(4)) && !m.is_tick(ms(5)) && m.is_tick(SimTime::ZERO));
+        for hz in Hz::ALLOWED {
+            for mode in [TimerMode::Wheel, TimerMode::Exact] {
+                let m = TimerModel {
+                    hz: Hz::new(hz).unwrap(),
+                    mode,
+                };
+                for us in [0u64, 1, 999, 200_050, 3_333_334, 120_000_000] {
+                    assert_eq!(
+                        m.quantize_us(us),
+                        m.quantize(SimDuration::from_micros(us)),
+                        "hz {hz} {mode:?} {us}"
+                    );
+                }
+            }
+        }
     }
 
     /// §3.1 at HZ=250: below 252 ms exact to 4 ms (plus the one-jiffy round

@@ -145,15 +145,17 @@ pub struct ClientSocket {
     est: RttEstimator,
     timer: Timer,
     pending: Option<(SimTime, Pending)>,
-    /// The application's deadlines (absolute).
-    connect_deadline: Option<SimTime>,
-    request_deadline: Option<SimTime>,
+    /// The application's deadlines (absolute; `SimTime::MAX` = none).
+    connect_deadline: SimTime,
+    request_deadline: SimTime,
     /// `last_oow_ack_time`: the challenge-ACK rate limit.
     last_oow_ack: Option<SimTime>,
     started_at: SimTime,
-    syn_sent_at: SimTime,
-    data_sent_at: SimTime,
-    established_at: Option<SimTime>,
+    /// When the last SYN was sent (in SYN-SENT), then when the request was
+    /// first sent: the send time of the segment whose ACK samples the RTT.
+    sent_at: SimTime,
+    /// When the handshake completed (`SimTime::MAX` = not yet).
+    established_at: SimTime,
 }
 
 impl ClientSocket {
@@ -196,13 +198,16 @@ impl ClientSocket {
             est: RttEstimator::default(),
             timer: Timer::new(),
             pending: Some((env.timers.fire_at(now, rto), Pending::Retransmit)),
-            connect_deadline: cfg.connect_timeout.map(|d| now.saturating_add(d)),
-            request_deadline: cfg.request_timeout.map(|d| now.saturating_add(d)),
+            connect_deadline: cfg
+                .connect_timeout
+                .map_or(SimTime::MAX, |d| now.saturating_add(d)),
+            request_deadline: cfg
+                .request_timeout
+                .map_or(SimTime::MAX, |d| now.saturating_add(d)),
             last_oow_ack: None,
             started_at: now,
-            syn_sent_at: now,
-            data_sent_at: now,
-            established_at: None,
+            sent_at: now,
+            established_at: SimTime::MAX,
         };
         env.counters.TcpActiveOpens += 1;
         let payload = if data_in_syn { cfg.request_bytes } else { 0 };
@@ -236,7 +241,7 @@ impl ClientSocket {
 
     /// When the handshake completed at the client.
     pub fn established_at(&self) -> Option<SimTime> {
-        self.established_at
+        (self.established_at != SimTime::MAX).then_some(self.established_at)
     }
 
     /// Number of SYN retransmissions so far.
@@ -292,7 +297,7 @@ impl ClientSocket {
     fn send_syn(&mut self, now: SimTime, payload: u32, out: &mut impl ClientOutput) {
         let mut p = self.seg(now, TcpFlags::SYN, self.isn, payload);
         p.fast_open = payload > 0 && self.syn_fast_open;
-        self.syn_sent_at = now;
+        self.sent_at = now;
         out.transmit(p, None);
     }
 
@@ -309,11 +314,13 @@ impl ClientSocket {
     /// The application's deadline in the current state.
     fn app_deadline(&self) -> Option<SimTime> {
         match self.state {
-            ClientState::SynSent => match (self.connect_deadline, self.request_deadline) {
-                (Some(a), Some(b)) => Some(a.min(b)),
-                (a, b) => a.or(b),
-            },
-            ClientState::Established => self.request_deadline,
+            ClientState::SynSent => {
+                let d = self.connect_deadline.min(self.request_deadline);
+                (d != SimTime::MAX).then_some(d)
+            }
+            ClientState::Established => {
+                (self.request_deadline != SimTime::MAX).then_some(self.request_deadline)
+            }
             ClientState::Orphan | ClientState::Done(_) => None,
         }
     }
@@ -470,7 +477,7 @@ impl ClientSocket {
         let syn_data_acked = self.data_in_syn
             && pkt.ack == self.isn.wrapping_add(1).wrapping_add(self.request_bytes);
         self.state = ClientState::Established;
-        self.established_at = Some(now);
+        self.established_at = now;
         self.rcv_nxt = pkt.seq.wrapping_add(1);
         self.snd_una = pkt.ack;
         self.snd_nxt = pkt.ack;
@@ -481,7 +488,7 @@ impl ClientSocket {
         // RTT from the handshake: the SYN's own timing when it was not
         // retransmitted (Karn), else the timestamp echo (§2.1 tcp_timestamps).
         if self.syn_retransmits == 0 {
-            self.rtt_sample(rtt_us(now, self.syn_sent_at), env);
+            self.rtt_sample(rtt_us(now, self.sent_at), env);
         } else if self.ts_ok && pkt.tsecr != 0 {
             self.rtt_sample(ts_rtt_us(now, pkt.tsecr), env);
         }
@@ -505,7 +512,7 @@ impl ClientSocket {
         // soon as connect() returns).
         out.transmit(self.seg(now, TcpFlags::ACK, self.snd_una, 0), None);
         self.snd_nxt = self.snd_una.wrapping_add(self.request_bytes);
-        self.data_sent_at = now;
+        self.sent_at = now;
         self.send_data(now, out);
         self.schedule_data_timer(now, env);
     }
@@ -551,7 +558,7 @@ impl ClientSocket {
             // The request is acknowledged: an RTT sample unless it was
             // retransmitted (then only through the timestamp echo).
             if !self.data_rexmitted {
-                self.rtt_sample(rtt_us(now, self.data_sent_at), env);
+                self.rtt_sample(rtt_us(now, self.sent_at), env);
             } else if self.ts_ok && pkt.tsecr != 0 {
                 self.rtt_sample(ts_rtt_us(now, pkt.tsecr), env);
             }
@@ -708,7 +715,7 @@ impl ClientSocket {
                 env.counters.TcpExtTCPTimeouts += 1;
                 let bound =
                     tcp_model_timeout(u32::from(sys.tcp_retries2), DATA_RTO_BASE, sys.rto_max());
-                if self.data_retransmits > 0 && timed_out(now, self.data_sent_at, bound) {
+                if self.data_retransmits > 0 && timed_out(now, self.sent_at, bound) {
                     // tcp_write_err: ETIMEDOUT, no RST.
                     self.finish(ClientOutcome::TimedOut, out);
                     return;

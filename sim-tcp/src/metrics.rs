@@ -26,20 +26,52 @@ struct Entry {
 /// (local address, remote address) (`tm_saddr`, `tm_daddr`). Lookups only:
 /// nothing iterates it. The kernel's table is bounded (a hash of
 /// `tcp_metrics` buckets, 5 entries deep); the model's is not.
+///
+/// IPv4 pairs are kept under one word, `(local << 32) | remote` (one
+/// multiply to hash: two to four lookups per connection are on the hot
+/// path), other pairs under the addresses.
 #[derive(Clone, Debug, Default)]
 pub struct TcpMetrics {
-    entries: FxHashMap<(IpAddr, IpAddr), Entry>,
+    v4: FxHashMap<u64, Entry>,
+    other: FxHashMap<(IpAddr, IpAddr), Entry>,
+}
+
+impl TcpMetrics {
+    #[inline]
+    fn get_mut(&mut self, local: IpAddr, remote: IpAddr) -> Option<&mut Entry> {
+        match (local, remote) {
+            (IpAddr::V4(l), IpAddr::V4(r)) => self.v4.get_mut(&v4_key(l, r)),
+            _ => self.other.get_mut(&(local, remote)),
+        }
+    }
+
+    #[inline]
+    fn entry(&mut self, local: IpAddr, remote: IpAddr, now: SimTime) -> &mut Entry {
+        let fresh = Entry {
+            rtt_us8: 0,
+            stamp: now,
+        };
+        match (local, remote) {
+            (IpAddr::V4(l), IpAddr::V4(r)) => self.v4.entry(v4_key(l, r)).or_insert(fresh),
+            _ => self.other.entry((local, remote)).or_insert(fresh),
+        }
+    }
+}
+
+#[inline]
+fn v4_key(l: std::net::Ipv4Addr, r: std::net::Ipv4Addr) -> u64 {
+    (u64::from(l.to_bits()) << 32) | u64::from(r.to_bits())
 }
 
 impl TcpMetrics {
     /// Number of cached destinations.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.v4.len() + self.other.len()
     }
 
     /// True when nothing is cached.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.len() == 0
     }
 
     /// The cached smoothed RTT for (`local`, `remote`), if any (`tcp_get_metrics`
@@ -50,7 +82,7 @@ impl TcpMetrics {
         local: IpAddr,
         remote: IpAddr,
     ) -> Option<SimDuration> {
-        let e = self.entries.get_mut(&(local, remote))?;
+        let e = self.get_mut(local, remote)?;
         if now.saturating_sub(e.stamp) > TCP_METRICS_TIMEOUT {
             e.rtt_us8 = 0;
             e.stamp = now;
@@ -79,8 +111,7 @@ impl TcpMetrics {
         timers: &TimerModel,
     ) -> SimDuration {
         let crtt8 = self
-            .entries
-            .get(&(local, remote))
+            .get_mut(local, remote)
             .filter(|e| now.saturating_sub(e.stamp) <= TCP_METRICS_TIMEOUT)
             .map_or(0, |e| e.rtt_us8);
         if crtt8 > est.srtt_us8() {
@@ -126,15 +157,12 @@ impl TcpMetrics {
         }
         let srtt = est.srtt_us8();
         if backed_off || srtt == 0 {
-            if let Some(e) = self.entries.get_mut(&(local, remote)) {
+            if let Some(e) = self.get_mut(local, remote) {
                 e.rtt_us8 = 0;
             }
             return;
         }
-        let e = self.entries.entry((local, remote)).or_insert(Entry {
-            rtt_us8: 0,
-            stamp: now,
-        });
+        let e = self.entry(local, remote, now);
         if now.saturating_sub(e.stamp) > TCP_METRICS_TIMEOUT {
             e.rtt_us8 = 0;
         }
@@ -204,8 +232,10 @@ mod tests {
         let (a, b) = (ip("10.0.0.2"), ip("10.0.0.1"));
         let now = SimTime(0);
         let mut m = TcpMetrics::default();
-        let mut off = Sysctls::default();
-        off.tcp_no_metrics_save = 1;
+        let off = Sysctls {
+            tcp_no_metrics_save: 1,
+            ..Sysctls::default()
+        };
         m.update(now, a, b, &sample(5_000), false, &off);
         assert!(m.is_empty());
         m.update(now, a, b, &sample(5_000), false, &Sysctls::default());
@@ -214,6 +244,36 @@ mod tests {
         m.update(now, a, b, &sample(5_000), true, &Sysctls::default());
         assert_eq!(m.cached_rtt(now, a, b), None);
         assert_eq!(m.len(), 1);
+    }
+
+    #[test]
+    fn many_destinations_stay_distinct() {
+        let mut m = TcpMetrics::default();
+        let s = Sysctls::default();
+        let local = ip("10.0.0.1");
+        for i in 0..40u32 {
+            let remote = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0100 + i));
+            m.update(
+                SimTime(0),
+                local,
+                remote,
+                &sample(1_000 * (i + 1)),
+                false,
+                &s,
+            );
+        }
+        m.update(SimTime(0), ip("::1"), ip("::2"), &sample(7_000), false, &s);
+        assert_eq!(m.len(), 41);
+        for i in 0..40u32 {
+            let remote = IpAddr::from(std::net::Ipv4Addr::from(0x0a00_0100 + i));
+            let want = SimDuration::from_millis(u64::from(i) + 1);
+            assert_eq!(m.cached_rtt(SimTime(0), local, remote), Some(want));
+        }
+        assert_eq!(
+            m.cached_rtt(SimTime(0), ip("::1"), ip("::2")),
+            Some(SimDuration::from_millis(7))
+        );
+        assert_eq!(m.cached_rtt(SimTime(0), ip("::2"), ip("::1")), None);
     }
 
     #[test]

@@ -81,7 +81,7 @@ impl RttEstimator {
     /// (`tcp_bound_rto`).
     pub fn rto(&self, timers: &TimerModel, rto_max: SimDuration) -> SimDuration {
         let us = u64::from(self.srtt_us >> 3) + u64::from(self.rttvar_us);
-        timers.quantize(SimDuration::from_micros(us)).min(rto_max)
+        timers.quantize_us(us).min(rto_max)
     }
 
     /// The tail loss probe timeout (`tcp_schedule_loss_probe`) with one
@@ -92,7 +92,7 @@ impl RttEstimator {
             return crate::TCP_TIMEOUT_INIT;
         }
         let us = u64::from(self.srtt_us >> 2) + u64::from(RTO_MIN_US);
-        timers.quantize(SimDuration::from_micros(us))
+        timers.quantize_us(us)
     }
 }
 

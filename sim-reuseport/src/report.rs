@@ -431,6 +431,7 @@ impl Report {
             .collect();
         names.sort();
         names.dedup();
+        let _ = writeln!(s);
         let _ = write!(s, "counters by host (nstat per namespace)");
         for h in &hosts {
             let _ = write!(s, " {h:>12}");

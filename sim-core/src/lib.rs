@@ -15,6 +15,8 @@
 //! - [`topology`]: hosts, links, routes and fault injection ([`Network`]).
 //! - [`tuple_map`]: connection tables keyed by 4-tuple ([`TupleMap`]),
 //!   with small IPv4 entries.
+//! - [`wheel`]: the kernel timer wheel's granularity ([`TimerModel`]):
+//!   when a TCP timer armed for a timeout in jiffies really fires.
 //! - [`trace`]: run digests ([`Digest`]) and JSON-lines traces
 //!   ([`TraceWriter`]).
 //!
@@ -34,6 +36,7 @@ pub mod timer;
 pub mod topology;
 pub mod trace;
 pub mod tuple_map;
+pub mod wheel;
 
 pub use fifo::{ChunkPool, ChunkedFifo};
 pub use packet::{FourTuple, Packet, TcpFlags};
@@ -62,3 +65,4 @@ pub use topology::{
 };
 pub use trace::{Digest, TraceWriter};
 pub use tuple_map::TupleMap;
+pub use wheel::{calc_index, calc_wheel_index, Hz, Jiffies, TimerMode, TimerModel};

@@ -198,6 +198,19 @@ pub struct Packet {
     pub fast_open: bool,
     /// Advertised receive window.
     pub window: u16,
+    /// TCP timestamp option (RFC 7323) `TSval`; 0 means the segment carries
+    /// no timestamp option. The model's timestamp clock counts milliseconds
+    /// from 1 at time 0 (the kernel adds a random per-connection offset,
+    /// `ts_off`, so any fixed origin is as good), so 0 never occurs in a run.
+    pub tsval: u32,
+    /// Timestamp option `TSecr`: the peer's `TSval` echoed (meaningful when
+    /// `tsval != 0`).
+    pub tsecr: u32,
+    /// Simulation-only annotation, not on the wire (not in pcap captures):
+    /// the sender's reason code, e.g. the TCP model's RST cause, so that
+    /// what the receiver does with the segment can be attributed to it.
+    /// 0 = none.
+    pub tag: u8,
 }
 
 /// IPv4 header length without options, bytes.
@@ -216,7 +229,7 @@ impl Packet {
 
     /// Bytes on the wire for bandwidth accounting: IP header (20 for IPv4,
     /// 40 for IPv6) + TCP header without options (20) + payload. Link-layer
-    /// framing and TCP options are not counted.
+    /// framing and TCP options (timestamps included) are not counted.
     #[inline]
     pub const fn wire_len(&self) -> u32 {
         let ip = if self.dst.is_ipv4() {
@@ -257,6 +270,9 @@ impl fmt::Display for Packet {
         if self.fast_open {
             f.write_str(" tfo")?;
         }
+        if self.tsval != 0 {
+            write!(f, " ts {}/{}", self.tsval, self.tsecr)?;
+        }
         Ok(())
     }
 }
@@ -275,6 +291,9 @@ mod tests {
             payload_len,
             fast_open: false,
             window: 65535,
+            tsval: 0,
+            tsecr: 0,
+            tag: 0,
         }
     }
 

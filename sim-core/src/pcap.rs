@@ -53,6 +53,9 @@ const TFO_COOKIE_LEN: usize = 8;
 ///     payload_len: 0,
 ///     fast_open: false,
 ///     window: 65535,
+///     tsval: 0,
+///     tsecr: 0,
+///     tag: 0,
 /// };
 /// w.write_packet(SimTime(1_500_000_000), &syn).unwrap();
 /// assert_eq!(w.packets(), 1);
@@ -125,28 +128,46 @@ impl<W: Write> PcapWriter<W> {
     }
 }
 
+/// `TCPOPT_TIMESTAMP` (RFC 7323).
+const TCPOPT_TIMESTAMP: u8 = 8;
+/// Longest option block written: Fast Open with a cookie (12) + timestamps (12).
+const MAX_OPTS: usize = 24;
+
 /// The TCP options written for `pkt`, already padded to a multiple of 4.
 ///
-/// Only a SYN (or SYN-ACK) with `fast_open` gets options: a Fast Open
-/// cookie request (kind 34, length 2) if it has no payload, else a Fast Open
-/// option with an all-zero 8-byte cookie (the model has no cookie values).
-fn tcp_options(pkt: &Packet) -> ([u8; 12], usize) {
-    let mut opts = [0u8; 12];
-    if !(pkt.fast_open && pkt.flags.contains(TcpFlags::SYN)) {
-        return (opts, 0);
+/// A SYN (or SYN-ACK) with `fast_open` gets a Fast Open cookie request
+/// (kind 34, length 2) if it has no payload, else a Fast Open option with an
+/// all-zero 8-byte cookie (the model has no cookie values). A segment with
+/// a timestamp (`tsval != 0`) gets NOP, NOP, Timestamps (kind 8, length 10),
+/// the layout Linux uses. Other options (MSS, SACK, window scale) are not
+/// modelled and not written.
+fn tcp_options(pkt: &Packet) -> ([u8; MAX_OPTS], usize) {
+    let mut opts = [0u8; MAX_OPTS];
+    let mut len = 0;
+    if pkt.fast_open && pkt.flags.contains(TcpFlags::SYN) {
+        // NOP, NOP, then the option, so the option ends on a 4-byte boundary.
+        opts[0] = 1;
+        opts[1] = 1;
+        opts[2] = TCPOPT_FASTOPEN;
+        if pkt.payload_len == 0 {
+            opts[3] = 2;
+            len = 4;
+        } else {
+            opts[3] = (2 + TFO_COOKIE_LEN) as u8;
+            // opts[4..12]: zero cookie.
+            len = 4 + TFO_COOKIE_LEN;
+        }
     }
-    // NOP, NOP, then the option, so the option ends on a 4-byte boundary.
-    opts[0] = 1;
-    opts[1] = 1;
-    opts[2] = TCPOPT_FASTOPEN;
-    if pkt.payload_len == 0 {
-        opts[3] = 2;
-        (opts, 4)
-    } else {
-        opts[3] = (2 + TFO_COOKIE_LEN) as u8;
-        // opts[4..12]: zero cookie.
-        (opts, 4 + TFO_COOKIE_LEN)
+    if pkt.tsval != 0 {
+        opts[len] = 1;
+        opts[len + 1] = 1;
+        opts[len + 2] = TCPOPT_TIMESTAMP;
+        opts[len + 3] = 10;
+        opts[len + 4..len + 8].copy_from_slice(&pkt.tsval.to_be_bytes());
+        opts[len + 8..len + 12].copy_from_slice(&pkt.tsecr.to_be_bytes());
+        len += 12;
     }
+    (opts, len)
 }
 
 /// Appends the captured bytes of `pkt` (IP header, TCP header, payload
@@ -389,6 +410,9 @@ mod tests {
             payload_len: 0,
             fast_open: false,
             window: 64240,
+            tsval: 0,
+            tsecr: 0,
+            tag: 0,
         };
         let syn_ack = Packet {
             src: s,
@@ -399,6 +423,9 @@ mod tests {
             payload_len: 0,
             fast_open: false,
             window: 65160,
+            tsval: 0,
+            tsecr: 0,
+            tag: 0,
         };
         let data = Packet {
             src: c,
@@ -409,6 +436,9 @@ mod tests {
             payload_len: 517,
             fast_open: false,
             window: 502,
+            tsval: 0,
+            tsecr: 0,
+            tag: 0,
         };
         [syn, syn_ack, data]
     }
@@ -516,6 +546,20 @@ mod tests {
         assert_eq!(r[2].payload_captured, 3);
         assert_eq!(r[3].tcp_header_len, 24);
         assert_eq!(r[4].tcp_header_len, 20);
+        // Timestamps: NOP, NOP, kind 8, length 10, TSval, TSecr, after Fast Open.
+        let mut ts = syn;
+        ts.tsval = 0x0102_0304;
+        ts.tsecr = 0x0a0b_0c0d;
+        let mut ts_data = syn_data;
+        ts_data.tsval = 7;
+        let r = parse(&write_all(&[(SimTime(1), ts), (SimTime(2), ts_data)]));
+        assert_eq!(r[0].tcp_header_len, 36);
+        assert_eq!(
+            r[0].options,
+            [1, 1, 34, 2, 1, 1, 8, 10, 1, 2, 3, 4, 10, 11, 12, 13]
+        );
+        assert_eq!(r[1].tcp_header_len, 44);
+        assert_eq!(r[1].options[12..], [1, 1, 8, 10, 0, 0, 0, 7, 0, 0, 0, 0]);
     }
 
     #[test]

@@ -1054,6 +1054,9 @@ mod tests {
             payload_len,
             fast_open: false,
             window: 65535,
+            tsval: 0,
+            tsecr: 0,
+            tag: 0,
         }
     }
 

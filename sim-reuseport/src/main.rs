@@ -44,6 +44,13 @@ enum OnOff {
     Off,
 }
 
+/// How TCP timers fire (§3.1): on the kernel's timer wheel or exactly.
+#[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
+enum Timers {
+    Wheel,
+    Exact,
+}
+
 /// Test-only: a migration path to break (`--inject-bug`, hidden).
 #[derive(Copy, Clone, PartialEq, Eq, ValueEnum)]
 enum BugPath {
@@ -74,6 +81,11 @@ enum Command {
         /// Override net.ipv4.tcp_migrate_req on every host for the whole run.
         #[arg(long)]
         migrate: Option<OnOff>,
+        /// Override every host's timer mode: the kernel's timer wheel
+        /// (default) or exact deadlines, to see what the wheel's batching
+        /// changes.
+        #[arg(long, value_enum)]
+        timers: Option<Timers>,
         /// Output format.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
@@ -652,6 +664,7 @@ fn main_inner(cli: Cli) -> Result<(), Failure> {
             file,
             seed,
             migrate,
+            timers,
             format,
             trace,
             pcap,
@@ -690,6 +703,10 @@ fn main_inner(cli: Cli) -> Result<(), Failure> {
                     .as_ref()
                     .map(|_| sim_reuseport::plots::sample_interval(&scn)),
                 inject_bug: inject_bug.map(BugPath::path),
+                timer_mode: timers.map(|t| match t {
+                    Timers::Wheel => sim_core::TimerMode::Wheel,
+                    Timers::Exact => sim_core::TimerMode::Exact,
+                }),
             };
             let mut result = run_caught(&scn, &file, opts)?;
             result.report.varied = drawn;

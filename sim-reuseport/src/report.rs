@@ -38,6 +38,10 @@ pub struct Connections {
     pub reset: u64,
     /// ETIMEDOUT.
     pub timed_out: u64,
+    /// The client gave up at its deadline (connect or request timeout) and
+    /// closed the socket.
+    #[serde(default)]
+    pub abandoned: u64,
     /// Still open at the end of the run.
     pub in_flight: u64,
 }
@@ -178,8 +182,18 @@ pub struct Report {
     pub migrations: Migrations,
     /// Policy decisions.
     pub policies: Vec<PolicyReport>,
-    /// §8 counters under `nstat` names, summed over server hosts.
+    /// §8 counters under `nstat` names, summed over the server stacks (the
+    /// server's sockets only).
     pub counters: BTreeMap<String, u64>,
+    /// `nstat` of each host's network namespace (host name → counter →
+    /// value; non-zero counters only): its server stack's sockets and its
+    /// client sockets together, as `nstat` run inside that namespace shows.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub counters_by_host: BTreeMap<String, BTreeMap<String, u64>>,
+    /// RSTs sent by client hosts, by cause (`sim_tcp::ClientRstCause`
+    /// names); counted in their host's `TcpOutRsts`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub client_rsts_by_cause: BTreeMap<String, u64>,
     /// Per listener.
     pub listeners: Vec<ListenerReport>,
     /// Latencies.
@@ -223,6 +237,7 @@ fn outcome_rows(r: &Report) -> Vec<(&'static str, u64)> {
         ("refused", c.refused),
         ("reset", c.reset),
         ("timed_out", c.timed_out),
+        ("abandoned", c.abandoned),
         ("in_flight", c.in_flight),
         (
             "rsts_sent",
@@ -294,7 +309,7 @@ impl Report {
         }
         let _ = writeln!(s);
         let _ = writeln!(s, "connections");
-        for (name, v) in outcome_rows(self).into_iter().take(6) {
+        for (name, v) in outcome_rows(self).into_iter().take(7) {
             let _ = writeln!(s, "  {name:<22} {v:>10}");
         }
         let _ = writeln!(s);
@@ -386,6 +401,15 @@ impl Report {
                 let _ = writeln!(s, "  {k:<30} {v:>10}");
             }
         }
+        if !self.counters_by_host.is_empty() {
+            self.host_counters_text(&mut s);
+        }
+        if !self.client_rsts_by_cause.is_empty() {
+            let _ = writeln!(s, "client host RSTs by cause");
+            for (k, v) in &self.client_rsts_by_cause {
+                let _ = writeln!(s, "  {k:<30} {v:>10}");
+            }
+        }
         let n = &self.network;
         let _ = writeln!(
             s,
@@ -393,6 +417,34 @@ impl Report {
             n.sent, n.lost, n.link_down, n.filtered
         );
         s
+    }
+}
+
+impl Report {
+    /// The per-host nstat table: one column per host.
+    fn host_counters_text(&self, s: &mut String) {
+        let hosts: Vec<&String> = self.counters_by_host.keys().collect();
+        let mut names: Vec<&String> = self
+            .counters_by_host
+            .values()
+            .flat_map(|c| c.keys())
+            .collect();
+        names.sort();
+        names.dedup();
+        let _ = writeln!(s);
+        let _ = write!(s, "counters by host (nstat per namespace)");
+        for h in &hosts {
+            let _ = write!(s, " {h:>12}");
+        }
+        let _ = writeln!(s);
+        for n in names {
+            let _ = write!(s, "  {n:<36}");
+            for h in &hosts {
+                let v = self.counters_by_host[*h].get(n).copied().unwrap_or(0);
+                let _ = write!(s, " {v:>12}");
+            }
+            let _ = writeln!(s);
+        }
     }
 }
 

@@ -87,6 +87,11 @@ fn case(kind: LowerErrorKind) -> (Value, &'static str) {
             with(|v| v["hosts"][0]["sysctls"] = json!({"tcp_migrate_req": 2})),
             "hosts[0].sysctls.tcp_migrate_req",
         ),
+        K::BadHz => (with(|v| v["hosts"][0]["hz"] = json!(200)), "hosts[0].hz"),
+        K::TimeoutZero => (
+            with(|v| v["clients"][0]["request_timeout"] = json!("0s")),
+            "clients[0].request_timeout",
+        ),
         K::LinkToSelf => (
             with(|v| v["links"][0]["between"] = json!(["server", "server"])),
             "links[0].between",

@@ -230,6 +230,38 @@ fn negative_and_oversized_numbers_are_rejected_with_the_range() {
 }
 
 #[test]
+fn timer_and_deadline_fields_are_checked_3_1() {
+    // CONFIG_HZ takes four values.
+    let mut v = base();
+    v["hosts"][0]["hz"] = json!(200);
+    let e = build_err(&v);
+    assert_eq!(e.path, "hosts[0].hz");
+    assert_contains(&e.message, &["100, 250, 300, 1000", "200"]);
+    let mut v = base();
+    v["hosts"][0]["timer_mode"] = json!("jiffy");
+    let e = parse_err(&text(&v));
+    assert_eq!(e.path, "hosts[0].timer_mode");
+    assert_contains(&e.message, &["wheel", "exact"]);
+    // Deadlines are positive and bounded.
+    let mut v = base();
+    v["clients"][0]["connect_timeout"] = json!("0s");
+    let e = build_err(&v);
+    assert_eq!(e.path, "clients[0].connect_timeout");
+    assert_contains(&e.message, &["greater than 0"]);
+    let mut v = base();
+    v["clients"][0]["request_timeout"] = json!("200000s");
+    assert_eq!(build_err(&v).path, "clients[0].request_timeout");
+    // And a good one builds.
+    let mut v = base();
+    v["hosts"][0]["hz"] = json!(1000);
+    v["hosts"][1]["timer_mode"] = json!("exact");
+    v["clients"][0]["connect_timeout"] = json!("3s");
+    v["clients"][0]["request_timeout"] = json!("5s");
+    let scn = parse_str(&text(&v)).unwrap();
+    assert!(Sim::build(&scn, RunOptions::default()).is_ok());
+}
+
+#[test]
 fn unknown_names_say_which_names_exist() {
     let mut v = base();
     v["timeline"] = json!([{"at": "1s", "do": "close", "worker": "old-9"}]);

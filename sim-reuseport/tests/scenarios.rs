@@ -171,7 +171,7 @@ fn check_consistency(file: &str, side: &str, r: &Report) {
     let c = &r.connections;
     assert_eq!(
         c.attempted,
-        c.completed + c.refused + c.reset + c.timed_out + c.in_flight,
+        c.completed + c.refused + c.reset + c.timed_out + c.abandoned + c.in_flight,
         "{tag}: every connection has one outcome"
     );
     assert_eq!(
@@ -393,6 +393,23 @@ fn check_property(file: &str, cmp: &Comparison) {
                 );
             }
             assert_eq!(on.connections.reset, off.connections.reset, "{file}: §6.3");
+        }
+        "syn-retry-burst.json" => {
+            // §3.1: the retried SYNs of the 100 ms gap come back in 4
+            // bursts that overflow the accept queue (the exact-timer
+            // comparison is in tests/timers.rs).
+            same_outcomes();
+            assert!(on.counter("TcpExtListenOverflows") > 0, "{file}");
+            assert!(on.drops("cookie_ack_accept_queue_full") > 0, "{file}");
+            assert!(on.counter("TcpExtSyncookiesSent") > 0, "{file}");
+            assert_eq!(on.listeners[0].peak_accept_queue, 17, "{file}");
+            assert_eq!(on.connections.completed, on.connections.attempted, "{file}");
+            // The client hosts count the retransmitted SYNs: the 100 of the
+            // gap and one per SYN dropped at a full accept queue (§7 I).
+            assert_eq!(
+                on.counters_by_host["clients"]["TcpExtTCPSynRetrans"],
+                100 + on.drops("syn_accept_queue_full")
+            );
         }
         "nginx-reload-sweep.json" => {
             // The drawn values are part of the result, and the reload story

@@ -60,6 +60,21 @@ impl RstCause {
         RstCause::ApplicationAbort,
     ];
 
+    /// The value a packet carries in [`sim_core::Packet::tag`] for this
+    /// cause (never 0), so that the receiver's outcome can name it.
+    pub fn tag(self) -> u8 {
+        RstCause::ALL
+            .iter()
+            .position(|&c| c == self)
+            .expect("every cause is in ALL") as u8
+            + 1
+    }
+
+    /// The cause a packet's tag names, if any.
+    pub fn from_tag(tag: u8) -> Option<RstCause> {
+        RstCause::ALL.get(usize::from(tag).checked_sub(1)?).copied()
+    }
+
     /// The §7 row ("A".."I"), or "-" for causes outside §7.
     pub fn spec_id(self) -> &'static str {
         match self {
@@ -143,6 +158,17 @@ pub enum DropCause {
     DuplicateSynRateLimited,
     /// No RST is ever sent in reply to an RST (§5.5).
     RstNotAnswered,
+    /// A segment for a request fell outside its receive window
+    /// (`tcp_check_req` → `tcp_in_window`, §5.4 step 3); answered with an
+    /// ACK (rate-limited).
+    OutOfWindow,
+    /// An RST outside the receive window of its request or child (§5.4
+    /// step 3; `tcp_validate_incoming` step 1), e.g. a late RST of an earlier
+    /// connection on the same 4-tuple.
+    RstOutOfWindow,
+    /// An RST inside a child's window but not at exactly `rcv_nxt`: dropped
+    /// with a challenge ACK (RFC 5961 3.2, `tcp_validate_incoming` step 2).
+    RstChallenged,
 }
 
 impl DropCause {
@@ -161,6 +187,9 @@ impl DropCause {
             DropCause::RequestReset => "§5.4 step 4",
             DropCause::DuplicateSynRateLimited => "§5.4 step 1",
             DropCause::RstNotAnswered => "§5.5",
+            DropCause::OutOfWindow => "§5.4 step 3",
+            DropCause::RstOutOfWindow => "§5.4 step 3; RFC 5961",
+            DropCause::RstChallenged => "RFC 5961 3.2 (challenge ACK)",
         }
     }
 
@@ -179,6 +208,9 @@ impl DropCause {
             DropCause::RequestReset => "request_reset",
             DropCause::DuplicateSynRateLimited => "duplicate_syn_rate_limited",
             DropCause::RstNotAnswered => "rst_not_answered",
+            DropCause::OutOfWindow => "out_of_window",
+            DropCause::RstOutOfWindow => "rst_out_of_window",
+            DropCause::RstChallenged => "rst_challenged",
         }
     }
 }
@@ -203,6 +235,50 @@ impl MigrationPath {
             MigrationPath::AcceptQueue => "accept_queue",
             MigrationPath::SynackTimer => "synack_timer",
             MigrationPath::FinalAck => "final_ack",
+        }
+    }
+}
+
+/// Why a client host sent an RST. Outside §7, which lists the server
+/// host's RSTs; counted in the client host's `TcpOutRsts`.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ClientRstCause {
+    /// A segment in SYN-SENT acknowledged something never sent
+    /// (`tcp_rcv_synsent_state_process` → `reset_and_undo`), e.g. a late
+    /// SYN-ACK of an earlier connection on the same 4-tuple.
+    SynSentBadAck,
+    /// Data arrived for a socket its application had closed
+    /// (`TCPAbortOnData`), e.g. the response after the client gave up.
+    AbortOnData,
+    /// A segment for a 4-tuple with no socket on the client host
+    /// (`tcp_v4_send_reset`), e.g. a SYN-ACK after the client gave up.
+    NoSocket,
+}
+
+impl ClientRstCause {
+    /// All causes, in report order.
+    pub const ALL: [ClientRstCause; 3] = [
+        ClientRstCause::SynSentBadAck,
+        ClientRstCause::AbortOnData,
+        ClientRstCause::NoSocket,
+    ];
+
+    /// Stable snake_case name used in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            ClientRstCause::SynSentBadAck => "syn_sent_bad_ack",
+            ClientRstCause::AbortOnData => "abort_on_data",
+            ClientRstCause::NoSocket => "no_socket",
+        }
+    }
+
+    /// The kernel rule behind this RST.
+    pub fn rule(self) -> &'static str {
+        match self {
+            ClientRstCause::SynSentBadAck => "tcp_rcv_synsent_state_process (bad ACK)",
+            ClientRstCause::AbortOnData => "tcp_rcv_state_process step 7 (TCPAbortOnData)",
+            ClientRstCause::NoSocket => "tcp_v4_send_reset (no socket)",
         }
     }
 }

@@ -2,8 +2,9 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Kernel counters of the server's network namespace (§8). Field names are the
-/// `nstat` names so that output can be put next to `nstat` from a real server.
+/// Kernel counters of one network namespace (§8), or of one side's sockets
+/// in it (a server stack's, a host's clients'). Field names are the `nstat`
+/// names so that output can be put next to `nstat` run in that namespace.
 #[allow(non_snake_case)]
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Counters {
@@ -27,21 +28,41 @@ pub struct Counters {
     pub TcpExtSyncookiesFailed: u64,
     /// `TcpExtEmbryonicRsts`.
     pub TcpExtEmbryonicRsts: u64,
-    /// `TcpExtTCPTimeouts` (each SYN-ACK timer expiry, `tcp_syn_ack_timeout`).
+    /// `TcpExtTCPTimeouts`: each SYN-ACK timer expiry (`tcp_syn_ack_timeout`)
+    /// and each retransmission-timer expiry of a full socket
+    /// (`tcp_retransmit_timer`: SYN, data).
     pub TcpExtTCPTimeouts: u64,
-    /// `TcpExtTCPSynRetrans` (SYN-ACK retransmissions).
+    /// `TcpExtTCPSynRetrans`: SYN-ACK and SYN retransmissions.
     pub TcpExtTCPSynRetrans: u64,
-    /// `TcpOutRsts`: RSTs sent by the server host.
+    /// `TcpOutRsts`: RSTs sent.
     pub TcpOutRsts: u64,
     /// `TcpExtTCPFastOpenPassive`: Fast Open children created.
     pub TcpExtTCPFastOpenPassive: u64,
     /// `TcpPassiveOpens`: children created (request completion, cookie, Fast Open).
     pub TcpPassiveOpens: u64,
+    /// `TcpActiveOpens`: connect() calls (SYN-SENT entered).
+    pub TcpActiveOpens: u64,
+    /// `TcpRetransSegs`: retransmitted segments (SYN, SYN-ACK, data, probes).
+    pub TcpRetransSegs: u64,
+    /// `TcpExtTCPLossProbes`: tail loss probes sent (`tcp_send_loss_probe`).
+    pub TcpExtTCPLossProbes: u64,
+    /// `TcpExtTCPChallengeACK`: challenge ACKs sent (RFC 5961,
+    /// `tcp_send_challenge_ack`).
+    pub TcpExtTCPChallengeACK: u64,
+    /// `TcpExtTCPSYNChallenge`: SYNs in a synchronized state that drew a
+    /// challenge ACK (`tcp_validate_incoming` step 4).
+    pub TcpExtTCPSYNChallenge: u64,
+    /// `TcpExtTCPACKSkippedChallenge`: challenge ACKs suppressed by the
+    /// per-socket rate limit (`tcp_invalid_ratelimit`).
+    pub TcpExtTCPACKSkippedChallenge: u64,
+    /// `TcpExtTCPAbortOnData`: data arrived for a socket its application had
+    /// closed; answered with an RST.
+    pub TcpExtTCPAbortOnData: u64,
 }
 
 impl Counters {
     /// `(nstat name, value)` pairs in a stable order.
-    pub fn entries(&self) -> [(&'static str, u64); 15] {
+    pub fn entries(&self) -> [(&'static str, u64); 22] {
         [
             (
                 "TcpExtTCPMigrateReqSuccess",
@@ -67,6 +88,112 @@ impl Counters {
             ("TcpOutRsts", self.TcpOutRsts),
             ("TcpExtTCPFastOpenPassive", self.TcpExtTCPFastOpenPassive),
             ("TcpPassiveOpens", self.TcpPassiveOpens),
+            ("TcpActiveOpens", self.TcpActiveOpens),
+            ("TcpRetransSegs", self.TcpRetransSegs),
+            ("TcpExtTCPLossProbes", self.TcpExtTCPLossProbes),
+            ("TcpExtTCPChallengeACK", self.TcpExtTCPChallengeACK),
+            ("TcpExtTCPSYNChallenge", self.TcpExtTCPSYNChallenge),
+            (
+                "TcpExtTCPACKSkippedChallenge",
+                self.TcpExtTCPACKSkippedChallenge,
+            ),
+            ("TcpExtTCPAbortOnData", self.TcpExtTCPAbortOnData),
         ]
+    }
+
+    /// Adds every counter of `other` (a namespace's total from its server
+    /// stack and its clients).
+    pub fn add(&mut self, other: &Counters) {
+        let mut i = 0;
+        let theirs = other.entries();
+        self.for_each_mut(|v| {
+            *v += theirs[i].1;
+            i += 1;
+        });
+    }
+
+    fn for_each_mut(&mut self, mut f: impl FnMut(&mut u64)) {
+        let Counters {
+            TcpExtTCPMigrateReqSuccess,
+            TcpExtTCPMigrateReqFailure,
+            TcpExtListenOverflows,
+            TcpExtListenDrops,
+            TcpExtTCPReqQFullDrop,
+            TcpExtTCPReqQFullDoCookies,
+            TcpExtSyncookiesSent,
+            TcpExtSyncookiesRecv,
+            TcpExtSyncookiesFailed,
+            TcpExtEmbryonicRsts,
+            TcpExtTCPTimeouts,
+            TcpExtTCPSynRetrans,
+            TcpOutRsts,
+            TcpExtTCPFastOpenPassive,
+            TcpPassiveOpens,
+            TcpActiveOpens,
+            TcpRetransSegs,
+            TcpExtTCPLossProbes,
+            TcpExtTCPChallengeACK,
+            TcpExtTCPSYNChallenge,
+            TcpExtTCPACKSkippedChallenge,
+            TcpExtTCPAbortOnData,
+        } = self;
+        // Same order as `entries`.
+        for v in [
+            TcpExtTCPMigrateReqSuccess,
+            TcpExtTCPMigrateReqFailure,
+            TcpExtListenOverflows,
+            TcpExtListenDrops,
+            TcpExtTCPReqQFullDrop,
+            TcpExtTCPReqQFullDoCookies,
+            TcpExtSyncookiesSent,
+            TcpExtSyncookiesRecv,
+            TcpExtSyncookiesFailed,
+            TcpExtEmbryonicRsts,
+            TcpExtTCPTimeouts,
+            TcpExtTCPSynRetrans,
+            TcpOutRsts,
+            TcpExtTCPFastOpenPassive,
+            TcpPassiveOpens,
+            TcpActiveOpens,
+            TcpRetransSegs,
+            TcpExtTCPLossProbes,
+            TcpExtTCPChallengeACK,
+            TcpExtTCPSYNChallenge,
+            TcpExtTCPACKSkippedChallenge,
+            TcpExtTCPAbortOnData,
+        ] {
+            f(v);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_sums_every_counter_in_entry_order() {
+        let mut a = Counters::default();
+        let mut b = Counters::default();
+        a.TcpOutRsts = 2;
+        b.TcpOutRsts = 3;
+        b.TcpActiveOpens = 7;
+        b.TcpExtTCPAbortOnData = 1;
+        a.add(&b);
+        assert_eq!((a.TcpOutRsts, a.TcpActiveOpens), (5, 7));
+        assert_eq!(a.TcpExtTCPAbortOnData, 1);
+        let mut c = Counters::default();
+        c.add(&a);
+        assert_eq!(c, a);
+        // Every entry maps to its own field.
+        let mut d = Counters::default();
+        let mut n = 0;
+        d.for_each_mut(|v| {
+            n += 1;
+            *v = n;
+        });
+        let e = d.entries();
+        assert!(e.iter().enumerate().all(|(i, (_, v))| *v == i as u64 + 1));
+        assert_eq!(d.TcpExtTCPSynRetrans, 12);
     }
 }

@@ -19,27 +19,33 @@ mod flow;
 mod hooks;
 mod ids;
 mod listener;
+mod metrics;
+mod rtt;
 mod server;
 mod sysctl;
 #[cfg(test)]
 mod tests;
 
-pub use cause::{DropCause, MigrationPath, RstCause};
+pub use cause::{ClientRstCause, DropCause, MigrationPath, RstCause};
 pub use client::TCP_TIMEOUT_FALLBACK;
 pub use client::{
-    time_wait_reply, ClientConfig, ClientOutcome, ClientOutput, ClientSocket, ClientState,
+    closed_port_reply, ClientConfig, ClientEnv, ClientOutcome, ClientOutput, ClientSocket,
+    ClientState,
 };
 pub use counters::Counters;
 pub use flow::{reciprocal_scale, FlowHasher};
 pub use hooks::{MigrateFailure, MigrateOutcome, MigratingSock, ReuseportHooks, Selection};
 pub use ids::{ChildKey, ListenerId, ReqKey};
 pub use listener::{Listener, ListenerOptions, ListenerState};
+pub use metrics::{TcpMetrics, TCP_METRICS_TIMEOUT};
+pub use rtt::{tcp_model_timeout, RttEstimator};
 pub use server::{
     AcceptError, ChildInfo, ChildState, ListenError, ServerEvent, ServerOutput, ServerStack,
     ServerTimer,
 };
 pub use server::{
-    TCP_INVALID_RATELIMIT, TCP_RTO_MIN, TCP_SYNCOOKIE_VALID, TCP_TIMEOUT_INIT, TIMER_HORIZON,
+    TCP_INVALID_RATELIMIT, TCP_RTO_MAX, TCP_RTO_MIN, TCP_SYNCOOKIE_VALID, TCP_TIMEOUT_INIT,
+    TIMER_HORIZON,
 };
 pub use sysctl::{
     Sysctls, TFO_CLIENT_ENABLE, TFO_CLIENT_NO_COOKIE, TFO_SERVER_COOKIE_NOT_REQD, TFO_SERVER_ENABLE,

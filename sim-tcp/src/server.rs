@@ -1,13 +1,21 @@
 //! The server host's TCP stack: listeners, request sockets in ehash, children,
 //! and every rule of §5 that decides whether a connection survives.
 
+mod child;
+mod request;
+
 use crate::cause::{DropCause, MigrationPath, RstCause};
 use crate::hooks::{MigrateFailure, MigrateOutcome, MigratingSock, ReuseportHooks, Selection};
 use crate::listener::{Listener, ListenerOptions, ListenerState};
+use crate::metrics::TcpMetrics;
+use crate::rtt::{rtt_us, ts_now, ts_rtt_us, RttEstimator};
 use crate::{ChildKey, Counters, FlowHasher, ListenerId, ReqKey, Sysctls};
 use crate::{TFO_SERVER_COOKIE_NOT_REQD, TFO_SERVER_ENABLE};
+use child::Child;
+use request::Request;
 use sim_core::{
-    FourTuple, Packet, SimDuration, SimTime, TcpFlags, Timer, TimerArm, TimerFire, TupleMap,
+    FourTuple, Packet, SimDuration, SimTime, TcpFlags, Timer, TimerArm, TimerFire, TimerModel,
+    TupleMap,
 };
 use slotmap::SlotMap;
 use std::net::SocketAddr;
@@ -24,6 +32,13 @@ pub const TIMER_HORIZON: SimDuration = SimDuration::from_millis(64);
 pub const TCP_TIMEOUT_INIT: SimDuration = SimDuration::from_secs(1);
 /// `TCP_RTO_MIN` (§3).
 pub const TCP_RTO_MIN: SimDuration = SimDuration::from_millis(200);
+/// `TCP_RTO_MAX` (§3): the cap of the request (SYN-ACK) timer and of the
+/// Fast Open SYN-ACK timer, which do not read `tcp_rto_max_ms` (§2.1).
+pub const TCP_RTO_MAX: SimDuration = SimDuration::from_secs(120);
+/// `tcp_orphan_retries` at its default 0 on a live connection: an orphan
+/// (a child whose application closed it after the response) gives up after
+/// the time 8 retransmissions take (`tcp_orphan_retries`).
+const TCP_ORPHAN_RETRIES: u32 = 8;
 /// `TCP_SYNCOOKIE_VALID` (§3).
 pub const TCP_SYNCOOKIE_VALID: SimDuration = SimDuration::from_secs(120);
 /// `tcp_invalid_ratelimit`: SYN-ACK rate limit for duplicate SYNs (§3).
@@ -140,40 +155,6 @@ pub enum ChildState {
     FinWait,
 }
 
-struct Request {
-    tuple: FourTuple,
-    listener: ListenerId,
-    hash: u32,
-    snd_isn: u32,
-    rcv_isn: u32,
-    num_timeout: u8,
-    acked: bool,
-    timer: Timer,
-    last_oow_ack: Option<SimTime>,
-    migrated: bool,
-}
-
-struct Child {
-    tuple: FourTuple,
-    hash: u32,
-    state: ChildState,
-    /// Owner while in an accept queue; None once accepted.
-    queued_on: Option<ListenerId>,
-    snd_isn: u32,
-    snd_nxt: u32,
-    rcv_nxt: u32,
-    request_bytes: u32,
-    response_len: u32,
-    timer: Timer,
-    rto: SimDuration,
-    retransmits: u8,
-    /// `icsk_syn_retries` inherited from the listener (TCP_SYNCNT), 0 = sysctl.
-    syn_retries: u8,
-    migrated: bool,
-    /// Opaque application tag (0 = none), set by the driver after accept().
-    app: u64,
-}
-
 /// Read-only view of a child, for the driver.
 #[derive(Copy, Clone, Debug, PartialEq, Eq)]
 pub struct ChildInfo {
@@ -199,8 +180,12 @@ pub struct ServerStack<H> {
     pub sysctls: Sysctls,
     /// All listeners ever created, indexed by [`ListenerId`].
     pub listeners: Vec<Listener>,
-    /// §8 counters.
+    /// §8 counters of the server's sockets.
     pub counters: Counters,
+    /// The host's timer granularity (§3.1).
+    pub timers: TimerModel,
+    /// The namespace's TCP metrics cache (§2.1 `tcp_no_metrics_save`).
+    pub metrics: TcpMetrics,
     /// The reuseport layer.
     pub hooks: H,
     requests: SlotMap<ReqKey, Request>,
@@ -238,6 +223,9 @@ fn rst_for(pkt: &Packet) -> Packet {
         payload_len: 0,
         fast_open: false,
         window: 0,
+        tsval: 0,
+        tsecr: 0,
+        tag: 0,
     }
 }
 
@@ -251,14 +239,79 @@ fn segment(tuple: &FourTuple, flags: TcpFlags, seq: u32, ack: u32, payload_len: 
         payload_len,
         fast_open: false,
         window: WINDOW,
+        tsval: 0,
+        tsecr: 0,
+        tag: 0,
     }
 }
 
-fn rto_for(timeout: SimDuration, shift: u8, rto_max: SimDuration) -> SimDuration {
+/// `min(timeout << shift, TCP_RTO_MAX)`: the request timer's interval (§3).
+fn rto_for(timeout: SimDuration, shift: u8) -> SimDuration {
     timeout
         .checked_shl(u32::from(shift))
-        .unwrap_or(rto_max)
-        .min(rto_max)
+        .unwrap_or(TCP_RTO_MAX)
+        .min(TCP_RTO_MAX)
+}
+
+/// Arms `timer` to fire `timeout` after `now` through the host's timer
+/// model, and asks the driver for a queue entry if needed.
+fn arm_timer(
+    timer: &mut Timer,
+    timers: &TimerModel,
+    now: SimTime,
+    timeout: SimDuration,
+    which: ServerTimer,
+    out: &mut impl ServerOutput,
+) {
+    push_timer(timer, now, timers.fire_at(now, timeout), which, out);
+}
+
+/// [`arm_timer`] from the timer's own callback (`TimerModel::rearm_at`).
+fn rearm_timer(
+    timer: &mut Timer,
+    timers: &TimerModel,
+    now: SimTime,
+    timeout: SimDuration,
+    which: ServerTimer,
+    out: &mut impl ServerOutput,
+) {
+    push_timer(timer, now, timers.rearm_at(now, timeout), which, out);
+}
+
+fn push_timer(
+    timer: &mut Timer,
+    now: SimTime,
+    at: SimTime,
+    which: ServerTimer,
+    out: &mut impl ServerOutput,
+) {
+    if let TimerArm::Push(at) = timer.arm_with_horizon(at, now, TIMER_HORIZON) {
+        out.set_timer(at, which);
+    }
+}
+
+/// `tcp_in_window(seq, end_seq, s_win, e_win)`.
+fn in_window(seq: u32, end_seq: u32, s_win: u32, e_win: u32) -> bool {
+    if seq == s_win {
+        return true;
+    }
+    let after = |a: u32, b: u32| (b.wrapping_sub(a) as i32) < 0;
+    if after(end_seq, s_win) && after(e_win, seq) {
+        return true;
+    }
+    seq == e_win && seq == end_seq
+}
+
+/// A segment's `end_seq`: seq + payload + SYN + FIN.
+fn end_seq(pkt: &Packet) -> u32 {
+    let mut len = pkt.payload_len;
+    if pkt.flags.contains(TcpFlags::SYN) {
+        len += 1;
+    }
+    if pkt.flags.contains(TcpFlags::FIN) {
+        len += 1;
+    }
+    pkt.seq.wrapping_add(len)
 }
 
 impl<H: ReuseportHooks> ServerStack<H> {
@@ -268,6 +321,8 @@ impl<H: ReuseportHooks> ServerStack<H> {
             sysctls,
             listeners: Vec::new(),
             counters: Counters::default(),
+            timers: TimerModel::LINUX,
+            metrics: TcpMetrics::default(),
             hooks,
             requests: SlotMap::with_key(),
             children: SlotMap::with_key(),
@@ -489,36 +544,6 @@ impl<H: ReuseportHooks> ServerStack<H> {
         }
     }
 
-    /// The application writes a response of `len` bytes and closes: data with
-    /// FIN, retransmitted on RTO until the client acknowledges it.
-    pub fn respond(&mut self, now: SimTime, c: ChildKey, len: u32, out: &mut impl ServerOutput) {
-        let Some(child) = self.children.get_mut(c) else {
-            return;
-        };
-        if child.state == ChildState::FinWait {
-            return;
-        }
-        child.response_len = len;
-        child.state = ChildState::FinWait;
-        let pkt = segment(
-            &child.tuple,
-            TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN,
-            child.snd_nxt,
-            child.rcv_nxt,
-            len,
-        );
-        child.snd_nxt = child.snd_nxt.wrapping_add(len + 1);
-        child.retransmits = 0;
-        out.transmit(pkt, None);
-        if let TimerArm::Push(at) =
-            child
-                .timer
-                .arm_with_horizon(now + child.rto, now, TIMER_HORIZON)
-        {
-            out.set_timer(at, ServerTimer::Child(c));
-        }
-    }
-
     /// A segment arrives at the server host.
     pub fn on_segment(&mut self, now: SimTime, pkt: &Packet, out: &mut impl ServerOutput) {
         let tuple = pkt.tuple_at_receiver();
@@ -566,8 +591,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
         out.notify(ServerEvent::MigrationFailed { path, from, reason });
     }
 
-    fn send_rst(&mut self, pkt: Packet, cause: RstCause, out: &mut impl ServerOutput) {
+    fn send_rst(&mut self, mut pkt: Packet, cause: RstCause, out: &mut impl ServerOutput) {
         self.counters.TcpOutRsts += 1;
+        pkt.tag = cause.tag();
         out.transmit(pkt, Some(cause));
     }
 
@@ -649,18 +675,6 @@ impl<H: ReuseportHooks> ServerStack<H> {
         self.maybe_destroy_listener(req.listener);
     }
 
-    fn send_synack(&mut self, req: ReqKey, out: &mut impl ServerOutput) {
-        let r = &self.requests[req];
-        let pkt = segment(
-            &r.tuple,
-            TcpFlags::SYN | TcpFlags::ACK,
-            r.snd_isn,
-            r.rcv_isn.wrapping_add(1),
-            0,
-        );
-        out.transmit(pkt, None);
-    }
-
     /// §4.2 selection, then §5.2 (SYN) or §5.5 (anything else). `ctx` is the
     /// cause an RST to a non-SYN segment carries.
     fn listener_segment(
@@ -734,6 +748,14 @@ impl<H: ReuseportHooks> ServerStack<H> {
                     pkt.seq,
                     false,
                 );
+                // A cookie request has no `snt_synack`: only the timestamp
+                // echo can measure the RTT.
+                let ts_recent = if self.sysctls.timestamps() {
+                    pkt.tsval
+                } else {
+                    0
+                };
+                self.child_established(now, c, None, ts_recent, pkt);
                 self.enqueue_child(c, l, out);
                 self.child_data(now, c, pkt, out);
                 return;
@@ -752,39 +774,42 @@ impl<H: ReuseportHooks> ServerStack<H> {
         self.send_rst(rst_for(pkt), ctx, out);
     }
 
-    fn cookie_isn(&self, tuple: &FourTuple) -> u32 {
-        self.flow.keyed(tuple, 0xc00c1e)
+    /// A child reaches ESTABLISHED from a request or a cookie: timestamps
+    /// (in use when the SYN carried one, `ts_recent` != 0), the handshake's
+    /// RTT sample (`tcp_synack_rtt_meas`: from `seq_rtt`, the first SYN-ACK's
+    /// send time, or else from the echo of `pkt`), then
+    /// `tcp_init_transfer` → `tcp_init_metrics` for the first RTO (§2.1).
+    fn child_established(
+        &mut self,
+        now: SimTime,
+        c: ChildKey,
+        seq_rtt: Option<SimTime>,
+        ts_recent: u32,
+        pkt: &Packet,
+    ) {
+        let timers = self.timers;
+        let rto_max = self.sysctls.rto_max();
+        let child = &mut self.children[c];
+        child.ts_ok = ts_recent != 0 && pkt.tsval != 0;
+        child.ts_recent = if child.ts_ok { pkt.tsval } else { 0 };
+        let m = match seq_rtt {
+            Some(sent) => Some(rtt_us(now, sent)),
+            None if child.ts_ok && pkt.tsecr != 0 => Some(ts_rtt_us(now, pkt.tsecr)),
+            None => None,
+        };
+        if let Some(m) = m {
+            child.est.sample(m, child.snd_nxt, child.snd_nxt);
+            child.rto = child.est.rto(&timers, rto_max);
+        }
+        let (local, remote) = (child.tuple.local.ip(), child.tuple.remote.ip());
+        let (est, rto) = (child.est, child.rto);
+        self.children[c].rto = self
+            .metrics
+            .init_rto(now, local, remote, &est, rto, &timers);
     }
 
-    fn new_child(
-        &mut self,
-        tuple: FourTuple,
-        hash: u32,
-        state: ChildState,
-        snd_isn: u32,
-        rcv_nxt: u32,
-        migrated: bool,
-    ) -> ChildKey {
-        let c = self.children.insert(Child {
-            tuple,
-            hash,
-            state,
-            queued_on: None,
-            snd_isn,
-            snd_nxt: snd_isn.wrapping_add(1),
-            rcv_nxt,
-            request_bytes: 0,
-            response_len: 0,
-            timer: Timer::new(),
-            rto: TCP_TIMEOUT_INIT,
-            retransmits: 0,
-            syn_retries: 0,
-            migrated,
-            app: 0,
-        });
-        self.ehash.insert(tuple, Sock::Child(c));
-        self.counters.TcpPassiveOpens += 1;
-        c
+    fn cookie_isn(&self, tuple: &FourTuple) -> u32 {
+        self.flow.keyed(tuple, 0xc00c1e)
     }
 
     /// Appends a child by the normal path (final ACK, syncookie, Fast Open),
@@ -807,630 +832,5 @@ impl<H: ReuseportHooks> ServerStack<H> {
             child: c,
             listener: l,
         });
-    }
-
-    /// §5.2 `tcp_conn_request`.
-    fn conn_request(
-        &mut self,
-        now: SimTime,
-        l: ListenerId,
-        tuple: FourTuple,
-        hash: u32,
-        pkt: &Packet,
-        out: &mut impl ServerOutput,
-    ) {
-        let sys = &self.sysctls;
-        let listener = &self.listeners[l.index()];
-        // Step 1.
-        let mut want_cookie = false;
-        if sys.tcp_syncookies == 2 || listener.syn_queue_is_full() {
-            if sys.tcp_syncookies != 0 {
-                want_cookie = true;
-                self.counters.TcpExtTCPReqQFullDoCookies += 1;
-            } else {
-                self.counters.TcpExtTCPReqQFullDrop += 1;
-                self.counters.TcpExtListenDrops += 1;
-                out.notify(ServerEvent::Dropped {
-                    cause: DropCause::SynQueueFull,
-                });
-                return;
-            }
-        }
-        // Step 2: applies even with cookies.
-        if listener.accept_queue_is_full() {
-            self.counters.TcpExtListenOverflows += 1;
-            self.counters.TcpExtListenDrops += 1;
-            out.notify(ServerEvent::Dropped {
-                cause: DropCause::SynAcceptQueueFull,
-            });
-            return;
-        }
-        if want_cookie {
-            // `cookie_v4_init_sequence` → `tcp_synq_overflow`: only a cookie
-            // actually sent marks the overflow (not a SYN dropped at step 2).
-            self.hooks.note_synq_overflow(l, now);
-            let isn = self.cookie_isn(&tuple);
-            self.counters.TcpExtSyncookiesSent += 1;
-            out.transmit(
-                segment(
-                    &tuple,
-                    TcpFlags::SYN | TcpFlags::ACK,
-                    isn,
-                    pkt.seq.wrapping_add(1),
-                    0,
-                ),
-                None,
-            );
-            return;
-        }
-        // Step 3: syncookies off, less than a quarter of tcp_max_syn_backlog
-        // free, and the peer is not "proven" (no tcp_metrics history is modelled).
-        if sys.tcp_syncookies == 0 {
-            let max = i64::from(sys.tcp_max_syn_backlog);
-            if max - i64::from(listener.syn_qlen) < (max >> 2) {
-                self.counters.TcpExtListenDrops += 1;
-                out.notify(ServerEvent::Dropped {
-                    cause: DropCause::SynBacklogQuarter,
-                });
-                return;
-            }
-        }
-        let snd_isn = self.flow.keyed(&tuple, u64::from(pkt.seq));
-        // Fast Open (`tcp_try_fastopen`): a child in SYN_RECV straight into
-        // the accept queue, data queued (§5.7 note).
-        let tfo = sys.tcp_fastopen;
-        if pkt.payload_len > 0
-            && tfo & TFO_SERVER_ENABLE != 0
-            && listener.options.fastopen_qlen > 0
-            && (pkt.fast_open || tfo & TFO_SERVER_COOKIE_NOT_REQD != 0)
-        {
-            self.counters.TcpExtTCPFastOpenPassive += 1;
-            let syn_retries = listener.options.syn_retries;
-            let c = self.new_child(
-                tuple,
-                hash,
-                ChildState::SynRecv,
-                snd_isn,
-                pkt.seq.wrapping_add(1),
-                false,
-            );
-            let child = &mut self.children[c];
-            child.syn_retries = syn_retries;
-            child.rcv_nxt = child.rcv_nxt.wrapping_add(pkt.payload_len);
-            child.request_bytes = pkt.payload_len;
-            let synack = segment(
-                &tuple,
-                TcpFlags::SYN | TcpFlags::ACK,
-                snd_isn,
-                child.rcv_nxt,
-                0,
-            );
-            if let TimerArm::Push(at) =
-                child
-                    .timer
-                    .arm_with_horizon(now + TCP_TIMEOUT_INIT, now, TIMER_HORIZON)
-            {
-                out.set_timer(at, ServerTimer::Child(c));
-            }
-            out.transmit(synack, None);
-            self.enqueue_child(c, l, out);
-            out.notify(ServerEvent::RequestReceived { child: c });
-            return;
-        }
-        // Step 4: a request socket in ehash, SYN-ACK, timer at now + 1 s.
-        let listener = &mut self.listeners[l.index()];
-        // Step 1 checked the SYN queue: only timer migration (§5.3) may go
-        // past backlog+1.
-        assert!(
-            !listener.syn_queue_is_full(),
-            "invariant queue_limits: listener {} SYN queue would grow to {} > backlog+1 = {} \
-             through a SYN (§5.2 step 1)",
-            l.0,
-            listener.syn_qlen + 1,
-            listener.backlog + 1
-        );
-        listener.syn_qlen += 1;
-        listener.syn_young += 1;
-        listener.req_refs += 1;
-        listener.note_queues();
-        let r = self.requests.insert(Request {
-            tuple,
-            listener: l,
-            hash,
-            snd_isn,
-            rcv_isn: pkt.seq,
-            num_timeout: 0,
-            acked: false,
-            timer: Timer::new(),
-            last_oow_ack: None,
-            migrated: false,
-        });
-        self.ehash.insert(tuple, Sock::Req(r));
-        if let TimerArm::Push(at) =
-            self.requests[r]
-                .timer
-                .arm_with_horizon(now + TCP_TIMEOUT_INIT, now, TIMER_HORIZON)
-        {
-            out.set_timer(at, ServerTimer::Req(r));
-        }
-        self.send_synack(r, out);
-    }
-
-    /// §5.3 `reqsk_timer_handler`.
-    fn reqsk_timer_handler(&mut self, now: SimTime, r: ReqKey, out: &mut impl ServerOutput) {
-        let (l, hash, num_timeout) = {
-            let req = &self.requests[r];
-            (req.listener, req.hash, req.num_timeout)
-        };
-        let mut owner = l;
-        let mut migrated_to = None;
-        if !self.listeners[l.index()].is_listening() {
-            let migrate_req = self.sysctls.tcp_migrate_req == 1;
-            let m = MigratingSock::Request { hash, len: 0 };
-            match self
-                .hooks
-                .migrate_target(&self.listeners, l, m, migrate_req)
-            {
-                // `reqsk_timer_handler` does not look at the target's state; a
-                // target that is not listening is caught by the hashdance later.
-                MigrateOutcome::Target(t)
-                    if self.inject_bug != Some(MigrationPath::SynackTimer) =>
-                {
-                    // The clone is counted on the target, with no fullness check.
-                    let target = &mut self.listeners[t.index()];
-                    target.syn_qlen += 1;
-                    if num_timeout == 0 {
-                        target.syn_young += 1;
-                    }
-                    target.note_queues();
-                    owner = t;
-                    migrated_to = Some(t);
-                }
-                other => {
-                    let reason = match other {
-                        MigrateOutcome::Fail(reason) => Some(reason),
-                        // Injected bug (test-only): a found target is dropped uncounted.
-                        MigrateOutcome::Target(_)
-                            if self.inject_bug == Some(MigrationPath::SynackTimer) =>
-                        {
-                            None
-                        }
-                        MigrateOutcome::Target(_) | MigrateOutcome::Detached => None,
-                    };
-                    if let Some(reason) = reason {
-                        self.migration_failed(MigrationPath::SynackTimer, l, reason, out);
-                    }
-                    out.notify(ServerEvent::Dropped {
-                        cause: DropCause::RequestTimerNoTarget,
-                    });
-                    self.drop_request(r);
-                    return;
-                }
-            }
-        }
-        let o = &self.listeners[owner.index()];
-        let mut max_retries = if o.options.syn_retries != 0 {
-            o.options.syn_retries
-        } else {
-            self.sysctls.tcp_synack_retries
-        };
-        // Pruning under SYN-queue pressure: old requests get fewer retries.
-        // `(qlen << 1) > max(8U, backlog)` compares as unsigned in C.
-        let qlen = o.syn_qlen;
-        if (qlen.wrapping_shl(1) as u32) > o.backlog.max(8) {
-            let mut young = o.syn_young.wrapping_shl(1);
-            while max_retries > 2 {
-                if qlen < young {
-                    break;
-                }
-                max_retries -= 1;
-                young = young.wrapping_shl(1);
-            }
-        }
-        self.counters.TcpExtTCPTimeouts += 1;
-        if num_timeout >= max_retries {
-            if let Some(t) = migrated_to {
-                self.migration_failed(
-                    MigrationPath::SynackTimer,
-                    l,
-                    MigrateFailure::RequestExpired,
-                    out,
-                );
-                let target = &mut self.listeners[t.index()];
-                target.syn_qlen -= 1;
-                if num_timeout == 0 {
-                    target.syn_young -= 1;
-                }
-            }
-            out.notify(ServerEvent::Dropped {
-                cause: DropCause::RequestExpired,
-            });
-            // `drop:` unlinks the old request with `sk_listener`, which is the
-            // target after a migration (6.13+, §5.3): the target is
-            // decremented for it too and the old listener never is.
-            self.drop_request_counted_on(r, owner);
-            return;
-        }
-        // Retransmit the SYN-ACK from the owner and re-arm.
-        self.counters.TcpExtTCPSynRetrans += 1;
-        self.send_synack(r, out);
-        let rto_max = self.sysctls.rto_max();
-        if num_timeout == 0 {
-            self.listeners[owner.index()].syn_young -= 1;
-        }
-        let req = &mut self.requests[r];
-        req.num_timeout += 1;
-        let at = now + rto_for(TCP_TIMEOUT_INIT, req.num_timeout, rto_max);
-        if let TimerArm::Push(at) = req.timer.arm_with_horizon(at, now, TIMER_HORIZON) {
-            out.set_timer(at, ServerTimer::Req(r));
-        }
-        if let Some(t) = migrated_to {
-            // The clone replaces the old request in ehash; the old listener's
-            // counters drop the old request (`reqsk_queue_removed`).
-            let first = !req.migrated;
-            req.migrated = true;
-            req.listener = t;
-            let old = &mut self.listeners[l.index()];
-            old.syn_qlen -= 1;
-            if num_timeout == 0 {
-                old.syn_young -= 1;
-            }
-            old.req_refs -= 1;
-            self.listeners[t.index()].req_refs += 1;
-            self.counters.TcpExtTCPMigrateReqSuccess += 1;
-            out.notify(ServerEvent::Migrated {
-                path: MigrationPath::SynackTimer,
-                from: l,
-                to: t,
-                first,
-            });
-            self.maybe_destroy_listener(l);
-        }
-    }
-
-    /// §5.4: a segment for request `r`.
-    fn request_segment(
-        &mut self,
-        now: SimTime,
-        r: ReqKey,
-        pkt: &Packet,
-        out: &mut impl ServerOutput,
-    ) {
-        let (l, hash, tuple) = {
-            let req = &self.requests[r];
-            (req.listener, req.hash, req.tuple)
-        };
-        let mut s = l;
-        if !self.listeners[l.index()].is_listening() {
-            let migrate_req = self.sysctls.tcp_migrate_req == 1;
-            let m = MigratingSock::Request {
-                hash,
-                len: TCP_HEADER_LEN + pkt.payload_len,
-            };
-            match self
-                .hooks
-                .migrate_target(&self.listeners, l, m, migrate_req)
-            {
-                // Injected bug (test-only): a found target falls through to the
-                // no-target branch below, uncounted.
-                MigrateOutcome::Target(t) if self.inject_bug != Some(MigrationPath::FinalAck) => {
-                    s = t
-                }
-                other => {
-                    if let MigrateOutcome::Fail(reason) = other {
-                        self.migration_failed(MigrationPath::FinalAck, l, reason, out);
-                    }
-                    // Drop the request and look the segment up again from scratch.
-                    self.drop_request(r);
-                    self.listener_segment(now, tuple, pkt, RstCause::ClosedListenerRequest, out);
-                    return;
-                }
-            }
-        }
-        self.check_req(now, r, s, pkt, out);
-    }
-
-    /// `tcp_check_req` (§5.4 steps 1–7) with `s` the listener that handles it.
-    fn check_req(
-        &mut self,
-        now: SimTime,
-        r: ReqKey,
-        s: ListenerId,
-        pkt: &Packet,
-        out: &mut impl ServerOutput,
-    ) {
-        let flags = pkt.flags;
-        let (l, snd_isn, rcv_isn, num_timeout, tuple, hash, migrated) = {
-            let q = &self.requests[r];
-            (
-                q.listener,
-                q.snd_isn,
-                q.rcv_isn,
-                q.num_timeout,
-                q.tuple,
-                q.hash,
-                q.migrated,
-            )
-        };
-        let has_ack = flags.contains(TcpFlags::ACK);
-        // Step 1: a retransmitted SYN with the original ISN.
-        if flags.contains(TcpFlags::SYN)
-            && !has_ack
-            && !flags.contains(TcpFlags::RST)
-            && pkt.seq == rcv_isn
-        {
-            let rto_max = self.sysctls.rto_max();
-            let req = &mut self.requests[r];
-            let limited = req
-                .last_oow_ack
-                .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT);
-            if limited {
-                out.notify(ServerEvent::Dropped {
-                    cause: DropCause::DuplicateSynRateLimited,
-                });
-                return;
-            }
-            req.last_oow_ack = Some(now);
-            let at = now + rto_for(TCP_TIMEOUT_INIT, num_timeout, rto_max);
-            if let TimerArm::Push(at) = req.timer.arm_with_horizon(at, now, TIMER_HORIZON) {
-                out.set_timer(at, ServerTimer::Req(r));
-            }
-            self.counters.TcpExtTCPSynRetrans += 1;
-            self.send_synack(r, out);
-            return;
-        }
-        // Step 2: an ACK of the wrong sequence is a listener segment: RST,
-        // except that an RST is never answered (`tcp_v4_send_reset` returns
-        // early for `th->rst`, §5.5).
-        if has_ack && pkt.ack != snd_isn.wrapping_add(1) {
-            if flags.contains(TcpFlags::RST) {
-                out.notify(ServerEvent::Dropped {
-                    cause: DropCause::RstNotAnswered,
-                });
-                return;
-            }
-            self.send_rst(rst_for(pkt), RstCause::BadAck, out);
-            return;
-        }
-        // Step 3 (PAWS, out of window) is not modelled: no timestamps, and the
-        // model's clients never send outside the window.
-        // Step 4: RST, or a SYN in the window.
-        if flags.contains(TcpFlags::RST) || flags.contains(TcpFlags::SYN) {
-            if !flags.contains(TcpFlags::RST) {
-                self.send_rst(rst_for(pkt), RstCause::SynInWindow, out);
-            } else {
-                out.notify(ServerEvent::Dropped {
-                    cause: DropCause::RequestReset,
-                });
-            }
-            self.counters.TcpExtEmbryonicRsts += 1;
-            // `embryonic_reset:` drops the request through S, the listener
-            // that handled the segment (the target after a migration).
-            self.drop_request_counted_on(r, s);
-            return;
-        }
-        // Step 5.
-        if !has_ack {
-            out.notify(ServerEvent::Dropped {
-                cause: DropCause::NoAckFlag,
-            });
-            return;
-        }
-        // Step 6: the accept queue of S is full.
-        if self.listeners[s.index()].accept_queue_is_full() {
-            self.counters.TcpExtListenOverflows += 1;
-            self.counters.TcpExtListenDrops += 1;
-            if s != l {
-                // The counter is bumped without a failure reason of §4.3: the
-                // target was found, its queue was full.
-                self.counters.TcpExtTCPMigrateReqFailure += 1;
-                out.notify(ServerEvent::MigrationFailed {
-                    path: MigrationPath::FinalAck,
-                    from: l,
-                    reason: MigrateFailure::TargetAcceptQueueFull,
-                });
-            }
-            if self.sysctls.tcp_abort_on_overflow == 0 {
-                self.requests[r].acked = true;
-                out.notify(ServerEvent::Dropped {
-                    cause: DropCause::FinalAckAcceptQueueFull,
-                });
-            } else {
-                let cause = if s != l {
-                    RstCause::MigratedAcceptQueueOverflow
-                } else {
-                    RstCause::AcceptQueueOverflow
-                };
-                self.send_rst(rst_for(pkt), cause, out);
-                self.counters.TcpExtEmbryonicRsts += 1;
-                // `embryonic_reset:` again: counted on S (see step 4).
-                self.drop_request_counted_on(r, s);
-            }
-            return;
-        }
-        // Step 7: the child replaces the request (inet_csk_complete_hashdance):
-        // `new_child` overwrites the request's ehash entry in place.
-        debug_assert_eq!(self.ehash.get(&tuple), Some(&Sock::Req(r)));
-        let owner = self.requests[r].listener;
-        self.release_request(r, owner, false);
-        let c = self.new_child(
-            tuple,
-            hash,
-            ChildState::Established,
-            snd_isn,
-            rcv_isn.wrapping_add(1),
-            migrated || s != l,
-        );
-        if !self.listeners[s.index()].is_listening() {
-            // `inet_csk_reqsk_queue_add` refuses a listener that is not
-            // listening: `inet_child_forget` resets the new child (§5.4
-            // step 7 → §5.7 forget rule).
-            if s != l {
-                self.migration_failed(
-                    MigrationPath::FinalAck,
-                    l,
-                    MigrateFailure::TargetNotListening,
-                    out,
-                );
-            }
-            self.forget_child(now, c, RstCause::ForgottenChild, out);
-            return;
-        }
-        if s != l {
-            self.counters.TcpExtTCPMigrateReqSuccess += 1;
-            out.notify(ServerEvent::Migrated {
-                path: MigrationPath::FinalAck,
-                from: l,
-                to: s,
-                first: !migrated,
-            });
-        }
-        self.enqueue_child(c, s, out);
-        self.child_data(now, c, pkt, out);
-    }
-
-    /// Data and FIN processing of a child.
-    fn child_data(
-        &mut self,
-        _now: SimTime,
-        c: ChildKey,
-        pkt: &Packet,
-        out: &mut impl ServerOutput,
-    ) {
-        let child = &mut self.children[c];
-        let mut ack_needed = false;
-        let mut received = false;
-        if pkt.payload_len > 0 {
-            if pkt.seq == child.rcv_nxt {
-                child.rcv_nxt = child.rcv_nxt.wrapping_add(pkt.payload_len);
-                child.request_bytes += pkt.payload_len;
-                received = true;
-            }
-            // New or duplicate data is acknowledged at once (quickack mode at
-            // the start of a connection).
-            ack_needed = true;
-        }
-        if pkt.flags.contains(TcpFlags::FIN) && child.state == ChildState::Established {
-            child.rcv_nxt = child.rcv_nxt.wrapping_add(1);
-            child.state = ChildState::CloseWait;
-            ack_needed = true;
-        }
-        if ack_needed {
-            out.transmit(
-                segment(&child.tuple, TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0),
-                None,
-            );
-        }
-        if received {
-            out.notify(ServerEvent::RequestReceived { child: c });
-        }
-    }
-
-    fn child_segment(
-        &mut self,
-        now: SimTime,
-        c: ChildKey,
-        pkt: &Packet,
-        out: &mut impl ServerOutput,
-    ) {
-        let flags = pkt.flags;
-        if flags.contains(TcpFlags::RST) {
-            self.destroy_child_silently(c, out);
-            return;
-        }
-        let child = &mut self.children[c];
-        match child.state {
-            ChildState::SynRecv => {
-                if flags.contains(TcpFlags::SYN) {
-                    // A retransmitted Fast Open SYN: resend the SYN-ACK.
-                    let synack = segment(
-                        &child.tuple,
-                        TcpFlags::SYN | TcpFlags::ACK,
-                        child.snd_isn,
-                        child.rcv_nxt,
-                        0,
-                    );
-                    out.transmit(synack, None);
-                    return;
-                }
-                if flags.contains(TcpFlags::ACK) && pkt.ack == child.snd_isn.wrapping_add(1) {
-                    child.state = ChildState::Established;
-                    child.timer.cancel();
-                    child.rto = TCP_RTO_MIN;
-                    self.child_data(now, c, pkt, out);
-                }
-            }
-            ChildState::Established | ChildState::CloseWait => self.child_data(now, c, pkt, out),
-            ChildState::FinWait => {
-                if flags.contains(TcpFlags::ACK) && pkt.ack == child.snd_nxt {
-                    child.timer.cancel();
-                    if flags.contains(TcpFlags::FIN) {
-                        let child = self.children.remove(c).expect("live child");
-                        self.ehash.remove(&child.tuple);
-                        out.notify(ServerEvent::ChildFinished { child: c });
-                    }
-                } else if pkt.payload_len > 0 {
-                    out.transmit(
-                        segment(&child.tuple, TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0),
-                        None,
-                    );
-                }
-            }
-        }
-    }
-
-    fn child_timer(&mut self, now: SimTime, c: ChildKey, out: &mut impl ServerOutput) {
-        let rto_max = self.sysctls.rto_max();
-        let synack_retries = self.sysctls.tcp_synack_retries;
-        let retries2 = self.sysctls.tcp_retries2;
-        let child = &mut self.children[c];
-        let limit = match child.state {
-            // tcp_fastopen_synack_timer: "add one more retry for fastopen";
-            // each expiry counts TCPTimeouts (tcp_syn_ack_timeout).
-            ChildState::SynRecv => {
-                self.counters.TcpExtTCPTimeouts += 1;
-                if child.syn_retries != 0 {
-                    child.syn_retries
-                } else {
-                    synack_retries.saturating_add(1)
-                }
-            }
-            ChildState::FinWait => retries2,
-            ChildState::Established | ChildState::CloseWait => return,
-        };
-        if child.retransmits >= limit {
-            // tcp_write_err: the connection dies without an RST.
-            self.destroy_child_silently(c, out);
-            return;
-        }
-        child.retransmits += 1;
-        let pkt = match child.state {
-            ChildState::SynRecv => {
-                self.counters.TcpExtTCPSynRetrans += 1;
-                segment(
-                    &child.tuple,
-                    TcpFlags::SYN | TcpFlags::ACK,
-                    child.snd_isn,
-                    child.rcv_nxt,
-                    0,
-                )
-            }
-            _ => segment(
-                &child.tuple,
-                TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN,
-                child.snd_nxt.wrapping_sub(child.response_len + 1),
-                child.rcv_nxt,
-                child.response_len,
-            ),
-        };
-        child.rto = (child.rto.saturating_mul(2)).min(rto_max);
-        out.transmit(pkt, None);
-        if let TimerArm::Push(at) =
-            child
-                .timer
-                .arm_with_horizon(now + child.rto, now, TIMER_HORIZON)
-        {
-            out.set_timer(at, ServerTimer::Child(c));
-        }
     }
 }

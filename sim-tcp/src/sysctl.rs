@@ -36,8 +36,28 @@ pub struct Sysctls {
     pub tcp_fastopen: u32,
     /// `net.ipv4.tcp_rto_max_ms`.
     pub tcp_rto_max_ms: u32,
-    /// `net.ipv4.tcp_retries2`: data retransmissions before an established connection times out.
+    /// `net.ipv4.tcp_retries2`: bounds how long an established connection
+    /// retransmits before it times out (through `tcp_model_timeout` with a
+    /// 200 ms base, as the kernel does; about 924 s with the default 15).
     pub tcp_retries2: u8,
+    /// `net.ipv4.tcp_syn_linear_timeouts` (client side, §2.1, §2.6): the
+    /// first N+1 SYN retransmission intervals stay at the initial RTO (1 s);
+    /// the retry budget becomes `tcp_syn_retries` + N.
+    pub tcp_syn_linear_timeouts: u8,
+    /// `net.ipv4.tcp_timestamps` (§2.1): 0 off; 1 and 2 on (2 without the
+    /// per-connection random offset, which the model does not draw anyway).
+    /// With timestamps, the echo gives an RTT sample even for a retransmitted
+    /// SYN, SYN-ACK or data segment.
+    pub tcp_timestamps: u8,
+    /// `net.ipv4.tcp_no_metrics_save` (§2.1): 1 = do not save a closing
+    /// connection's RTT in the TCP metrics cache.
+    pub tcp_no_metrics_save: u8,
+    /// `net.ipv4.tcp_early_retrans` (§2.1): 3 and 4 enable the tail loss
+    /// probe (TLP) before the data RTO; 0..=2 disable it.
+    pub tcp_early_retrans: u8,
+    /// `net.ipv4.tcp_fin_timeout` in seconds: how long an orphaned socket
+    /// (closed by its application in FIN-WAIT) lingers.
+    pub tcp_fin_timeout: u32,
 }
 
 impl Default for Sysctls {
@@ -53,14 +73,31 @@ impl Default for Sysctls {
             tcp_fastopen: TFO_CLIENT_ENABLE,
             tcp_rto_max_ms: 120_000,
             tcp_retries2: 15,
+            tcp_syn_linear_timeouts: 4,
+            tcp_timestamps: 1,
+            tcp_no_metrics_save: 0,
+            tcp_early_retrans: 3,
+            tcp_fin_timeout: 60,
         }
     }
 }
 
 impl Sysctls {
-    /// `TCP_RTO_MAX` as bounded by `tcp_rto_max_ms`.
+    /// The cap on full sockets' RTOs (`tcp_rto_max(sk)`): `tcp_rto_max_ms`.
+    /// Request sockets and Fast Open children cap at `TCP_RTO_MAX` instead
+    /// (§2.1, §3).
     pub fn rto_max(&self) -> SimDuration {
         SimDuration::from_millis(u64::from(self.tcp_rto_max_ms))
+    }
+
+    /// Whether this host sends and accepts the timestamp option.
+    pub fn timestamps(&self) -> bool {
+        self.tcp_timestamps != 0
+    }
+
+    /// Whether the tail loss probe is enabled (`tcp_early_retrans` 3 or 4).
+    pub fn loss_probes(&self) -> bool {
+        matches!(self.tcp_early_retrans, 3 | 4)
     }
 
     /// Sets one sysctl by its kernel name (as used in scenario files).
@@ -91,6 +128,14 @@ impl Sysctls {
                 self.tcp_rto_max_ms = value as u32
             }
             "tcp_retries2" => self.tcp_retries2 = small(name, value, 255)?,
+            "tcp_syn_linear_timeouts" => {
+                // proc_dointvec_minmax with extra2 = MAX_TCP_SYNCNT (127).
+                self.tcp_syn_linear_timeouts = small(name, value, 127)?
+            }
+            "tcp_timestamps" => self.tcp_timestamps = small(name, value, 2)?,
+            "tcp_no_metrics_save" => self.tcp_no_metrics_save = small(name, value, 1)?,
+            "tcp_early_retrans" => self.tcp_early_retrans = small(name, value, 4)?,
+            "tcp_fin_timeout" => self.tcp_fin_timeout = small(name, value, 86_400)?,
             other => {
                 return Err(format!(
                     "unknown sysctl `{other}` (known: {})",
@@ -114,6 +159,11 @@ impl Sysctls {
             "tcp_fastopen" => self.tcp_fastopen.into(),
             "tcp_rto_max_ms" => self.tcp_rto_max_ms.into(),
             "tcp_retries2" => self.tcp_retries2.into(),
+            "tcp_syn_linear_timeouts" => self.tcp_syn_linear_timeouts.into(),
+            "tcp_timestamps" => self.tcp_timestamps.into(),
+            "tcp_no_metrics_save" => self.tcp_no_metrics_save.into(),
+            "tcp_early_retrans" => self.tcp_early_retrans.into(),
+            "tcp_fin_timeout" => self.tcp_fin_timeout.into(),
             _ => return None,
         })
     }
@@ -130,5 +180,10 @@ impl Sysctls {
         "tcp_fastopen",
         "tcp_rto_max_ms",
         "tcp_retries2",
+        "tcp_syn_linear_timeouts",
+        "tcp_timestamps",
+        "tcp_no_metrics_save",
+        "tcp_early_retrans",
+        "tcp_fin_timeout",
     ];
 }

@@ -7,12 +7,17 @@
 //! rst cause)` tuples. See [`harness`].
 
 mod harness;
+mod pair;
 
 mod client;
 mod close;
+mod deadline;
 mod fastopen;
 mod link;
 mod listener_segment;
 mod request;
+mod rst_validation;
+mod rtt_metrics;
 mod syn_queue;
+mod syn_schedule;
 mod synack_timer;

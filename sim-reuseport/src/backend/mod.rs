@@ -57,6 +57,8 @@ pub struct RunOptions<'a> {
     /// **Test-only**: break this migration path on every server host
     /// (see `ServerStack::inject_bug`). `None` in every real run.
     pub inject_bug: Option<MigrationPath>,
+    /// Override every host's timer mode (wheel or exact, §3.1).
+    pub timer_mode: Option<sim_core::TimerMode>,
 }
 
 /// A time series sample for plots.

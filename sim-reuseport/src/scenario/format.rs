@@ -208,6 +208,32 @@ pub struct HostSpec {
     /// Sysctls by kernel name (`tcp_migrate_req`, `tcp_synack_retries`, ...).
     #[serde(default)]
     pub sysctls: BTreeMap<String, u64>,
+    /// The kernel's `CONFIG_HZ` (100, 250, 300 or 1000; default 250): the
+    /// granularity of the host's TCP timers on the timer wheel (§3.1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hz: Option<u32>,
+    /// How the host's TCP timers fire (default `wheel`, as Linux does).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timer_mode: Option<TimerModeSpec>,
+}
+
+/// How a host's TCP timers fire (§3.1).
+#[derive(Copy, Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum TimerModeSpec {
+    /// At the expiry of their timer-wheel bucket, in jiffies (Linux).
+    Wheel,
+    /// At their exact nominal deadlines (to see what the wheel changes).
+    Exact,
+}
+
+impl From<TimerModeSpec> for sim_core::TimerMode {
+    fn from(m: TimerModeSpec) -> Self {
+        match m {
+            TimerModeSpec::Wheel => sim_core::TimerMode::Wheel,
+            TimerModeSpec::Exact => sim_core::TimerMode::Exact,
+        }
+    }
 }
 
 /// A bidirectional link.
@@ -439,6 +465,15 @@ pub struct ClientSpec {
     /// The clients hold a Fast Open cookie.
     #[serde(default)]
     pub has_cookie: bool,
+    /// Give up on a connection whose handshake has not completed this long
+    /// after connect() (a connect timeout); the socket is closed and the
+    /// outcome is `abandoned`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connect_timeout: Option<Dur>,
+    /// Give up on a connection whose response has not arrived this long
+    /// after connect() (a whole-request timeout, as load generators set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_timeout: Option<Dur>,
 }
 
 /// A rule of a policy for one kind of call.

@@ -101,6 +101,8 @@ pub struct HostPlan {
     pub addresses: Vec<IpAddr>,
     /// Its sysctls: the kernel's defaults with the scenario's settings applied.
     pub sysctls: Sysctls,
+    /// Its kernel's timer granularity (`CONFIG_HZ`, wheel or exact, §3.1).
+    pub timers: sim_core::TimerModel,
 }
 
 /// A bidirectional link between two different hosts (at most one per pair).
@@ -317,6 +319,12 @@ pub struct ClientPlan {
     pub fast_open: bool,
     /// The clients hold a Fast Open cookie.
     pub has_cookie: bool,
+    /// The application gives up a connection not established after this
+    /// long (`connect` timeout).
+    pub connect_timeout: Option<SimDuration>,
+    /// The application gives up a connection without its response after
+    /// this long since `connect()`.
+    pub request_timeout: Option<SimDuration>,
 }
 
 /// A timeline primitive: one system call or event of the application.

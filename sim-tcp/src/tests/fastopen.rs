@@ -146,3 +146,22 @@ fn fastopen_child_without_migration_is_reset_at_close() {
     srv.run_timers();
     assert_eq!(srv.drain(), vec![], "the child timer died with the child");
 }
+
+#[test]
+fn fastopen_synack_timer_caps_at_tcp_rto_max_not_tcp_rto_max_ms_2_1() {
+    // tcp_fastopen_synack_timer re-arms with `req->timeout << num_timeout`
+    // capped at TCP_RTO_MAX: `tcp_rto_max_ms=1000` changes nothing.
+    let mut srv = Srv::new(sysctls(&[
+        (
+            "tcp_fastopen",
+            u64::from(TFO_SERVER_ENABLE | TFO_SERVER_COOKIE_NOT_REQD),
+        ),
+        ("tcp_rto_max_ms", 1000),
+    ]));
+    srv.listener_opts(16, tfo_opts());
+    srv.recv(ms(0), syn_data(5001, 100));
+    srv.run_timers();
+    let times: Vec<_> = srv.drain().into_iter().map(|x| x.0).collect();
+    let expect: Vec<_> = [0, 1, 3, 7, 15, 31, 63].into_iter().map(secs).collect();
+    assert_eq!(times, expect);
+}

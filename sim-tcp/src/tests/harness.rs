@@ -3,12 +3,12 @@
 //! [`ReuseportHooks`] mock, and packet builders.
 
 use crate::{
-    reciprocal_scale, ChildKey, ClientConfig, ClientOutcome, ClientOutput, ClientSocket,
-    FlowHasher, Listener, ListenerId, ListenerOptions, MigrateFailure, MigrateOutcome,
-    MigratingSock, ReuseportHooks, RstCause, Selection, ServerEvent, ServerOutput, ServerStack,
-    ServerTimer, Sysctls, TCP_SYNCOOKIE_VALID,
+    reciprocal_scale, ChildKey, ClientConfig, ClientEnv, ClientOutcome, ClientOutput,
+    ClientRstCause, ClientSocket, Counters, FlowHasher, Listener, ListenerId, ListenerOptions,
+    MigrateFailure, MigrateOutcome, MigratingSock, ReuseportHooks, RstCause, Selection,
+    ServerEvent, ServerOutput, ServerStack, ServerTimer, Sysctls, TcpMetrics, TCP_SYNCOOKIE_VALID,
 };
-use sim_core::{FourTuple, Packet, SimTime, TcpFlags};
+use sim_core::{FourTuple, Packet, SimTime, TcpFlags, TimerModel};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 
@@ -73,6 +73,9 @@ pub(super) fn seg_between(
         payload_len: len,
         fast_open: false,
         window: 65_535,
+        tsval: 0,
+        tsecr: 0,
+        tag: 0,
     }
 }
 
@@ -260,9 +263,18 @@ pub(super) struct Srv {
 pub(super) type Line = (SimTime, TcpFlags, u16, Option<RstCause>);
 
 impl Srv {
+    /// A stack whose timers fire at their exact nominal deadlines, so that
+    /// scripts can state the rules' nominal times; see [`Srv::with_timers`].
     pub fn new(sysctls: Sysctls) -> Self {
+        Srv::with_timers(sysctls, TimerModel::EXACT)
+    }
+
+    /// A stack with the given timer model (e.g. [`TimerModel::LINUX`]).
+    pub fn with_timers(sysctls: Sysctls, timers: TimerModel) -> Self {
+        let mut stack = ServerStack::new(sysctls, MockHooks::default(), FlowHasher::new(7));
+        stack.timers = timers;
         Srv {
-            stack: ServerStack::new(sysctls, MockHooks::default(), FlowHasher::new(7)),
+            stack,
             out: ServerRec::default(),
         }
     }
@@ -395,13 +407,21 @@ pub(super) fn sysctls(overrides: &[(&str, u64)]) -> Sysctls {
 pub(super) struct ClientRec {
     pub now: SimTime,
     pub sent: Vec<(SimTime, Packet)>,
+    /// The causes of the RSTs the client sent, in order.
+    pub rsts: Vec<ClientRstCause>,
     pub timers: Vec<SimTime>,
     pub outcomes: Vec<(SimTime, ClientOutcome)>,
 }
 
 impl ClientOutput for ClientRec {
-    fn transmit(&mut self, pkt: Packet) {
+    fn transmit(&mut self, pkt: Packet, rst: Option<ClientRstCause>) {
+        assert_eq!(
+            pkt.flags.contains(RST),
+            rst.is_some(),
+            "an RST must carry a cause and only an RST: {pkt}"
+        );
         self.sent.push((self.now, pkt));
+        self.rsts.extend(rst);
     }
     fn set_timer(&mut self, at: SimTime) {
         assert!(at >= self.now);
@@ -417,25 +437,61 @@ pub(super) struct Cli {
     pub sock: ClientSocket,
     pub out: ClientRec,
     pub sysctls: Sysctls,
+    pub timers: TimerModel,
+    pub metrics: TcpMetrics,
+    pub counters: Counters,
 }
 
 impl Cli {
-    /// connect() at `t` from `port` to the IPv4 server address.
+    /// connect() at `t` from `port` to the IPv4 server address, with timers
+    /// at their exact nominal deadlines (see [`Cli::connect_with`]).
     pub fn connect(t: SimTime, port: u16, cfg: ClientConfig, sysctls: Sysctls) -> Self {
+        Cli::connect_with(
+            t,
+            port,
+            cfg,
+            sysctls,
+            TimerModel::EXACT,
+            TcpMetrics::default(),
+        )
+    }
+
+    /// connect() with a timer model and a metrics cache.
+    pub fn connect_with(
+        t: SimTime,
+        port: u16,
+        cfg: ClientConfig,
+        sysctls: Sysctls,
+        timers: TimerModel,
+        mut metrics: TcpMetrics,
+    ) -> Self {
         let mut out = ClientRec {
             now: t,
             ..Default::default()
         };
+        let mut counters = Counters::default();
         let sock = ClientSocket::connect(
             t,
             client_addr(port),
             server_addr(),
             cisn(port),
             &cfg,
-            &sysctls,
+            &mut ClientEnv {
+                sysctls: &sysctls,
+                timers,
+                metrics: &mut metrics,
+                counters: &mut counters,
+            },
             &mut out,
         );
-        Cli { sock, out, sysctls }
+        Cli {
+            sock,
+            out,
+            sysctls,
+            timers,
+            metrics,
+            counters,
+        }
     }
 
     /// Fires the timer entries due at or before `t`, earliest first.
@@ -450,14 +506,35 @@ impl Cli {
         {
             self.out.timers.remove(i);
             self.out.now = at;
-            self.sock.on_timer(at, &self.sysctls, &mut self.out);
+            let mut env = ClientEnv {
+                sysctls: &self.sysctls,
+                timers: self.timers,
+                metrics: &mut self.metrics,
+                counters: &mut self.counters,
+            };
+            self.sock.on_timer(at, &mut env, &mut self.out);
         }
         self.out.now = t;
     }
 
     pub fn recv(&mut self, t: SimTime, pkt: Packet) {
         self.advance(t);
-        self.sock.on_segment(t, &pkt, &self.sysctls, &mut self.out);
+        let mut env = ClientEnv {
+            sysctls: &self.sysctls,
+            timers: self.timers,
+            metrics: &mut self.metrics,
+            counters: &mut self.counters,
+        };
+        self.sock.on_segment(t, &pkt, &mut env, &mut self.out);
+    }
+
+    /// The times at which SYNs were sent (first and retransmitted), drained.
+    pub fn syn_times(&mut self) -> Vec<SimTime> {
+        self.drain()
+            .into_iter()
+            .filter(|&(_, f, _)| f == SYN)
+            .map(|(t, _, _)| t)
+            .collect()
     }
 
     /// `(time, flags, payload length)` of everything sent since the last drain.
@@ -479,7 +556,6 @@ pub(super) fn to_client(port: u16, flags: TcpFlags, seq: u32, ack: u32, len: u32
 pub(super) fn plain(request_bytes: u32) -> ClientConfig {
     ClientConfig {
         request_bytes,
-        fast_open: false,
-        has_cookie: false,
+        ..ClientConfig::default()
     }
 }

@@ -261,3 +261,61 @@ fn migrated_request_with_exhausted_retries_fails_and_counts_on_target_twice_5_3(
     );
     assert_eq!(srv.stack.hooks.destroyed, vec![a]);
 }
+
+/// §3, §3.1 at HZ=250: the SYN-ACK schedule to the jiffy bucket, request at
+/// jiffy 0. The 4 s re-arm is a level-2 timer: the SYN-ACK due at 7 s goes
+/// out at the 256 ms boundary 7.168 s (measured 7.103–7.178 s,
+/// synack_schedule.txt); the request due to expire at 63 s goes at the
+/// 2.048 s boundary 65.536 s (measured 64.96–65.02 s, other jiffy phases).
+#[test]
+fn synack_schedule_on_the_wheel_to_the_jiffy_3_1() {
+    let mut srv = Srv::with_timers(Sysctls::default(), sim_core::TimerModel::LINUX);
+    srv.listener(16);
+    srv.recv(SimTime::ZERO, syn(5001));
+    srv.run_timers();
+    let (synacks, expired) = schedule(&mut srv, 5001);
+    assert_eq!(
+        synacks,
+        vec![
+            ms(0),
+            ms(1_024),
+            ms(3_040),
+            ms(7_168),
+            ms(15_360),
+            ms(31_488)
+        ]
+    );
+    assert_eq!(synacks[3].0 % 256_000_000, 0, "a 256 ms bucket boundary");
+    assert_eq!(expired, Some(ms(65_536)));
+    assert_eq!(srv.stack.counters.TcpRetransSegs, 5);
+}
+
+/// §2.1, §3: the request timer caps at TCP_RTO_MAX, not `tcp_rto_max_ms`:
+/// with `tcp_rto_max_ms=1000` the SYN-ACKs still go out at 1, 3, 7, 15, 31 s
+/// (measured on 6.18, synack_schedule.txt).
+#[test]
+fn tcp_rto_max_ms_does_not_cap_the_request_timer_2_1_3() {
+    let mut srv = Srv::new(sysctls(&[("tcp_rto_max_ms", 1000)]));
+    srv.listener(16);
+    srv.recv(ms(0), syn(5001));
+    srv.run_timers();
+    let (synacks, expired) = schedule(&mut srv, 5001);
+    let s: Vec<SimTime> = [0, 1, 3, 7, 15, 31].into_iter().map(secs).collect();
+    assert_eq!(synacks, s);
+    assert_eq!(expired, Some(secs(63)));
+    // A duplicate SYN pushes the timer to now + min(1 s << num_timeout,
+    // TCP_RTO_MAX) too (§5.4 step 1): num_timeout 6 after the 63 s expiry
+    // (tcp_synack_retries 8), so a SYN at 64 s moves the next SYN-ACK to 128 s.
+    let mut srv = Srv::new(sysctls(&[
+        ("tcp_rto_max_ms", 1000),
+        ("tcp_synack_retries", 8),
+    ]));
+    srv.listener(16);
+    srv.recv(ms(0), syn(5001));
+    srv.advance(secs(63));
+    srv.drain();
+    srv.recv(secs(64), syn(5001));
+    srv.advance(secs(128));
+    let (synacks, _) = schedule(&mut srv, 5001);
+    assert_eq!(synacks, vec![secs(64), secs(128)]);
+}

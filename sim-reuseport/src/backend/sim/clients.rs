@@ -1,16 +1,18 @@
 //! Client populations: their arrival processes, the sockets they open
-//! (`sim_tcp::ClientSocket`, §2.6), the 4-tuples in use, and the ledger
-//! that attributes a reset connection to the cause of the RST that reset it.
+//! (`sim_tcp::ClientSocket`, §2.6) and the 4-tuples in use. A connection's
+//! outcome is reported when it ends for the application; its socket may
+//! live on (an orphan after a give-up, §2.6) until the kernel lets go of it.
+//! The cause of an RST that resets a connection travels in the RST itself
+//! (`Packet::tag`, set by the server stack).
 
-use super::Stack;
 use crate::scenario::plan::{ArrivalPlan, ClientIx, ClientPlan, HostIx};
-use rustc_hash::FxHashMap;
 use sim_core::{
     exponential_ns, uniform_below, FourTuple, Packet, RngStreams, SimDuration, SimRng, SimTime,
     TupleMap,
 };
 use sim_tcp::{
-    time_wait_reply, ClientConfig, ClientOutcome, ClientOutput, ClientSocket, RstCause, Sysctls,
+    closed_port_reply, ClientConfig, ClientEnv, ClientOutcome, ClientOutput, ClientRstCause,
+    ClientSocket, RstCause,
 };
 use std::net::{IpAddr, SocketAddr};
 
@@ -19,10 +21,22 @@ slotmap::new_key_type! {
     pub(super) struct ClientKey;
 }
 
+/// What the clients need of their hosts: the ports a host's servers use
+/// (never ephemeral ports), whether a server host still holds a 4-tuple,
+/// and each host's namespace state for its client sockets.
+pub(super) trait ClientHosts {
+    /// Sorted server ports of host `h`.
+    fn server_ports(&self, h: HostIx) -> &[u16];
+    /// Whether server host `sh` holds a request or child for `tuple` (its view).
+    fn server_holds(&self, sh: HostIx, tuple: &FourTuple) -> bool;
+    /// Host `h`'s sysctls, timers, metrics cache and client counters.
+    fn client_env(&mut self, h: HostIx) -> ClientEnv<'_>;
+}
+
 /// Where the clients' effects go.
 pub(super) trait ClientsOut {
-    /// Host `src` sends `pkt` now.
-    fn transmit(&mut self, src: HostIx, pkt: Packet);
+    /// Host `src` sends `pkt` now; `rst` tags an RST the client host sends.
+    fn transmit(&mut self, src: HostIx, pkt: Packet, rst: Option<ClientRstCause>);
     /// Connection `k`'s TCP timer is due at `at`.
     fn set_timer(&mut self, at: SimTime, k: ClientKey);
     /// Population `g`'s next arrival is at `at`.
@@ -41,33 +55,6 @@ pub(super) struct Outcome {
     pub(super) started_at: SimTime,
     /// When its handshake completed.
     pub(super) established_at: Option<SimTime>,
-}
-
-/// The cause of the first RST a server sent to each client 4-tuple, until
-/// the client's connection on that tuple ends.
-#[derive(Default)]
-pub(super) struct RstLedger(FxHashMap<FourTuple, RstCause>);
-
-impl RstLedger {
-    /// A server sent an RST of `cause` to `client` (its local address, as
-    /// the client sees the tuple). The first cause is kept: when several
-    /// RSTs are sent for one connection (e.g. §7 B for the final ACK, then
-    /// §7 D for the data right behind it), the first to arrive resets it.
-    #[inline]
-    pub(super) fn record(&mut self, client: FourTuple, cause: RstCause) {
-        self.0.entry(client).or_insert(cause);
-    }
-
-    /// Removes the cause recorded for `tuple`, without hashing the tuple
-    /// when nothing is recorded (the common case: most runs reset nothing).
-    #[inline]
-    fn take(&mut self, tuple: &FourTuple) -> Option<RstCause> {
-        if self.0.is_empty() {
-            None
-        } else {
-            self.0.remove(tuple)
-        }
-    }
 }
 
 /// One client population.
@@ -89,6 +76,8 @@ struct Gen {
 struct Conn {
     sock: ClientSocket,
     host: HostIx,
+    /// Its outcome was reported (it may linger as an orphan).
+    reported: bool,
 }
 
 /// The client populations and their open connections.
@@ -98,7 +87,8 @@ pub(super) struct Clients {
     /// a plain slot map would keep reusing slots scattered over the peak.
     conns: slotmap::DenseSlotMap<ClientKey, Conn>,
     by_tuple: TupleMap<ClientKey>,
-    ledger: RstLedger,
+    /// Sockets whose outcome was reported but that are still open (orphans).
+    orphans: usize,
 }
 
 /// A socket's outputs, keyed by its connection.
@@ -111,8 +101,8 @@ struct Keyed<'o, O> {
 
 impl<O: ClientsOut> ClientOutput for Keyed<'_, O> {
     #[inline]
-    fn transmit(&mut self, pkt: Packet) {
-        self.out.transmit(self.host, pkt);
+    fn transmit(&mut self, pkt: Packet, rst: Option<ClientRstCause>) {
+        self.out.transmit(self.host, pkt, rst);
     }
     #[inline]
     fn set_timer(&mut self, at: SimTime) {
@@ -142,6 +132,8 @@ impl Clients {
                     request_bytes: c.request_bytes,
                     fast_open: c.fast_open,
                     has_cookie: c.has_cookie,
+                    connect_timeout: c.connect_timeout,
+                    request_timeout: c.request_timeout,
                 },
                 next_port: vec![32768; c.sources.len()],
                 sources: c.sources.clone(),
@@ -153,7 +145,7 @@ impl Clients {
             gens,
             conns: slotmap::DenseSlotMap::with_key(),
             by_tuple: TupleMap::default(),
-            ledger: RstLedger::default(),
+            orphans: 0,
         }
     }
 
@@ -165,39 +157,23 @@ impl Clients {
         })
     }
 
-    /// The ledger of RST causes, for the servers' outputs.
-    pub(super) fn ledger_mut(&mut self) -> &mut RstLedger {
-        &mut self.ledger
-    }
-
-    /// Open connections.
+    /// Connections without an outcome yet (in flight).
     pub(super) fn open(&self) -> usize {
-        self.conns.len()
-    }
-
-    /// Population `g`'s host and its server's host.
-    pub(super) fn hosts_of(&self, g: ClientIx) -> (HostIx, HostIx) {
-        let gen = &self.gens[g.index()];
-        (gen.host, gen.server_host)
+        self.conns.len() - self.orphans
     }
 
     /// Shrinks tables left sparse by a peak.
     pub(super) fn compact(&mut self) {
         self.by_tuple.shrink_after_peak();
-        sim_core::shrink_after_peak(&mut self.ledger.0);
     }
 
     /// Population `g`'s arrival at `now`: schedules the next one, then
-    /// connects. `reserved` are the server ports of the population's host
-    /// (never used as ephemeral ports), `server` the stack of its server's
-    /// host. Returns false if no 4-tuple was free.
+    /// connects. Returns false if no 4-tuple was free.
     pub(super) fn arrival(
         &mut self,
         now: SimTime,
         g: ClientIx,
-        reserved: &[u16],
-        server: Option<&Stack>,
-        sysctls: &[Sysctls],
+        hosts: &mut impl ClientHosts,
         out: &mut impl ClientsOut,
     ) -> bool {
         let gen = &mut self.gens[g.index()];
@@ -207,24 +183,21 @@ impl Clients {
                 out.next_arrival(t, g);
             }
         }
-        self.connect(now, g, reserved, server, sysctls, out)
+        self.connect(now, g, hosts, out)
     }
 
     fn connect(
         &mut self,
         now: SimTime,
         g: ClientIx,
-        reserved: &[u16],
-        server: Option<&Stack>,
-        sysctls: &[Sysctls],
+        hosts: &mut impl ClientHosts,
         out: &mut impl ClientsOut,
     ) -> bool {
         let gen = &mut self.gens[g.index()];
         gen.issued += 1;
-        let Some(tuple) = free_tuple(gen, reserved, server, &self.by_tuple) else {
+        let Some(tuple) = free_tuple(gen, hosts, &self.by_tuple) else {
             return false;
         };
-        self.ledger.take(&tuple);
         let isn = uniform_below(&mut gen.rng, 1 << 32) as u32;
         let (cfg, host) = (&gen.cfg, gen.host);
         let key = self.conns.insert_with_key(|key| {
@@ -240,10 +213,14 @@ impl Clients {
                 tuple.remote,
                 isn,
                 cfg,
-                &sysctls[host.index()],
+                &mut hosts.client_env(host),
                 &mut io,
             );
-            Conn { sock, host }
+            Conn {
+                sock,
+                host,
+                reported: false,
+            }
         });
         self.by_tuple.insert(tuple, key);
         true
@@ -256,39 +233,37 @@ impl Clients {
         now: SimTime,
         host: HostIx,
         pkt: &Packet,
-        sysctls: &[Sysctls],
+        hosts: &mut impl ClientHosts,
         out: &mut impl ClientsOut,
     ) -> Option<Outcome> {
         let tuple = FourTuple {
             local: pkt.dst,
             remote: pkt.src,
         };
-        if let Some(&k) = self.by_tuple.get(&tuple) {
-            let conn = &mut self.conns[k];
-            let mut io = Keyed {
-                out,
-                key: k,
-                host: conn.host,
-                outcome: None,
-            };
-            conn.sock
-                .on_segment(now, pkt, &sysctls[conn.host.index()], &mut io);
-            let o = io.outcome?;
-            let cause = self.ledger.take(&tuple);
-            let cause = match o {
-                ClientOutcome::Reset | ClientOutcome::Refused => cause,
-                _ => None,
-            };
-            return Some(self.finish(k, o, cause));
-        }
-        if pkt.flags.contains(sim_core::TcpFlags::RST) {
-            // A later RST for a connection that is already gone.
-            self.ledger.take(&tuple);
-        }
-        if let Some(reply) = time_wait_reply(pkt) {
-            out.transmit(host, reply);
-        }
-        None
+        let Some(&k) = self.by_tuple.get(&tuple) else {
+            // No socket: a retransmitted response after the client finished
+            // is answered as from LAST-ACK, anything else but an RST gets an RST.
+            let counters = hosts.client_env(host).counters;
+            if let Some((reply, cause)) = closed_port_reply(pkt, counters) {
+                out.transmit(host, reply, cause);
+            }
+            return None;
+        };
+        let conn = &mut self.conns[k];
+        let mut io = Keyed {
+            out,
+            key: k,
+            host: conn.host,
+            outcome: None,
+        };
+        conn.sock
+            .on_segment(now, pkt, &mut hosts.client_env(conn.host), &mut io);
+        // An RST names its cause in its tag (set by the server stack).
+        let cause = match io.outcome {
+            Some(ClientOutcome::Reset | ClientOutcome::Refused) => RstCause::from_tag(pkt.tag),
+            _ => None,
+        };
+        self.settle(k, io.outcome, cause)
     }
 
     /// Connection `k`'s timer is due. Returns its outcome if it ended.
@@ -296,7 +271,7 @@ impl Clients {
         &mut self,
         now: SimTime,
         k: ClientKey,
-        sysctls: &[Sysctls],
+        hosts: &mut impl ClientHosts,
         out: &mut impl ClientsOut,
     ) -> Option<Outcome> {
         let conn = self.conns.get_mut(k)?;
@@ -307,25 +282,42 @@ impl Clients {
             outcome: None,
         };
         conn.sock
-            .on_timer(now, &sysctls[conn.host.index()], &mut io);
-        let o = io.outcome?;
-        Some(self.finish(k, o, None))
+            .on_timer(now, &mut hosts.client_env(conn.host), &mut io);
+        self.settle(k, io.outcome, None)
     }
 
-    fn finish(&mut self, k: ClientKey, kind: ClientOutcome, cause: Option<RstCause>) -> Outcome {
-        let conn = self.conns.remove(k).expect("live client");
-        let tuple = conn.sock.tuple();
-        self.by_tuple.remove(&tuple);
-        // Whatever the outcome, a cause recorded for this tuple must not be
-        // blamed on a later connection that reuses it.
-        self.ledger.take(&tuple);
-        Outcome {
-            kind,
-            cause,
-            local: tuple.local,
-            started_at: conn.sock.started_at(),
-            established_at: conn.sock.established_at(),
+    /// After a call into socket `k`: reports its outcome if it reached one,
+    /// and forgets the socket once it is closed.
+    fn settle(
+        &mut self,
+        k: ClientKey,
+        outcome: Option<ClientOutcome>,
+        cause: Option<RstCause>,
+    ) -> Option<Outcome> {
+        let conn = &mut self.conns[k];
+        let report = outcome.map(|kind| {
+            debug_assert!(!conn.reported, "one outcome per connection");
+            conn.reported = true;
+            Outcome {
+                kind,
+                cause,
+                local: conn.sock.tuple().local,
+                started_at: conn.sock.started_at(),
+                established_at: conn.sock.established_at(),
+            }
+        });
+        if conn.sock.is_closed() {
+            let conn = self.conns.remove(k).expect("live client");
+            debug_assert!(conn.reported, "a socket closes after its outcome");
+            if report.is_none() && conn.reported {
+                // An orphan reported earlier is gone now.
+                self.orphans -= 1;
+            }
+            self.by_tuple.remove(&conn.sock.tuple());
+        } else if report.is_some() {
+            self.orphans += 1;
         }
+        report
     }
 }
 
@@ -358,10 +350,10 @@ fn next_arrival(gen: &mut Gen, now: SimTime) -> Option<SimTime> {
 /// source address in turn, skipping `reserved` ports and 4-tuples in use.
 fn free_tuple(
     gen: &mut Gen,
-    reserved: &[u16],
-    server: Option<&Stack>,
+    hosts: &impl ClientHosts,
     in_use: &TupleMap<ClientKey>,
 ) -> Option<FourTuple> {
+    let reserved = hosts.server_ports(gen.host);
     for _ in 0..gen.sources.len() * 4 {
         let si = gen.next_source;
         gen.next_source = (gen.next_source + 1) % gen.sources.len();
@@ -376,7 +368,7 @@ fn free_tuple(
         // request or child for. The model has no window/PAWS check
         // (§5.4 step 3), so a reused tuple would meet its old request as
         // an in-window SYN and be reset, which a real kernel would not do.
-        let server_holds = server.is_some_and(|s| s.holds(&t.reversed()));
+        let server_holds = hosts.server_holds(gen.server_host, &t.reversed());
         if !reserved && !server_holds && !in_use.contains_key(&t) {
             return Some(t);
         }

@@ -8,9 +8,9 @@ use crate::report::{ListenerReport, PolicyReport};
 use crate::reuseport::group::ReuseportTable;
 use crate::reuseport::policy::{Policy, Rule};
 use crate::scenario::plan::{HostIx, Plan, PolicyIx, RulePlan, ServerIx, WorkerIx};
-use sim_core::RngStreams;
-use sim_tcp::{FlowHasher, Listener, ListenerId, ListenerOptions, ListenerState, MigrationPath};
-use sim_tcp::{ServerStack, Sysctls};
+use sim_core::{RngStreams, TimerMode, TimerModel};
+use sim_tcp::{ClientEnv, Counters, FlowHasher, Listener, ListenerId, ListenerOptions};
+use sim_tcp::{ListenerState, MigrationPath, ServerStack, Sysctls, TcpMetrics};
 use std::collections::BTreeMap;
 
 /// A host that runs a server.
@@ -25,6 +25,14 @@ pub(super) struct Hosts {
     names: Vec<String>,
     /// Each host's sysctls, as the clients on it read them.
     sysctls: Vec<Sysctls>,
+    /// Each host's timer granularity (§3.1).
+    timers: Vec<TimerModel>,
+    /// The TCP metrics cache of hosts without a server stack (a server
+    /// host's clients share the stack's: one namespace).
+    client_metrics: Vec<TcpMetrics>,
+    /// Counters of each host's client sockets (its nstat = these + its
+    /// server stack's).
+    client_counters: Vec<Counters>,
     servers: Vec<Option<ServerHost>>,
     server_names: Vec<String>,
     /// Sorted server ports per host: segments to them go to the server stack.
@@ -35,14 +43,24 @@ pub(super) struct Hosts {
 
 impl Hosts {
     /// The plan's hosts, with a server stack on each host that has a server.
-    /// `migrate` overrides `tcp_migrate_req` everywhere; a stack's flow-hash
-    /// secret is drawn from `rng`'s `("flow-hash-secret", host)` stream.
+    /// `migrate` overrides `tcp_migrate_req` everywhere and `timer_mode`
+    /// every host's timer mode; a stack's flow-hash secret is drawn from
+    /// `rng`'s `("flow-hash-secret", host)` stream.
     pub(super) fn new(
         plan: &Plan,
         rng: &RngStreams,
         migrate: Option<bool>,
+        timer_mode: Option<TimerMode>,
         inject_bug: Option<MigrationPath>,
     ) -> Self {
+        let timers: Vec<TimerModel> = plan
+            .hosts
+            .iter()
+            .map(|h| TimerModel {
+                mode: timer_mode.unwrap_or(h.timers.mode),
+                ..h.timers
+            })
+            .collect();
         let sysctls: Vec<Sysctls> = plan
             .hosts
             .iter()
@@ -70,6 +88,7 @@ impl Hosts {
                     FlowHasher::new(secret),
                 );
                 stack.inject_bug = inject_bug;
+                stack.timers = timers[h];
                 servers[h] = Some(ServerHost {
                     stack,
                     owner: Vec::new(),
@@ -80,9 +99,13 @@ impl Hosts {
             p.sort_unstable();
             p.dedup();
         }
+        let n = plan.hosts.len();
         Hosts {
             names: plan.hosts.iter().map(|h| h.name.clone()).collect(),
             sysctls,
+            timers,
+            client_metrics: vec![TcpMetrics::default(); n],
+            client_counters: vec![Counters::default(); n],
             servers,
             server_names: plan.servers.iter().map(|s| s.name.clone()).collect(),
             server_ports,
@@ -161,10 +184,21 @@ impl Hosts {
         self.servers[h.index()].as_mut().map(|s| &mut s.stack)
     }
 
-    /// Every host's sysctls, by host.
+    /// The namespace state host `h`'s client sockets read and update: its
+    /// sysctls and timers, its TCP metrics cache (its stack's, if it runs
+    /// a server) and its clients' counters.
     #[inline]
-    pub(super) fn sysctls(&self) -> &[Sysctls] {
-        &self.sysctls
+    pub(super) fn client_env(&mut self, h: HostIx) -> ClientEnv<'_> {
+        let h = h.index();
+        ClientEnv {
+            sysctls: &self.sysctls[h],
+            timers: self.timers[h],
+            metrics: match self.servers[h].as_mut() {
+                Some(s) => &mut s.stack.metrics,
+                None => &mut self.client_metrics[h],
+            },
+            counters: &mut self.client_counters[h],
+        }
     }
 
     /// The server ports of host `h`, sorted.
@@ -256,6 +290,29 @@ impl Hosts {
             }
         }
         counters
+    }
+
+    /// The report's `counters_by_host`: each host's namespace counters (its
+    /// server stack's plus its clients'), non-zero ones only; hosts with
+    /// nothing counted are left out.
+    pub(super) fn counters_by_host(&self) -> BTreeMap<String, BTreeMap<String, u64>> {
+        let mut out = BTreeMap::new();
+        for (h, name) in self.names.iter().enumerate() {
+            let mut c = self.client_counters[h].clone();
+            if let Some(s) = &self.servers[h] {
+                c.add(&s.stack.counters);
+            }
+            let row: BTreeMap<String, u64> = c
+                .entries()
+                .into_iter()
+                .filter(|(_, v)| *v != 0)
+                .map(|(k, v)| (k.to_string(), v))
+                .collect();
+            if !row.is_empty() {
+                out.insert(name.clone(), row);
+            }
+        }
+        out
     }
 
     /// The report's `policies`: each host's, in load order.

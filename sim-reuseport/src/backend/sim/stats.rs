@@ -6,13 +6,15 @@ use crate::backend::Sample;
 use crate::report::{Connections, DropCount, Latency, Migrations, Percentiles, RstCount};
 use hdrhistogram::Histogram;
 use sim_core::SimTime;
-use sim_tcp::{ClientOutcome, DropCause, MigrateFailure, MigrationPath, RstCause};
+use sim_tcp::{ClientOutcome, ClientRstCause, DropCause, MigrateFailure, MigrationPath, RstCause};
 use std::collections::BTreeMap;
 
 /// The counters, histograms and samples of a run.
 pub(super) struct Stats {
     conns: Connections,
     rsts_sent: BTreeMap<RstCause, u64>,
+    /// RSTs sent by client hosts, by cause.
+    client_rsts: BTreeMap<ClientRstCause, u64>,
     conn_reset_by: BTreeMap<RstCause, u64>,
     conn_refused_by: BTreeMap<RstCause, u64>,
     drops: BTreeMap<DropCause, u64>,
@@ -33,6 +35,7 @@ impl Stats {
         Stats {
             conns: Connections::default(),
             rsts_sent: BTreeMap::new(),
+            client_rsts: BTreeMap::new(),
             conn_reset_by: BTreeMap::new(),
             conn_refused_by: BTreeMap::new(),
             drops: BTreeMap::new(),
@@ -50,6 +53,20 @@ impl Stats {
     #[inline]
     pub(super) fn rst_sent(&mut self, cause: RstCause) {
         *self.rsts_sent.entry(cause).or_default() += 1;
+    }
+
+    /// A client host sent an RST for `cause`.
+    #[inline]
+    pub(super) fn client_rst(&mut self, cause: ClientRstCause) {
+        *self.client_rsts.entry(cause).or_default() += 1;
+    }
+
+    /// The report's `client_rsts_by_cause`.
+    pub(super) fn client_rsts(&self) -> BTreeMap<String, u64> {
+        self.client_rsts
+            .iter()
+            .map(|(c, n)| (c.name().to_string(), *n))
+            .collect()
     }
 
     /// A client called `connect()`; `opened` is false when no 4-tuple was
@@ -94,6 +111,7 @@ impl Stats {
                 }
             }
             ClientOutcome::TimedOut => c.timed_out += 1,
+            ClientOutcome::Abandoned => c.abandoned += 1,
         }
         if let Some(t) = established_at {
             let _ = self

@@ -100,7 +100,7 @@ impl<'a> World<'a> {
         let seed = opts.seed.unwrap_or(plan.seed);
         let rng = RngStreams::new(seed);
         let net = Net::new(plan, &rng);
-        let mut hosts = Hosts::new(plan, &rng, opts.migrate, opts.inject_bug);
+        let mut hosts = Hosts::new(plan, &rng, opts.migrate, opts.timer_mode, opts.inject_bug);
         let listeners = hosts.bind_workers(plan);
         let workers = Workers::new(&plan.workers, &listeners);
         hosts.load_policies(plan, &listeners);
@@ -241,9 +241,9 @@ impl<'a> World<'a> {
             Ev::ClientTimer(k) => {
                 let mut io = ClientIo {
                     wire: wire!(self, now),
+                    stats: &mut self.stats,
                 };
-                let sysctls = self.hosts.sysctls();
-                if let Some(o) = self.clients.on_timer(now, k, sysctls, &mut io) {
+                if let Some(o) = self.clients.on_timer(now, k, &mut self.hosts, &mut io) {
                     self.client_done(now, o);
                 }
             }
@@ -293,7 +293,6 @@ impl<'a> World<'a> {
                 wire: wire!(self, now),
                 host: h,
                 stats: &mut self.stats,
-                ledger: self.clients.ledger_mut(),
                 events: &mut events,
             };
             f(stack, &mut self.workers, &mut io);
@@ -366,23 +365,22 @@ impl<'a> World<'a> {
         }
         let mut io = ClientIo {
             wire: wire!(self, now),
+            stats: &mut self.stats,
         };
-        let sysctls = self.hosts.sysctls();
-        if let Some(o) = self.clients.on_segment(now, h, &pkt, sysctls, &mut io) {
+        if let Some(o) = self
+            .clients
+            .on_segment(now, h, &pkt, &mut self.hosts, &mut io)
+        {
             self.client_done(now, o);
         }
     }
 
     fn arrival(&mut self, now: SimTime, g: ClientIx) {
-        let (h, sh) = self.clients.hosts_of(g);
         let mut io = ClientIo {
             wire: wire!(self, now),
+            stats: &mut self.stats,
         };
-        let (reserved, server) = (self.hosts.server_ports(h), self.hosts.stack(sh));
-        let sysctls = self.hosts.sysctls();
-        let opened = self
-            .clients
-            .arrival(now, g, reserved, server, sysctls, &mut io);
+        let opened = self.clients.arrival(now, g, &mut self.hosts, &mut io);
         self.stats.connect(opened);
     }
 
@@ -505,6 +503,8 @@ impl<'a> World<'a> {
             migrations: self.stats.migrations(),
             policies: self.hosts.policies(),
             counters: self.hosts.counters(),
+            counters_by_host: self.hosts.counters_by_host(),
+            client_rsts_by_cause: self.stats.client_rsts(),
             listeners,
             latency: self.stats.latency(),
             network: self.net.summary(),

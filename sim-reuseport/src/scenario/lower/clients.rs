@@ -6,6 +6,7 @@ use super::{unique, Cx, Result, K, MAX_BURST, MAX_CLIENTS, MAX_RATE};
 use crate::scenario::format::Arrival;
 use crate::scenario::plan::*;
 use crate::scenario::LowerError;
+use sim_core::SimDuration;
 use std::net::{IpAddr, SocketAddr};
 
 impl Cx<'_> {
@@ -95,6 +96,21 @@ impl Cx<'_> {
                 "must be at least 1",
             ));
         }
+        for (field, t) in [
+            ("connect_timeout", c.connect_timeout),
+            ("request_timeout", c.request_timeout),
+        ] {
+            if let Some(t) = t {
+                if t.0 == SimDuration::ZERO {
+                    return Err(LowerError::new(
+                        K::TimeoutZero,
+                        format!("clients[{i}].{field}"),
+                        "must be greater than 0 (omit it for no deadline)",
+                    ));
+                }
+                self.bounded(t.0, format!("clients[{i}].{field}"))?;
+            }
+        }
         self.rates(i, &c.arrival)?;
         let start = self.within(c.start.0, format!("clients[{i}].start"))?;
         let stop = self.within(
@@ -121,6 +137,8 @@ impl Cx<'_> {
             request_bytes: c.request_bytes,
             fast_open: c.fast_open,
             has_cookie: c.has_cookie,
+            connect_timeout: c.connect_timeout.map(|d| d.0),
+            request_timeout: c.request_timeout.map(|d| d.0),
         })
     }
 

@@ -44,6 +44,8 @@ error_kinds! {
     BadAddress,
     /// An unknown sysctl, or a value out of its range.
     BadSysctl,
+    /// A host `hz` other than 100, 250, 300 or 1000 (`CONFIG_HZ`, §3.1).
+    BadHz,
     /// A link from a host to itself.
     LinkToSelf,
     /// Two links between the same pair of hosts.
@@ -52,6 +54,8 @@ error_kinds! {
     BadLinkParams,
     /// A fault window that ends before it starts.
     WindowReversed,
+    /// A client `connect_timeout` or `request_timeout` of 0.
+    TimeoutZero,
     /// No server.
     NoServers,
     /// A server address that is not an address of its host.

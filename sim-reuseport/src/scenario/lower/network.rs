@@ -44,10 +44,22 @@ impl Cx<'_> {
                     LowerError::new(K::BadSysctl, format!("hosts[{i}].sysctls.{name}"), m)
                 })?;
             }
+            let hz = match h.hz {
+                None => sim_core::Hz::DEFAULT,
+                Some(hz) => sim_core::Hz::new(hz).ok_or_else(|| {
+                    LowerError::new(
+                        K::BadHz,
+                        format!("hosts[{i}].hz"),
+                        format!("CONFIG_HZ is one of 100, 250, 300, 1000; got {hz}"),
+                    )
+                })?,
+            };
+            let mode = h.timer_mode.map(Into::into).unwrap_or_default();
             hosts.push(HostPlan {
                 name: h.name.clone(),
                 addresses: h.addresses.clone(),
                 sysctls,
+                timers: sim_core::TimerModel { hz, mode },
             });
         }
         if hosts.len() > MAX_HOSTS {

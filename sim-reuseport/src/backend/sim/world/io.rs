@@ -5,7 +5,8 @@
 //! [`Ev`]s on the right lane, and packets into arrivals.
 
 use super::Ev;
-use crate::backend::sim::clients::{ClientKey, ClientsOut, RstLedger};
+use crate::backend::sim::clients::{ClientHosts, ClientKey, ClientsOut};
+use crate::backend::sim::hosts::Hosts;
 use crate::backend::sim::net::{host_id, Net, Sent};
 use crate::backend::sim::sched::Sched;
 use crate::backend::sim::stats::Stats;
@@ -13,7 +14,7 @@ use crate::backend::sim::tap::Tap;
 use crate::backend::sim::workers::{Timer, WorkerOut};
 use crate::scenario::plan::{ClientIx, HostIx, WorkerIx};
 use sim_core::{FourTuple, Packet, SimTime};
-use sim_tcp::{RstCause, ServerEvent, ServerOutput, ServerTimer};
+use sim_tcp::{ClientEnv, ClientRstCause, RstCause, ServerEvent, ServerOutput, ServerTimer};
 
 /// Sends packets through the network and schedules their arrival.
 pub(super) struct Wire<'s, 'a> {
@@ -47,7 +48,6 @@ pub(super) struct HostIo<'s, 'a> {
     pub(super) wire: Wire<'s, 'a>,
     pub(super) host: HostIx,
     pub(super) stats: &'s mut Stats,
-    pub(super) ledger: &'s mut RstLedger,
     /// The stack's events, handled by the world after the call.
     pub(super) events: &'s mut Vec<ServerEvent>,
 }
@@ -56,14 +56,9 @@ impl ServerOutput for HostIo<'_, '_> {
     #[inline]
     fn transmit(&mut self, pkt: Packet, rst: Option<RstCause>) {
         if let Some(cause) = rst {
+            // The RST carries its cause (`Packet::tag`, set by the stack), so
+            // the connection it resets, if any, is attributed to it.
             self.stats.rst_sent(cause);
-            self.ledger.record(
-                FourTuple {
-                    local: pkt.dst,
-                    remote: pkt.src,
-                },
-                cause,
-            );
             self.wire.tap.trace_packet(self.wire.now, "rst", &pkt, || {
                 Some(format!(
                     "{} (§7 {}, {})",
@@ -109,11 +104,18 @@ impl WorkerOut for HostIo<'_, '_> {
 /// The clients' outputs during one call into a client population or socket.
 pub(super) struct ClientIo<'s, 'a> {
     pub(super) wire: Wire<'s, 'a>,
+    pub(super) stats: &'s mut Stats,
 }
 
 impl ClientsOut for ClientIo<'_, '_> {
     #[inline]
-    fn transmit(&mut self, src: HostIx, pkt: Packet) {
+    fn transmit(&mut self, src: HostIx, pkt: Packet, rst: Option<ClientRstCause>) {
+        if let Some(cause) = rst {
+            self.stats.client_rst(cause);
+            self.wire.tap.trace_packet(self.wire.now, "rst", &pkt, || {
+                Some(format!("{} (client host, {})", cause.name(), cause.rule()))
+            });
+        }
         self.wire.send(src, pkt);
     }
 
@@ -129,5 +131,22 @@ impl ClientsOut for ClientIo<'_, '_> {
     fn next_arrival(&mut self, at: SimTime, g: ClientIx) {
         let now = self.wire.now;
         self.wire.sched.schedule_timer(now, at, Ev::Arrival(g));
+    }
+}
+
+impl ClientHosts for Hosts {
+    #[inline]
+    fn server_ports(&self, h: HostIx) -> &[u16] {
+        Hosts::server_ports(self, h)
+    }
+
+    #[inline]
+    fn server_holds(&self, sh: HostIx, tuple: &FourTuple) -> bool {
+        self.stack(sh).is_some_and(|s| s.holds(tuple))
+    }
+
+    #[inline]
+    fn client_env(&mut self, h: HostIx) -> ClientEnv<'_> {
+        Hosts::client_env(self, h)
     }
 }

@@ -1,0 +1,456 @@
+//! The server's child (full) sockets after the handshake (§2.5): data and
+//! FIN, the response and its retransmission (tail loss probe, then RTO,
+//! §2.1), RST validation (RFC 5961, `tcp_validate_incoming`), the Fast Open
+//! SYN-ACK timer, and the RTT the connection leaves in the metrics cache.
+
+use super::{
+    arm_timer, end_seq, in_window, rearm_timer, rto_for, segment, ChildState, ServerEvent,
+    ServerOutput, ServerStack, ServerTimer, Sock, TCP_ORPHAN_RETRIES, WINDOW,
+};
+use crate::cause::DropCause;
+use crate::hooks::ReuseportHooks;
+use crate::rtt::{
+    rtt_us, tcp_model_timeout, timed_out, ts_now, ts_rtt_us, RttEstimator, DATA_RTO_BASE,
+};
+use crate::{ChildKey, ListenerId, TCP_INVALID_RATELIMIT, TCP_TIMEOUT_INIT};
+use sim_core::{FourTuple, Packet, SimDuration, SimTime, TcpFlags, Timer};
+
+/// A child socket.
+pub(super) struct Child {
+    pub(super) tuple: FourTuple,
+    pub(super) hash: u32,
+    pub(super) state: ChildState,
+    /// Owner while in an accept queue; None once accepted.
+    pub(super) queued_on: Option<ListenerId>,
+    pub(super) snd_isn: u32,
+    pub(super) snd_nxt: u32,
+    pub(super) rcv_nxt: u32,
+    pub(super) request_bytes: u32,
+    pub(super) response_len: u32,
+    pub(super) timer: Timer,
+    /// `icsk_rto`.
+    pub(super) rto: SimDuration,
+    /// Retransmissions of the Fast Open SYN-ACK or of the response by the
+    /// RTO (loss probes not included).
+    pub(super) retransmits: u8,
+    /// `icsk_backoff`.
+    pub(super) backoff: u8,
+    /// What the pending timer does (`icsk_pending`): probe or RTO.
+    pub(super) probe_pending: bool,
+    /// A loss probe was sent for the response (`tlp_high_seq`).
+    pub(super) probe_sent: bool,
+    /// The response was retransmitted: no RTT sample from its ACK (Karn)
+    /// except through the timestamp echo.
+    pub(super) data_rexmitted: bool,
+    /// The client's FIN was received (for `tcp_reset_check`).
+    pub(super) peer_fin: bool,
+    /// Timestamps in use, and the client's timestamp to echo.
+    pub(super) ts_ok: bool,
+    pub(super) ts_recent: u32,
+    pub(super) est: RttEstimator,
+    /// When the response was first sent.
+    pub(super) data_sent_at: SimTime,
+    /// `last_oow_ack_time`: the challenge-ACK rate limit.
+    pub(super) last_oow_ack: Option<SimTime>,
+    /// `icsk_syn_retries` inherited from the listener (TCP_SYNCNT), 0 = sysctl.
+    pub(super) syn_retries: u8,
+    pub(super) migrated: bool,
+    /// Opaque application tag (0 = none), set by the driver after accept().
+    pub(super) app: u64,
+}
+
+impl Child {
+    /// Adds the timestamp option to an outgoing segment when in use.
+    pub(super) fn stamp(&self, now: SimTime, pkt: &mut Packet) {
+        if self.ts_ok {
+            pkt.tsval = ts_now(now);
+            pkt.tsecr = self.ts_recent;
+        }
+    }
+
+    /// An ACK of everything received so far.
+    fn ack(&self, now: SimTime) -> Packet {
+        let mut p = segment(&self.tuple, TcpFlags::ACK, self.snd_nxt, self.rcv_nxt, 0);
+        self.stamp(now, &mut p);
+        p
+    }
+
+    /// The response with FIN, as first sent.
+    fn response(&self, now: SimTime) -> Packet {
+        let mut p = segment(
+            &self.tuple,
+            TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN,
+            self.snd_nxt.wrapping_sub(self.response_len + 1),
+            self.rcv_nxt,
+            self.response_len,
+        );
+        self.stamp(now, &mut p);
+        p
+    }
+
+    /// One RTT sample (`tcp_ack_update_rtt`): the RTO follows, backoff clears.
+    fn rtt_sample(&mut self, m_us: u32, timers: &sim_core::TimerModel, rto_max: SimDuration) {
+        self.est.sample(m_us, self.snd_nxt, self.snd_nxt);
+        self.rto = self.est.rto(timers, rto_max);
+        self.backoff = 0;
+    }
+}
+
+impl<H: ReuseportHooks> ServerStack<H> {
+    /// A child's current RTO (`icsk_rto`), if it still exists.
+    pub fn child_rto(&self, c: ChildKey) -> Option<SimDuration> {
+        self.children.get(c).map(|ch| ch.rto)
+    }
+
+    pub(super) fn new_child(
+        &mut self,
+        tuple: FourTuple,
+        hash: u32,
+        state: ChildState,
+        snd_isn: u32,
+        rcv_nxt: u32,
+        migrated: bool,
+    ) -> ChildKey {
+        let c = self.children.insert(Child {
+            tuple,
+            hash,
+            state,
+            queued_on: None,
+            snd_isn,
+            snd_nxt: snd_isn.wrapping_add(1),
+            rcv_nxt,
+            request_bytes: 0,
+            response_len: 0,
+            timer: Timer::new(),
+            rto: self.timers.quantize(TCP_TIMEOUT_INIT),
+            retransmits: 0,
+            backoff: 0,
+            probe_pending: false,
+            probe_sent: false,
+            data_rexmitted: false,
+            peer_fin: false,
+            ts_ok: false,
+            ts_recent: 0,
+            est: RttEstimator::default(),
+            data_sent_at: SimTime::ZERO,
+            last_oow_ack: None,
+            syn_retries: 0,
+            migrated,
+            app: 0,
+        });
+        self.ehash.insert(tuple, Sock::Child(c));
+        self.counters.TcpPassiveOpens += 1;
+        c
+    }
+
+    /// The application writes a response of `len` bytes and closes: data with
+    /// FIN, retransmitted on RTO until the client acknowledges it.
+    pub fn respond(&mut self, now: SimTime, c: ChildKey, len: u32, out: &mut impl ServerOutput) {
+        let Some(child) = self.children.get_mut(c) else {
+            return;
+        };
+        if child.state == ChildState::FinWait {
+            return;
+        }
+        child.response_len = len;
+        child.state = ChildState::FinWait;
+        let mut pkt = segment(
+            &child.tuple,
+            TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN,
+            child.snd_nxt,
+            child.rcv_nxt,
+            len,
+        );
+        child.stamp(now, &mut pkt);
+        child.snd_nxt = child.snd_nxt.wrapping_add(len + 1);
+        child.retransmits = 0;
+        child.data_sent_at = now;
+        out.transmit(pkt, None);
+        // The same rules as the client's request (§2.1): the tail loss
+        // probe first, then the RTO.
+        let timeout = if self.sysctls.loss_probes() && !child.probe_sent {
+            child.probe_pending = true;
+            child.est.probe_timeout(&self.timers).min(child.rto)
+        } else {
+            child.probe_pending = false;
+            child.rto
+        };
+        arm_timer(
+            &mut child.timer,
+            &self.timers,
+            now,
+            timeout,
+            ServerTimer::Child(c),
+            out,
+        );
+    }
+
+    /// Data and FIN processing of a child.
+    pub(super) fn child_data(
+        &mut self,
+        now: SimTime,
+        c: ChildKey,
+        pkt: &Packet,
+        out: &mut impl ServerOutput,
+    ) {
+        let child = &mut self.children[c];
+        let mut ack_needed = false;
+        let mut received = false;
+        if pkt.payload_len > 0 {
+            if pkt.seq == child.rcv_nxt {
+                child.rcv_nxt = child.rcv_nxt.wrapping_add(pkt.payload_len);
+                child.request_bytes += pkt.payload_len;
+                received = true;
+            }
+            // New or duplicate data is acknowledged at once (quickack mode at
+            // the start of a connection).
+            ack_needed = true;
+        }
+        if pkt.flags.contains(TcpFlags::FIN) && child.state == ChildState::Established {
+            child.rcv_nxt = child.rcv_nxt.wrapping_add(1);
+            child.state = ChildState::CloseWait;
+            child.peer_fin = true;
+            ack_needed = true;
+        }
+        if ack_needed {
+            out.transmit(child.ack(now), None);
+        }
+        if received {
+            out.notify(ServerEvent::RequestReceived { child: c });
+        }
+    }
+
+    /// A segment for child `c` (`tcp_rcv_state_process` after the
+    /// handshake, and `tcp_check_req` for a Fast Open child).
+    pub(super) fn child_segment(
+        &mut self,
+        now: SimTime,
+        c: ChildKey,
+        pkt: &Packet,
+        out: &mut impl ServerOutput,
+    ) {
+        let flags = pkt.flags;
+        if flags.contains(TcpFlags::RST) {
+            self.child_rst(now, c, pkt, out);
+            return;
+        }
+        let timers = self.timers;
+        let rto_max = self.sysctls.rto_max();
+        let child = &mut self.children[c];
+        if child.ts_ok && pkt.tsval != 0 {
+            child.ts_recent = pkt.tsval;
+        }
+        match child.state {
+            ChildState::SynRecv => {
+                if flags.contains(TcpFlags::SYN) {
+                    // A retransmitted Fast Open SYN: resend the SYN-ACK.
+                    let mut synack = segment(
+                        &child.tuple,
+                        TcpFlags::SYN | TcpFlags::ACK,
+                        child.snd_isn,
+                        child.rcv_nxt,
+                        0,
+                    );
+                    child.stamp(now, &mut synack);
+                    out.transmit(synack, None);
+                    return;
+                }
+                if flags.contains(TcpFlags::ACK) && pkt.ack == child.snd_isn.wrapping_add(1) {
+                    child.state = ChildState::Established;
+                    child.timer.cancel();
+                    // `tcp_synack_rtt_meas(sk, fastopen_rsk)`: the SYN-ACK's
+                    // timing unless it was retransmitted, else the echo.
+                    if child.retransmits == 0 {
+                        let m = rtt_us(now, child.data_sent_at);
+                        child.rtt_sample(m, &timers, rto_max);
+                    } else if child.ts_ok && pkt.tsecr != 0 {
+                        child.rtt_sample(ts_rtt_us(now, pkt.tsecr), &timers, rto_max);
+                    }
+                    child.retransmits = 0;
+                    self.child_data(now, c, pkt, out);
+                }
+            }
+            ChildState::Established | ChildState::CloseWait | ChildState::FinWait
+                if flags.contains(TcpFlags::SYN) =>
+            {
+                // A SYN in a synchronized state: RFC 5961 4.2 challenge ACK.
+                self.counters.TcpExtTCPSYNChallenge += 1;
+                self.child_challenge_ack(now, c, out);
+            }
+            ChildState::Established | ChildState::CloseWait => self.child_data(now, c, pkt, out),
+            ChildState::FinWait => {
+                if flags.contains(TcpFlags::ACK) && pkt.ack == child.snd_nxt {
+                    if child.timer.is_armed() {
+                        // The response is acknowledged: an RTT sample unless it
+                        // was retransmitted (then only through the echo).
+                        if !child.data_rexmitted {
+                            let m = rtt_us(now, child.data_sent_at);
+                            child.rtt_sample(m, &timers, rto_max);
+                        } else if child.ts_ok && pkt.tsecr != 0 {
+                            child.rtt_sample(ts_rtt_us(now, pkt.tsecr), &timers, rto_max);
+                        }
+                    }
+                    child.timer.cancel();
+                    if flags.contains(TcpFlags::FIN) {
+                        // TIME-WAIT: `tcp_time_wait` -> `tcp_update_metrics`.
+                        let child = self.children.remove(c).expect("live child");
+                        self.ehash.remove(&child.tuple);
+                        self.metrics.update(
+                            now,
+                            child.tuple.local.ip(),
+                            child.tuple.remote.ip(),
+                            &child.est,
+                            child.backoff > 0,
+                            &self.sysctls,
+                        );
+                        out.notify(ServerEvent::ChildFinished { child: c });
+                    }
+                } else if pkt.payload_len > 0 {
+                    out.transmit(child.ack(now), None);
+                }
+            }
+        }
+    }
+
+    /// RST validation of a child (`tcp_validate_incoming`, RFC 5961 3.2):
+    /// accepted only at exactly `rcv_nxt` (or `rcv_nxt - 1` after the
+    /// client's FIN, `tcp_reset_check`); elsewhere in the window it draws a
+    /// challenge ACK; outside it is dropped. A Fast Open child still in
+    /// SYN-RECV takes any in-window RST (`tcp_check_req`).
+    fn child_rst(&mut self, now: SimTime, c: ChildKey, pkt: &Packet, out: &mut impl ServerOutput) {
+        let child = &self.children[c];
+        let rcv_nxt = child.rcv_nxt;
+        let exact = pkt.seq == rcv_nxt || (child.peer_fin && pkt.seq == rcv_nxt.wrapping_sub(1));
+        let in_win = pkt.seq.wrapping_sub(rcv_nxt) <= u32::from(WINDOW);
+        let accepted = match child.state {
+            ChildState::SynRecv => in_window(
+                pkt.seq,
+                end_seq(pkt),
+                rcv_nxt,
+                rcv_nxt.wrapping_add(u32::from(WINDOW)),
+            ),
+            _ => exact,
+        };
+        if accepted {
+            self.destroy_child_silently(c, out);
+            return;
+        }
+        let cause = if in_win && child.state != ChildState::SynRecv {
+            self.child_challenge_ack(now, c, out);
+            DropCause::RstChallenged
+        } else {
+            DropCause::RstOutOfWindow
+        };
+        out.notify(ServerEvent::Dropped { cause });
+    }
+
+    /// `tcp_send_challenge_ack`, rate-limited per socket by
+    /// `tcp_invalid_ratelimit` (the per-namespace `tcp_challenge_ack_limit`
+    /// is off by default since Linux 6.0 and not modelled).
+    fn child_challenge_ack(&mut self, now: SimTime, c: ChildKey, out: &mut impl ServerOutput) {
+        let child = &mut self.children[c];
+        if child
+            .last_oow_ack
+            .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT)
+        {
+            self.counters.TcpExtTCPACKSkippedChallenge += 1;
+            return;
+        }
+        child.last_oow_ack = Some(now);
+        self.counters.TcpExtTCPChallengeACK += 1;
+        out.transmit(child.ack(now), None);
+    }
+
+    /// The child's timer: the Fast Open SYN-ACK timer
+    /// (`tcp_fastopen_synack_timer`), or the response's loss probe and RTO.
+    pub(super) fn child_timer(&mut self, now: SimTime, c: ChildKey, out: &mut impl ServerOutput) {
+        let rto_max = self.sysctls.rto_max();
+        let timers = self.timers;
+        let child = &mut self.children[c];
+        match child.state {
+            ChildState::SynRecv => {
+                // "Add one more retry for fastopen"; each expiry counts
+                // TCPTimeouts (tcp_syn_ack_timeout).
+                self.counters.TcpExtTCPTimeouts += 1;
+                let limit = if child.syn_retries != 0 {
+                    child.syn_retries
+                } else {
+                    self.sysctls.tcp_synack_retries.saturating_add(1)
+                };
+                if child.retransmits >= limit {
+                    self.destroy_child_silently(c, out);
+                    return;
+                }
+                child.retransmits += 1;
+                self.counters.TcpExtTCPSynRetrans += 1;
+                self.counters.TcpRetransSegs += 1;
+                let mut synack = segment(
+                    &child.tuple,
+                    TcpFlags::SYN | TcpFlags::ACK,
+                    child.snd_isn,
+                    child.rcv_nxt,
+                    0,
+                );
+                child.stamp(now, &mut synack);
+                out.transmit(synack, None);
+                // `req->timeout << req->num_timeout`, capped at TCP_RTO_MAX
+                // (not tcp_rto_max_ms, §2.1).
+                let timeout = rto_for(TCP_TIMEOUT_INIT, child.retransmits);
+                rearm_timer(
+                    &mut child.timer,
+                    &timers,
+                    now,
+                    timeout,
+                    ServerTimer::Child(c),
+                    out,
+                );
+            }
+            ChildState::FinWait if child.probe_pending => {
+                // `tcp_send_loss_probe`: resend the last segment, then the RTO
+                // from now (§2.1 tcp_early_retrans).
+                child.probe_pending = false;
+                child.probe_sent = true;
+                child.data_rexmitted = true;
+                self.counters.TcpExtTCPLossProbes += 1;
+                self.counters.TcpRetransSegs += 1;
+                out.transmit(child.response(now), None);
+                let rto = child.rto;
+                rearm_timer(
+                    &mut child.timer,
+                    &timers,
+                    now,
+                    rto,
+                    ServerTimer::Child(c),
+                    out,
+                );
+            }
+            ChildState::FinWait => {
+                self.counters.TcpExtTCPTimeouts += 1;
+                // The application closed the child after the response: an
+                // orphan gives up after `tcp_orphan_retries` worth of time.
+                let bound = tcp_model_timeout(TCP_ORPHAN_RETRIES, DATA_RTO_BASE, rto_max);
+                if child.retransmits > 0 && timed_out(now, child.data_sent_at, bound) {
+                    // tcp_write_err: the connection dies without an RST.
+                    self.destroy_child_silently(c, out);
+                    return;
+                }
+                child.retransmits = child.retransmits.saturating_add(1);
+                child.backoff = child.backoff.saturating_add(1);
+                child.data_rexmitted = true;
+                self.counters.TcpRetransSegs += 1;
+                out.transmit(child.response(now), None);
+                child.rto = child.rto.saturating_mul(2).min(rto_max);
+                let rto = child.rto;
+                rearm_timer(
+                    &mut child.timer,
+                    &timers,
+                    now,
+                    rto,
+                    ServerTimer::Child(c),
+                    out,
+                );
+            }
+            ChildState::Established | ChildState::CloseWait => {}
+        }
+    }
+}

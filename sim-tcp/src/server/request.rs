@@ -1,0 +1,625 @@
+//! Request sockets (`NEW_SYN_RECV`, §2.4): `tcp_conn_request` (§5.2), the
+//! SYN-ACK timer `reqsk_timer_handler` (§5.3), and `tcp_check_req` for the
+//! segments that reach a request (§5.4), with migration at the timer and at
+//! the final ACK.
+
+use super::*;
+
+/// A request socket (`struct request_sock`).
+pub(super) struct Request {
+    pub(super) tuple: FourTuple,
+    pub(super) listener: ListenerId,
+    pub(super) hash: u32,
+    pub(super) snd_isn: u32,
+    pub(super) rcv_isn: u32,
+    pub(super) num_timeout: u8,
+    pub(super) acked: bool,
+    pub(super) timer: Timer,
+    pub(super) last_oow_ack: Option<SimTime>,
+    /// When the first SYN-ACK was sent (`snt_synack`).
+    pub(super) snt_synack: SimTime,
+    /// SYN-ACK retransmissions, by the timer or for a duplicate SYN
+    /// (`num_retrans`).
+    pub(super) num_retrans: u8,
+    /// The SYN's timestamp, echoed in every SYN-ACK (`ts_recent`); 0 when
+    /// the timestamp option is not in use on this connection.
+    pub(super) ts_recent: u32,
+    pub(super) migrated: bool,
+}
+
+impl<H: ReuseportHooks> ServerStack<H> {
+    /// A SYN-ACK for request `req`, echoing the SYN's timestamp.
+    pub(super) fn send_synack(&mut self, now: SimTime, req: ReqKey, out: &mut impl ServerOutput) {
+        let r = &self.requests[req];
+        let mut pkt = segment(
+            &r.tuple,
+            TcpFlags::SYN | TcpFlags::ACK,
+            r.snd_isn,
+            r.rcv_isn.wrapping_add(1),
+            0,
+        );
+        if r.ts_recent != 0 {
+            pkt.tsval = ts_now(now);
+            pkt.tsecr = r.ts_recent;
+        }
+        out.transmit(pkt, None);
+    }
+
+    /// `inet_rtx_syn_ack`: a retransmitted SYN-ACK (timer or duplicate SYN).
+    pub(super) fn rtx_synack(&mut self, now: SimTime, req: ReqKey, out: &mut impl ServerOutput) {
+        self.counters.TcpExtTCPSynRetrans += 1;
+        self.counters.TcpRetransSegs += 1;
+        let r = &mut self.requests[req];
+        r.num_retrans = r.num_retrans.saturating_add(1);
+        self.send_synack(now, req, out);
+    }
+
+    /// §5.2 `tcp_conn_request`.
+    pub(super) fn conn_request(
+        &mut self,
+        now: SimTime,
+        l: ListenerId,
+        tuple: FourTuple,
+        hash: u32,
+        pkt: &Packet,
+        out: &mut impl ServerOutput,
+    ) {
+        let sys = &self.sysctls;
+        let listener = &self.listeners[l.index()];
+        // Step 1.
+        let mut want_cookie = false;
+        if sys.tcp_syncookies == 2 || listener.syn_queue_is_full() {
+            if sys.tcp_syncookies != 0 {
+                want_cookie = true;
+                self.counters.TcpExtTCPReqQFullDoCookies += 1;
+            } else {
+                self.counters.TcpExtTCPReqQFullDrop += 1;
+                self.counters.TcpExtListenDrops += 1;
+                out.notify(ServerEvent::Dropped {
+                    cause: DropCause::SynQueueFull,
+                });
+                return;
+            }
+        }
+        // Step 2: applies even with cookies.
+        if listener.accept_queue_is_full() {
+            self.counters.TcpExtListenOverflows += 1;
+            self.counters.TcpExtListenDrops += 1;
+            out.notify(ServerEvent::Dropped {
+                cause: DropCause::SynAcceptQueueFull,
+            });
+            return;
+        }
+        if want_cookie {
+            // `cookie_v4_init_sequence` → `tcp_synq_overflow`: only a cookie
+            // actually sent marks the overflow (not a SYN dropped at step 2).
+            self.hooks.note_synq_overflow(l, now);
+            let isn = self.cookie_isn(&tuple);
+            self.counters.TcpExtSyncookiesSent += 1;
+            let mut synack = segment(
+                &tuple,
+                TcpFlags::SYN | TcpFlags::ACK,
+                isn,
+                pkt.seq.wrapping_add(1),
+                0,
+            );
+            if pkt.tsval != 0 && sys.timestamps() {
+                // `cookie_init_timestamp`: the options ride in the TSval.
+                synack.tsval = ts_now(now);
+                synack.tsecr = pkt.tsval;
+            }
+            out.transmit(synack, None);
+            return;
+        }
+        // Step 3: syncookies off, less than a quarter of tcp_max_syn_backlog
+        // free, and the peer is not "proven": no RTT in the metrics cache
+        // (`tcp_peer_is_proven`).
+        if sys.tcp_syncookies == 0 {
+            let max = i64::from(sys.tcp_max_syn_backlog);
+            if max - i64::from(listener.syn_qlen) < (max >> 2)
+                && self
+                    .metrics
+                    .cached_rtt(now, tuple.local.ip(), tuple.remote.ip())
+                    .is_none()
+            {
+                self.counters.TcpExtListenDrops += 1;
+                out.notify(ServerEvent::Dropped {
+                    cause: DropCause::SynBacklogQuarter,
+                });
+                return;
+            }
+        }
+        let snd_isn = self.flow.keyed(&tuple, u64::from(pkt.seq));
+        // Fast Open (`tcp_try_fastopen`): a child in SYN_RECV straight into
+        // the accept queue, data queued (§5.7 note).
+        let tfo = sys.tcp_fastopen;
+        if pkt.payload_len > 0
+            && tfo & TFO_SERVER_ENABLE != 0
+            && listener.options.fastopen_qlen > 0
+            && (pkt.fast_open || tfo & TFO_SERVER_COOKIE_NOT_REQD != 0)
+        {
+            self.counters.TcpExtTCPFastOpenPassive += 1;
+            let syn_retries = listener.options.syn_retries;
+            let c = self.new_child(
+                tuple,
+                hash,
+                ChildState::SynRecv,
+                snd_isn,
+                pkt.seq.wrapping_add(1),
+                false,
+            );
+            let ts_ok = pkt.tsval != 0 && self.sysctls.timestamps();
+            // tcp_fastopen_create_child -> tcp_init_transfer: no RTT sample
+            // yet, so the metrics cache or the 3 s fallback (§2.1).
+            let rto = self.metrics.init_rto(
+                now,
+                tuple.local.ip(),
+                tuple.remote.ip(),
+                &RttEstimator::default(),
+                TCP_TIMEOUT_INIT,
+                &self.timers,
+            );
+            let child = &mut self.children[c];
+            child.syn_retries = syn_retries;
+            child.rcv_nxt = child.rcv_nxt.wrapping_add(pkt.payload_len);
+            child.request_bytes = pkt.payload_len;
+            child.ts_ok = ts_ok;
+            child.ts_recent = if ts_ok { pkt.tsval } else { 0 };
+            child.rto = rto;
+            // `snt_synack`, for the RTT sample at the final ACK.
+            child.data_sent_at = now;
+            let mut synack = segment(
+                &tuple,
+                TcpFlags::SYN | TcpFlags::ACK,
+                snd_isn,
+                child.rcv_nxt,
+                0,
+            );
+            child.stamp(now, &mut synack);
+            // The Fast Open SYN-ACK timer: `TCP_TIMEOUT_INIT`, capped at
+            // `TCP_RTO_MAX` on each re-arm (§2.1, §3).
+            arm_timer(
+                &mut child.timer,
+                &self.timers,
+                now,
+                TCP_TIMEOUT_INIT,
+                ServerTimer::Child(c),
+                out,
+            );
+            out.transmit(synack, None);
+            self.enqueue_child(c, l, out);
+            out.notify(ServerEvent::RequestReceived { child: c });
+            return;
+        }
+        // Step 4: a request socket in ehash, SYN-ACK, timer at now + 1 s.
+        let listener = &mut self.listeners[l.index()];
+        // Step 1 checked the SYN queue: only timer migration (§5.3) may go
+        // past backlog+1.
+        assert!(
+            !listener.syn_queue_is_full(),
+            "invariant queue_limits: listener {} SYN queue would grow to {} > backlog+1 = {} \
+             through a SYN (§5.2 step 1)",
+            l.0,
+            listener.syn_qlen + 1,
+            listener.backlog + 1
+        );
+        listener.syn_qlen += 1;
+        listener.syn_young += 1;
+        listener.req_refs += 1;
+        listener.note_queues();
+        let r = self.requests.insert(Request {
+            tuple,
+            listener: l,
+            hash,
+            snd_isn,
+            rcv_isn: pkt.seq,
+            num_timeout: 0,
+            acked: false,
+            timer: Timer::new(),
+            last_oow_ack: None,
+            snt_synack: now,
+            num_retrans: 0,
+            ts_recent: if pkt.tsval != 0 && self.sysctls.timestamps() {
+                pkt.tsval
+            } else {
+                0
+            },
+            migrated: false,
+        });
+        self.ehash.insert(tuple, Sock::Req(r));
+        arm_timer(
+            &mut self.requests[r].timer,
+            &self.timers,
+            now,
+            TCP_TIMEOUT_INIT,
+            ServerTimer::Req(r),
+            out,
+        );
+        self.send_synack(now, r, out);
+    }
+
+    /// §5.3 `reqsk_timer_handler`.
+    pub(super) fn reqsk_timer_handler(
+        &mut self,
+        now: SimTime,
+        r: ReqKey,
+        out: &mut impl ServerOutput,
+    ) {
+        let (l, hash, num_timeout) = {
+            let req = &self.requests[r];
+            (req.listener, req.hash, req.num_timeout)
+        };
+        let mut owner = l;
+        let mut migrated_to = None;
+        if !self.listeners[l.index()].is_listening() {
+            let migrate_req = self.sysctls.tcp_migrate_req == 1;
+            let m = MigratingSock::Request { hash, len: 0 };
+            match self
+                .hooks
+                .migrate_target(&self.listeners, l, m, migrate_req)
+            {
+                // `reqsk_timer_handler` does not look at the target's state; a
+                // target that is not listening is caught by the hashdance later.
+                MigrateOutcome::Target(t)
+                    if self.inject_bug != Some(MigrationPath::SynackTimer) =>
+                {
+                    // The clone is counted on the target, with no fullness check.
+                    let target = &mut self.listeners[t.index()];
+                    target.syn_qlen += 1;
+                    if num_timeout == 0 {
+                        target.syn_young += 1;
+                    }
+                    target.note_queues();
+                    owner = t;
+                    migrated_to = Some(t);
+                }
+                other => {
+                    let reason = match other {
+                        MigrateOutcome::Fail(reason) => Some(reason),
+                        // Injected bug (test-only): a found target is dropped uncounted.
+                        MigrateOutcome::Target(_)
+                            if self.inject_bug == Some(MigrationPath::SynackTimer) =>
+                        {
+                            None
+                        }
+                        MigrateOutcome::Target(_) | MigrateOutcome::Detached => None,
+                    };
+                    if let Some(reason) = reason {
+                        self.migration_failed(MigrationPath::SynackTimer, l, reason, out);
+                    }
+                    out.notify(ServerEvent::Dropped {
+                        cause: DropCause::RequestTimerNoTarget,
+                    });
+                    self.drop_request(r);
+                    return;
+                }
+            }
+        }
+        let o = &self.listeners[owner.index()];
+        let mut max_retries = if o.options.syn_retries != 0 {
+            o.options.syn_retries
+        } else {
+            self.sysctls.tcp_synack_retries
+        };
+        // Pruning under SYN-queue pressure: old requests get fewer retries.
+        // `(qlen << 1) > max(8U, backlog)` compares as unsigned in C.
+        let qlen = o.syn_qlen;
+        if (qlen.wrapping_shl(1) as u32) > o.backlog.max(8) {
+            let mut young = o.syn_young.wrapping_shl(1);
+            while max_retries > 2 {
+                if qlen < young {
+                    break;
+                }
+                max_retries -= 1;
+                young = young.wrapping_shl(1);
+            }
+        }
+        self.counters.TcpExtTCPTimeouts += 1;
+        if num_timeout >= max_retries {
+            if let Some(t) = migrated_to {
+                self.migration_failed(
+                    MigrationPath::SynackTimer,
+                    l,
+                    MigrateFailure::RequestExpired,
+                    out,
+                );
+                let target = &mut self.listeners[t.index()];
+                target.syn_qlen -= 1;
+                if num_timeout == 0 {
+                    target.syn_young -= 1;
+                }
+            }
+            out.notify(ServerEvent::Dropped {
+                cause: DropCause::RequestExpired,
+            });
+            // `drop:` unlinks the old request with `sk_listener`, which is the
+            // target after a migration (6.13+, §5.3): the target is
+            // decremented for it too and the old listener never is.
+            self.drop_request_counted_on(r, owner);
+            return;
+        }
+        // Retransmit the SYN-ACK from the owner and re-arm: the interval is
+        // capped at TCP_RTO_MAX, not tcp_rto_max_ms (§2.1, §3), and goes
+        // through the timer wheel (§3.1).
+        self.rtx_synack(now, r, out);
+        if num_timeout == 0 {
+            self.listeners[owner.index()].syn_young -= 1;
+        }
+        let req = &mut self.requests[r];
+        req.num_timeout += 1;
+        let timeout = rto_for(TCP_TIMEOUT_INIT, req.num_timeout);
+        rearm_timer(
+            &mut req.timer,
+            &self.timers,
+            now,
+            timeout,
+            ServerTimer::Req(r),
+            out,
+        );
+        if let Some(t) = migrated_to {
+            // The clone replaces the old request in ehash; the old listener's
+            // counters drop the old request (`reqsk_queue_removed`).
+            let first = !req.migrated;
+            req.migrated = true;
+            req.listener = t;
+            let old = &mut self.listeners[l.index()];
+            old.syn_qlen -= 1;
+            if num_timeout == 0 {
+                old.syn_young -= 1;
+            }
+            old.req_refs -= 1;
+            self.listeners[t.index()].req_refs += 1;
+            self.counters.TcpExtTCPMigrateReqSuccess += 1;
+            out.notify(ServerEvent::Migrated {
+                path: MigrationPath::SynackTimer,
+                from: l,
+                to: t,
+                first,
+            });
+            self.maybe_destroy_listener(l);
+        }
+    }
+
+    /// §5.4: a segment for request `r`.
+    pub(super) fn request_segment(
+        &mut self,
+        now: SimTime,
+        r: ReqKey,
+        pkt: &Packet,
+        out: &mut impl ServerOutput,
+    ) {
+        let (l, hash, tuple) = {
+            let req = &self.requests[r];
+            (req.listener, req.hash, req.tuple)
+        };
+        let mut s = l;
+        if !self.listeners[l.index()].is_listening() {
+            let migrate_req = self.sysctls.tcp_migrate_req == 1;
+            let m = MigratingSock::Request {
+                hash,
+                len: TCP_HEADER_LEN + pkt.payload_len,
+            };
+            match self
+                .hooks
+                .migrate_target(&self.listeners, l, m, migrate_req)
+            {
+                // Injected bug (test-only): a found target falls through to the
+                // no-target branch below, uncounted.
+                MigrateOutcome::Target(t) if self.inject_bug != Some(MigrationPath::FinalAck) => {
+                    s = t
+                }
+                other => {
+                    if let MigrateOutcome::Fail(reason) = other {
+                        self.migration_failed(MigrationPath::FinalAck, l, reason, out);
+                    }
+                    // Drop the request and look the segment up again from scratch.
+                    self.drop_request(r);
+                    self.listener_segment(now, tuple, pkt, RstCause::ClosedListenerRequest, out);
+                    return;
+                }
+            }
+        }
+        self.check_req(now, r, s, pkt, out);
+    }
+
+    /// `tcp_check_req` (§5.4 steps 1–7) with `s` the listener that handles it.
+    fn check_req(
+        &mut self,
+        now: SimTime,
+        r: ReqKey,
+        s: ListenerId,
+        pkt: &Packet,
+        out: &mut impl ServerOutput,
+    ) {
+        let flags = pkt.flags;
+        let (l, snd_isn, rcv_isn, num_timeout, tuple, hash, migrated) = {
+            let q = &self.requests[r];
+            (
+                q.listener,
+                q.snd_isn,
+                q.rcv_isn,
+                q.num_timeout,
+                q.tuple,
+                q.hash,
+                q.migrated,
+            )
+        };
+        let has_ack = flags.contains(TcpFlags::ACK);
+        // Step 1: a retransmitted SYN with the original ISN.
+        if flags.contains(TcpFlags::SYN)
+            && !has_ack
+            && !flags.contains(TcpFlags::RST)
+            && pkt.seq == rcv_isn
+        {
+            let req = &mut self.requests[r];
+            let limited = req
+                .last_oow_ack
+                .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT);
+            if limited {
+                out.notify(ServerEvent::Dropped {
+                    cause: DropCause::DuplicateSynRateLimited,
+                });
+                return;
+            }
+            req.last_oow_ack = Some(now);
+            // `mod_timer_pending(jiffies + min(TCP_TIMEOUT_INIT << num_timeout,
+            // TCP_RTO_MAX))`.
+            let timeout = rto_for(TCP_TIMEOUT_INIT, num_timeout);
+            arm_timer(
+                &mut req.timer,
+                &self.timers,
+                now,
+                timeout,
+                ServerTimer::Req(r),
+                out,
+            );
+            self.rtx_synack(now, r, out);
+            return;
+        }
+        // Step 2: an ACK of the wrong sequence is a listener segment: RST,
+        // except that an RST is never answered (`tcp_v4_send_reset` returns
+        // early for `th->rst`, §5.5).
+        if has_ack && pkt.ack != snd_isn.wrapping_add(1) {
+            if flags.contains(TcpFlags::RST) {
+                out.notify(ServerEvent::Dropped {
+                    cause: DropCause::RstNotAnswered,
+                });
+                return;
+            }
+            self.send_rst(rst_for(pkt), RstCause::BadAck, out);
+            return;
+        }
+        // Step 3: out of window (`tcp_in_window`; PAWS is not modelled): an
+        // ACK in reply, rate-limited, unless the segment is an RST; then drop.
+        // E.g. a late RST of an earlier connection on this 4-tuple.
+        let rcv_nxt = rcv_isn.wrapping_add(1);
+        if !in_window(
+            pkt.seq,
+            end_seq(pkt),
+            rcv_nxt,
+            rcv_nxt.wrapping_add(u32::from(WINDOW)),
+        ) {
+            let cause = if flags.contains(TcpFlags::RST) {
+                DropCause::RstOutOfWindow
+            } else {
+                let req = &mut self.requests[r];
+                if !req
+                    .last_oow_ack
+                    .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT)
+                {
+                    req.last_oow_ack = Some(now);
+                    let mut ack =
+                        segment(&tuple, TcpFlags::ACK, snd_isn.wrapping_add(1), rcv_nxt, 0);
+                    if req.ts_recent != 0 {
+                        ack.tsval = ts_now(now);
+                        ack.tsecr = req.ts_recent;
+                    }
+                    out.transmit(ack, None);
+                }
+                DropCause::OutOfWindow
+            };
+            out.notify(ServerEvent::Dropped { cause });
+            return;
+        }
+        // Step 4: RST, or a SYN in the window.
+        if flags.contains(TcpFlags::RST) || flags.contains(TcpFlags::SYN) {
+            if !flags.contains(TcpFlags::RST) {
+                self.send_rst(rst_for(pkt), RstCause::SynInWindow, out);
+            } else {
+                out.notify(ServerEvent::Dropped {
+                    cause: DropCause::RequestReset,
+                });
+            }
+            self.counters.TcpExtEmbryonicRsts += 1;
+            // `embryonic_reset:` drops the request through S, the listener
+            // that handled the segment (the target after a migration).
+            self.drop_request_counted_on(r, s);
+            return;
+        }
+        // Step 5.
+        if !has_ack {
+            out.notify(ServerEvent::Dropped {
+                cause: DropCause::NoAckFlag,
+            });
+            return;
+        }
+        // Step 6: the accept queue of S is full.
+        if self.listeners[s.index()].accept_queue_is_full() {
+            self.counters.TcpExtListenOverflows += 1;
+            self.counters.TcpExtListenDrops += 1;
+            if s != l {
+                // The counter is bumped without a failure reason of §4.3: the
+                // target was found, its queue was full.
+                self.counters.TcpExtTCPMigrateReqFailure += 1;
+                out.notify(ServerEvent::MigrationFailed {
+                    path: MigrationPath::FinalAck,
+                    from: l,
+                    reason: MigrateFailure::TargetAcceptQueueFull,
+                });
+            }
+            if self.sysctls.tcp_abort_on_overflow == 0 {
+                self.requests[r].acked = true;
+                out.notify(ServerEvent::Dropped {
+                    cause: DropCause::FinalAckAcceptQueueFull,
+                });
+            } else {
+                let cause = if s != l {
+                    RstCause::MigratedAcceptQueueOverflow
+                } else {
+                    RstCause::AcceptQueueOverflow
+                };
+                self.send_rst(rst_for(pkt), cause, out);
+                self.counters.TcpExtEmbryonicRsts += 1;
+                // `embryonic_reset:` again: counted on S (see step 4).
+                self.drop_request_counted_on(r, s);
+            }
+            return;
+        }
+        // Step 7: the child replaces the request (inet_csk_complete_hashdance):
+        // `new_child` overwrites the request's ehash entry in place.
+        debug_assert_eq!(self.ehash.get(&tuple), Some(&Sock::Req(r)));
+        let (owner, snt_synack, num_retrans, ts_recent) = {
+            let q = &self.requests[r];
+            (q.listener, q.snt_synack, q.num_retrans, q.ts_recent)
+        };
+        self.release_request(r, owner, false);
+        let c = self.new_child(
+            tuple,
+            hash,
+            ChildState::Established,
+            snd_isn,
+            rcv_isn.wrapping_add(1),
+            migrated || s != l,
+        );
+        // `tcp_synack_rtt_meas`: the first SYN-ACK's timing unless a SYN-ACK
+        // was retransmitted (Karn), else the timestamp echo.
+        let seq_rtt = (num_retrans == 0).then_some(snt_synack);
+        self.child_established(now, c, seq_rtt, ts_recent, pkt);
+        if !self.listeners[s.index()].is_listening() {
+            // `inet_csk_reqsk_queue_add` refuses a listener that is not
+            // listening: `inet_child_forget` resets the new child (§5.4
+            // step 7 → §5.7 forget rule).
+            if s != l {
+                self.migration_failed(
+                    MigrationPath::FinalAck,
+                    l,
+                    MigrateFailure::TargetNotListening,
+                    out,
+                );
+            }
+            self.forget_child(now, c, RstCause::ForgottenChild, out);
+            return;
+        }
+        if s != l {
+            self.counters.TcpExtTCPMigrateReqSuccess += 1;
+            out.notify(ServerEvent::Migrated {
+                path: MigrationPath::FinalAck,
+                from: l,
+                to: s,
+                first: !migrated,
+            });
+        }
+        self.enqueue_child(c, s, out);
+        self.child_data(now, c, pkt, out);
+    }
+}

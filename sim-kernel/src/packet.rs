@@ -10,6 +10,7 @@ const IPPROTO_TCP: u8 = 6;
 const TCPOPT_EOL: u8 = 0;
 const TCPOPT_NOP: u8 = 1;
 const TCPOPT_FASTOPEN: u8 = 34;
+const TCPOPT_TIMESTAMP: u8 = 8;
 
 /// The destination address of an IPv4 or IPv6 packet (for routing
 /// non-TCP packets too).
@@ -76,6 +77,7 @@ pub fn parse_tcp(buf: &[u8]) -> Option<Packet> {
     }
     let flags = TcpFlags(tcp[13] & 0x3f);
     let fast_open = flags.contains(TcpFlags::SYN) && has_option(&tcp[20..doff], TCPOPT_FASTOPEN);
+    let (tsval, tsecr) = timestamps(&tcp[20..doff]);
     Some(Packet {
         src: SocketAddr::new(src, u16::from_be_bytes([tcp[0], tcp[1]])),
         dst: SocketAddr::new(dst, u16::from_be_bytes([tcp[2], tcp[3]])),
@@ -85,29 +87,46 @@ pub fn parse_tcp(buf: &[u8]) -> Option<Packet> {
         payload_len: (ip_payload_len - doff) as u32,
         fast_open,
         window: u16::from_be_bytes([tcp[14], tcp[15]]),
+        tsval,
+        tsecr,
+        tag: 0,
     })
 }
 
-fn has_option(mut opts: &[u8], kind: u8) -> bool {
+fn has_option(opts: &[u8], kind: u8) -> bool {
+    find_option(opts, kind).is_some()
+}
+
+/// The body (after kind and length) of TCP option `kind` in `opts`.
+fn find_option(mut opts: &[u8], kind: u8) -> Option<&[u8]> {
     while let Some(&k) = opts.first() {
         match k {
-            TCPOPT_EOL => return false,
+            TCPOPT_EOL => return None,
             TCPOPT_NOP => opts = &opts[1..],
             _ => {
-                if k == kind {
-                    return true;
-                }
-                let Some(&len) = opts.get(1) else {
-                    return false;
-                };
+                let &len = opts.get(1)?;
                 if len < 2 || usize::from(len) > opts.len() {
-                    return false;
+                    return None;
+                }
+                if k == kind {
+                    return Some(&opts[2..usize::from(len)]);
                 }
                 opts = &opts[usize::from(len)..];
             }
         }
     }
-    false
+    None
+}
+
+/// `(tsval, tsecr)` of the timestamp option (kind 8, RFC 7323), or zeros.
+fn timestamps(opts: &[u8]) -> (u32, u32) {
+    match find_option(opts, TCPOPT_TIMESTAMP) {
+        Some(b) if b.len() == 8 => (
+            u32::from_be_bytes([b[0], b[1], b[2], b[3]]),
+            u32::from_be_bytes([b[4], b[5], b[6], b[7]]),
+        ),
+        _ => (0, 0),
+    }
 }
 
 #[cfg(test)]
@@ -133,6 +152,9 @@ mod tests {
             payload_len: len,
             fast_open: tfo,
             window: 4096,
+            tsval: 0x1122_3344,
+            tsecr: 0x5566_7788,
+            tag: 0,
         }
     }
 

@@ -5,7 +5,7 @@
 
 use serde_json::json;
 use sim_reuseport::invariants::check_run;
-use sim_reuseport::runner::{run, RunOptions};
+use sim_reuseport::backend::{run, RunOptions};
 use sim_reuseport::scenario::parse_str;
 
 fn scenario(service: &str, timeouts: serde_json::Value, faults: serde_json::Value) -> String {

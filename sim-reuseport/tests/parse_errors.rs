@@ -258,7 +258,7 @@ fn timer_and_deadline_fields_are_checked_3_1() {
     v["clients"][0]["connect_timeout"] = json!("3s");
     v["clients"][0]["request_timeout"] = json!("5s");
     let scn = parse_str(&text(&v)).unwrap();
-    assert!(Sim::build(&scn, RunOptions::default()).is_ok());
+    assert!(lower(&scn).is_ok());
 }
 
 #[test]

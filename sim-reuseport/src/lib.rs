@@ -1,7 +1,7 @@
 //! SO_REUSEPORT groups, socket migration (`tcp_migrate_req` and
 //! `SELECT_OR_MIGRATE` policies), the scenario runner, reports and the
 //! `reuseport-sim` command line. Section numbers (§) refer to
-//! `shared/spec/linux-reuseport.md`.
+//! `docs/model.md`.
 #![warn(missing_docs)]
 
 pub mod group;

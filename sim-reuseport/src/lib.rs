@@ -1,7 +1,7 @@
 //! SO_REUSEPORT groups, socket migration (`tcp_migrate_req` and
 //! `SELECT_OR_MIGRATE` policies), the scenario format, the simulator, its
 //! reports and tools, and the `reuseport-sim` command line. Section numbers
-//! (§) refer to `shared/spec/linux-reuseport.md`.
+//! (§) refer to `docs/model.md`.
 //!
 //! The pipeline, one module per layer (see `docs/architecture.md`):
 //! a [`scenario`] file is parsed, drawn per seed ([`scenario::vary`]) and

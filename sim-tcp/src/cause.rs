@@ -172,6 +172,22 @@ pub enum DropCause {
 }
 
 impl DropCause {
+    /// All causes, in declaration order.
+    pub const ALL: [DropCause; 12] = [
+        DropCause::SynAcceptQueueFull,
+        DropCause::SynQueueFull,
+        DropCause::SynBacklogQuarter,
+        DropCause::RequestTimerNoTarget,
+        DropCause::RequestExpired,
+        DropCause::FinalAckAcceptQueueFull,
+        DropCause::CookieAckAcceptQueueFull,
+        DropCause::NoAckFlag,
+        DropCause::ListenerIgnored,
+        DropCause::RequestReset,
+        DropCause::DuplicateSynRateLimited,
+        DropCause::RstNotAnswered,
+    ];
+
     /// The spec rule behind this drop.
     pub fn spec_rule(self) -> &'static str {
         match self {

@@ -9,7 +9,7 @@
 //! Reuseport groups and migration decisions are delegated to a
 //! [`ReuseportHooks`] implementation (the `sim-reuseport` crate), so that this
 //! crate stays free of group logic. Section numbers (§) refer to
-//! `shared/spec/linux-reuseport.md`.
+//! `docs/model.md`.
 #![warn(missing_docs)]
 
 mod cause;

@@ -1,5 +1,5 @@
 //! Packet-level unit tests of the TCP model, one per rule of
-//! `shared/spec/linux-reuseport.md` (cited by §) and per RST/drop cause.
+//! `docs/model.md` (cited by §) and per RST/drop cause.
 //!
 //! The tests read like packet scripts: `srv.recv(t, syn(port))` delivers a
 //! segment at time `t` after firing every timer due by then, and

@@ -4,8 +4,8 @@
 //! accounts for them.
 
 use serde_json::json;
-use sim_reuseport::invariants::check_run;
 use sim_reuseport::backend::{run, RunOptions};
+use sim_reuseport::invariants::check_run;
 use sim_reuseport::scenario::parse_str;
 
 fn scenario(service: &str, timeouts: serde_json::Value, faults: serde_json::Value) -> String {

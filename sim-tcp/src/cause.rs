@@ -173,7 +173,7 @@ pub enum DropCause {
 
 impl DropCause {
     /// All causes, in declaration order.
-    pub const ALL: [DropCause; 12] = [
+    pub const ALL: [DropCause; 15] = [
         DropCause::SynAcceptQueueFull,
         DropCause::SynQueueFull,
         DropCause::SynBacklogQuarter,
@@ -186,6 +186,9 @@ impl DropCause {
         DropCause::RequestReset,
         DropCause::DuplicateSynRateLimited,
         DropCause::RstNotAnswered,
+        DropCause::OutOfWindow,
+        DropCause::RstOutOfWindow,
+        DropCause::RstChallenged,
     ];
 
     /// The spec rule behind this drop.
@@ -204,8 +207,8 @@ impl DropCause {
             DropCause::DuplicateSynRateLimited => "§5.4 step 1",
             DropCause::RstNotAnswered => "§5.5",
             DropCause::OutOfWindow => "§5.4 step 3",
-            DropCause::RstOutOfWindow => "§5.4 step 3; RFC 5961",
-            DropCause::RstChallenged => "RFC 5961 3.2 (challenge ACK)",
+            DropCause::RstOutOfWindow => "§5.11",
+            DropCause::RstChallenged => "§5.11 (challenge ACK)",
         }
     }
 

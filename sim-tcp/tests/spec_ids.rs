@@ -103,6 +103,9 @@ fn drop_index(c: DropCause) -> usize {
         DropCause::RequestReset => 9,
         DropCause::DuplicateSynRateLimited => 10,
         DropCause::RstNotAnswered => 11,
+        DropCause::OutOfWindow => 12,
+        DropCause::RstOutOfWindow => 13,
+        DropCause::RstChallenged => 14,
     }
 }
 

@@ -106,21 +106,22 @@ impl<E: Env> Machine<'_, '_, E> {
         self.scratch.clear();
         let p = decode_ptr(addr);
         let off = p.off as usize;
-        let bytes: &[u8] =
-            match p.kind {
-                K_STACK if (p.slot as usize) <= self.depth => {
-                    let base = p.slot as usize * STACK_SIZE;
-                    &self.stack[base..base + STACK_SIZE]
-                }
-                K_VALUE => self.maps.value(MapId(p.map), p.slot).unwrap_or(&[]),
-                K_PACKET => self.call.data,
-                _ => return Err(arg_err(
+        let bytes: &[u8] = match p.kind {
+            K_STACK if (p.slot as usize) <= self.depth => {
+                let base = p.slot as usize * STACK_SIZE;
+                &self.stack[base..base + STACK_SIZE]
+            }
+            K_VALUE => self.maps.value(MapId(p.map), p.slot).unwrap_or(&[]),
+            K_PACKET => self.call.data,
+            _ => {
+                return Err(arg_err(
                     helper,
                     format!(
                         "memory argument is not a stack, map value or packet pointer ({addr:#x})"
                     ),
-                )),
-            };
+                ))
+            }
+        };
         match bytes.get(off..off.saturating_add(len)) {
             Some(b) => {
                 self.scratch.extend_from_slice(b);

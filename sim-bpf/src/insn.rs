@@ -47,63 +47,114 @@ impl RawInsn {
 }
 
 // Instruction classes.
-pub(crate) const BPF_LD: u8 = 0x00;
-pub(crate) const BPF_LDX: u8 = 0x01;
-pub(crate) const BPF_ST: u8 = 0x02;
-pub(crate) const BPF_STX: u8 = 0x03;
-pub(crate) const BPF_ALU: u8 = 0x04;
-pub(crate) const BPF_JMP: u8 = 0x05;
-pub(crate) const BPF_JMP32: u8 = 0x06;
-pub(crate) const BPF_ALU64: u8 = 0x07;
+/// `BPF_LD`.
+pub const BPF_LD: u8 = 0x00;
+/// `BPF_LDX`.
+pub const BPF_LDX: u8 = 0x01;
+/// `BPF_ST`.
+pub const BPF_ST: u8 = 0x02;
+/// `BPF_STX`.
+pub const BPF_STX: u8 = 0x03;
+/// `BPF_ALU`.
+pub const BPF_ALU: u8 = 0x04;
+/// `BPF_JMP`.
+pub const BPF_JMP: u8 = 0x05;
+/// `BPF_JMP32`.
+pub const BPF_JMP32: u8 = 0x06;
+/// `BPF_ALU64`.
+pub const BPF_ALU64: u8 = 0x07;
 // Sizes and modes of loads and stores.
-pub(crate) const BPF_W: u8 = 0x00;
-pub(crate) const BPF_H: u8 = 0x08;
-pub(crate) const BPF_B: u8 = 0x10;
-pub(crate) const BPF_DW: u8 = 0x18;
-pub(crate) const BPF_IMM: u8 = 0x00;
-pub(crate) const BPF_MEM: u8 = 0x60;
-pub(crate) const BPF_MEMSX: u8 = 0x80;
-pub(crate) const BPF_ATOMIC: u8 = 0xc0;
+/// `BPF_W`.
+pub const BPF_W: u8 = 0x00;
+/// `BPF_H`.
+pub const BPF_H: u8 = 0x08;
+/// `BPF_B`.
+pub const BPF_B: u8 = 0x10;
+/// `BPF_DW`.
+pub const BPF_DW: u8 = 0x18;
+/// `BPF_IMM`.
+pub const BPF_IMM: u8 = 0x00;
+/// `BPF_MEM`.
+pub const BPF_MEM: u8 = 0x60;
+/// `BPF_MEMSX`.
+pub const BPF_MEMSX: u8 = 0x80;
+/// `BPF_ATOMIC`.
+pub const BPF_ATOMIC: u8 = 0xc0;
 // Source operand.
-pub(crate) const BPF_X: u8 = 0x08;
+/// `BPF_X`.
+pub const BPF_X: u8 = 0x08;
 // ALU operations.
-pub(crate) const BPF_ADD: u8 = 0x00;
-pub(crate) const BPF_SUB: u8 = 0x10;
-pub(crate) const BPF_MUL: u8 = 0x20;
-pub(crate) const BPF_DIV: u8 = 0x30;
-pub(crate) const BPF_OR: u8 = 0x40;
-pub(crate) const BPF_AND: u8 = 0x50;
-pub(crate) const BPF_LSH: u8 = 0x60;
-pub(crate) const BPF_RSH: u8 = 0x70;
-pub(crate) const BPF_NEG: u8 = 0x80;
-pub(crate) const BPF_MOD: u8 = 0x90;
-pub(crate) const BPF_XOR: u8 = 0xa0;
-pub(crate) const BPF_MOV: u8 = 0xb0;
-pub(crate) const BPF_ARSH: u8 = 0xc0;
-pub(crate) const BPF_END: u8 = 0xd0;
+/// `BPF_ADD`.
+pub const BPF_ADD: u8 = 0x00;
+/// `BPF_SUB`.
+pub const BPF_SUB: u8 = 0x10;
+/// `BPF_MUL`.
+pub const BPF_MUL: u8 = 0x20;
+/// `BPF_DIV`.
+pub const BPF_DIV: u8 = 0x30;
+/// `BPF_OR`.
+pub const BPF_OR: u8 = 0x40;
+/// `BPF_AND`.
+pub const BPF_AND: u8 = 0x50;
+/// `BPF_LSH`.
+pub const BPF_LSH: u8 = 0x60;
+/// `BPF_RSH`.
+pub const BPF_RSH: u8 = 0x70;
+/// `BPF_NEG`.
+pub const BPF_NEG: u8 = 0x80;
+/// `BPF_MOD`.
+pub const BPF_MOD: u8 = 0x90;
+/// `BPF_XOR`.
+pub const BPF_XOR: u8 = 0xa0;
+/// `BPF_MOV`.
+pub const BPF_MOV: u8 = 0xb0;
+/// `BPF_ARSH`.
+pub const BPF_ARSH: u8 = 0xc0;
+/// `BPF_END`.
+pub const BPF_END: u8 = 0xd0;
 // Jump operations.
-pub(crate) const BPF_JA: u8 = 0x00;
-pub(crate) const BPF_JEQ: u8 = 0x10;
-pub(crate) const BPF_JGT: u8 = 0x20;
-pub(crate) const BPF_JGE: u8 = 0x30;
-pub(crate) const BPF_JSET: u8 = 0x40;
-pub(crate) const BPF_JNE: u8 = 0x50;
-pub(crate) const BPF_JSGT: u8 = 0x60;
-pub(crate) const BPF_JSGE: u8 = 0x70;
-pub(crate) const BPF_CALL: u8 = 0x80;
-pub(crate) const BPF_EXIT: u8 = 0x90;
-pub(crate) const BPF_JLT: u8 = 0xa0;
-pub(crate) const BPF_JLE: u8 = 0xb0;
-pub(crate) const BPF_JSLT: u8 = 0xc0;
-pub(crate) const BPF_JSLE: u8 = 0xd0;
+/// `BPF_JA`.
+pub const BPF_JA: u8 = 0x00;
+/// `BPF_JEQ`.
+pub const BPF_JEQ: u8 = 0x10;
+/// `BPF_JGT`.
+pub const BPF_JGT: u8 = 0x20;
+/// `BPF_JGE`.
+pub const BPF_JGE: u8 = 0x30;
+/// `BPF_JSET`.
+pub const BPF_JSET: u8 = 0x40;
+/// `BPF_JNE`.
+pub const BPF_JNE: u8 = 0x50;
+/// `BPF_JSGT`.
+pub const BPF_JSGT: u8 = 0x60;
+/// `BPF_JSGE`.
+pub const BPF_JSGE: u8 = 0x70;
+/// `BPF_CALL`.
+pub const BPF_CALL: u8 = 0x80;
+/// `BPF_EXIT`.
+pub const BPF_EXIT: u8 = 0x90;
+/// `BPF_JLT`.
+pub const BPF_JLT: u8 = 0xa0;
+/// `BPF_JLE`.
+pub const BPF_JLE: u8 = 0xb0;
+/// `BPF_JSLT`.
+pub const BPF_JSLT: u8 = 0xc0;
+/// `BPF_JSLE`.
+pub const BPF_JSLE: u8 = 0xd0;
 // Atomic operations (in `imm`).
-pub(crate) const BPF_FETCH: i32 = 0x01;
-pub(crate) const BPF_XCHG: i32 = 0xe0 | BPF_FETCH;
-pub(crate) const BPF_CMPXCHG: i32 = 0xf0 | BPF_FETCH;
+/// `BPF_FETCH`.
+pub const BPF_FETCH: i32 = 0x01;
+/// `BPF_XCHG`.
+pub const BPF_XCHG: i32 = 0xe0 | BPF_FETCH;
+/// `BPF_CMPXCHG`.
+pub const BPF_CMPXCHG: i32 = 0xf0 | BPF_FETCH;
 // `src_reg` of `ld_imm64` and calls.
-pub(crate) const BPF_PSEUDO_MAP_FD: u8 = 1;
-pub(crate) const BPF_PSEUDO_MAP_VALUE: u8 = 2;
-pub(crate) const BPF_PSEUDO_CALL: u8 = 1;
+/// `BPF_PSEUDO_MAP_FD`.
+pub const BPF_PSEUDO_MAP_FD: u8 = 1;
+/// `BPF_PSEUDO_MAP_VALUE`.
+pub const BPF_PSEUDO_MAP_VALUE: u8 = 2;
+/// `BPF_PSEUDO_CALL`.
+pub const BPF_PSEUDO_CALL: u8 = 1;
 
 /// `MAX_BPF_STACK`: bytes of stack per frame.
 pub const STACK_SIZE: usize = 512;

@@ -71,7 +71,9 @@ fn arg_err(helper: &'static str, reason: impl Into<String>) -> Fault {
 
 impl<E: Env> Machine<'_, '_, E> {
     pub(crate) fn helper(&mut self, id: i32) -> Result<u64, Fault> {
-        let r = self.regs;
+        let r = &self.regs;
+        let (r1, r2, r3, r4, r5) = (r[1], r[2], r[3], r[4], r[5]);
+        let r = [0, r1, r2, r3, r4, r5];
         match id {
             MAP_LOOKUP_ELEM => self.map_lookup(r[1], r[2]),
             MAP_UPDATE_ELEM => self.map_update(r[1], r[2], r[3], r[4]),

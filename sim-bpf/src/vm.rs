@@ -97,6 +97,7 @@ pub(crate) struct Machine<'r, 'c, E: Env> {
     pub(crate) scratch: &'r mut Vec<u8>,
 }
 
+#[inline(always)]
 fn read_le(b: &[u8], size: u8) -> u64 {
     match size {
         1 => b[0] as u64,
@@ -106,6 +107,7 @@ fn read_le(b: &[u8], size: u8) -> u64 {
     }
 }
 
+#[inline(always)]
 fn write_le(b: &mut [u8], size: u8, v: u64) {
     b[..size as usize].copy_from_slice(&v.to_le_bytes()[..size as usize]);
 }
@@ -162,6 +164,18 @@ impl<E: Env> Machine<'_, '_, E> {
         })?;
         self.call.socks[s.min(1)] = Some(info);
         Ok(info)
+    }
+
+    /// The stack index of an in-bounds access to the current frame (the
+    /// common case, handled inline); `None` sends it to `load`/`store`.
+    #[inline(always)]
+    fn stack_at(&self, base: u64, off: i16, size: u8) -> Option<usize> {
+        if base >> 32 != (K_STACK << 28) | self.depth as u64 {
+            return None;
+        }
+        let o = (base as u32 as i64) + off as i64;
+        (o >= 0 && o + size as i64 <= STACK_SIZE as i64)
+            .then(|| self.depth * STACK_SIZE + o as usize)
     }
 
     /// A load of `size` bytes at `base + off`.
@@ -554,9 +568,12 @@ impl<E: Env> Machine<'_, '_, E> {
                         Op::LdxSH => (2, true),
                         _ => (4, true),
                     };
-                    let v = match self.load(src, insn.off, size) {
-                        Ok(v) => v,
-                        Err(f) => fail!(f),
+                    let v = match self.stack_at(src, insn.off, size) {
+                        Some(at) => read_le(&self.stack[at..at + size as usize], size),
+                        None => match self.load(src, insn.off, size) {
+                            Ok(v) => v,
+                            Err(f) => fail!(f),
+                        },
                     };
                     set!(if sx {
                         match size {
@@ -586,8 +603,13 @@ impl<E: Env> Machine<'_, '_, E> {
                         Op::StxW => (4, src),
                         _ => (8, src),
                     };
-                    if let Err(f) = self.store(dst, insn.off, size, v) {
-                        fail!(f);
+                    match self.stack_at(dst, insn.off, size) {
+                        Some(at) => write_le(&mut self.stack[at..], size, v),
+                        None => {
+                            if let Err(f) = self.store(dst, insn.off, size, v) {
+                                fail!(f);
+                            }
+                        }
                     }
                 }
                 Op::AtomicW | Op::AtomicDW => {

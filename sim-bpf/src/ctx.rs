@@ -228,7 +228,7 @@ pub(crate) fn sock_load(
     if off >= BPF_SOCK_SIZE {
         return Err("beyond struct bpf_sock");
     }
-    if off % size as u32 != 0 {
+    if !off.is_multiple_of(size as u32) {
         return Err("misaligned");
     }
     if common && (8..24).contains(&off) {
@@ -331,7 +331,7 @@ pub(crate) fn md_field(off: u32, size: u8) -> Result<MdField, &'static str> {
     if off >= MD_SIZE {
         return Err("beyond struct sk_reuseport_md");
     }
-    if off % size as u32 != 0 {
+    if !off.is_multiple_of(size as u32) {
         return Err("misaligned");
     }
     let ptr = |f: MdField| {

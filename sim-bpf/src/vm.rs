@@ -417,14 +417,13 @@ impl<E: Env> Machine<'_, '_, E> {
                 Op::Sub64K => set!(dst.wrapping_sub(imm)),
                 Op::Mul64X => set!(dst.wrapping_mul(src)),
                 Op::Mul64K => set!(dst.wrapping_mul(imm)),
-                Op::Div64X => {
-                    if src == 0 {
+                Op::Div64X => match dst.checked_div(src) {
+                    Some(v) => set!(v),
+                    None => {
                         self.div_zero_hit().map_err(|f| (pc, f, budget - left))?;
                         set!(0)
-                    } else {
-                        set!(dst / src)
                     }
-                }
+                },
                 Op::Div64K => set!(dst / imm),
                 Op::SDiv64X => {
                     if src == 0 {
@@ -477,14 +476,13 @@ impl<E: Env> Machine<'_, '_, E> {
                 Op::Sub32K => set32!((dst as u32).wrapping_sub(imm as u32)),
                 Op::Mul32X => set32!((dst as u32).wrapping_mul(src as u32)),
                 Op::Mul32K => set32!((dst as u32).wrapping_mul(imm as u32)),
-                Op::Div32X => {
-                    if src as u32 == 0 {
+                Op::Div32X => match (dst as u32).checked_div(src as u32) {
+                    Some(v) => set32!(v),
+                    None => {
                         self.div_zero_hit().map_err(|f| (pc, f, budget - left))?;
                         set!(0)
-                    } else {
-                        set32!(dst as u32 / src as u32)
                     }
-                }
+                },
                 Op::Div32K => set32!(dst as u32 / imm as u32),
                 Op::SDiv32X => {
                     if src as u32 == 0 {

@@ -90,13 +90,36 @@ pub struct SockInfo {
     pub reuseport_id: Option<u32>,
 }
 
-fn ip_parts(ip: IpAddr, bound_v6_shows_loopback4: bool) -> ([u8; 4], [u8; 16]) {
+fn v4mapped(a: [u8; 4]) -> [u8; 16] {
+    let mut v = [0u8; 16];
+    v[10] = 0xff;
+    v[11] = 0xff;
+    v[12..].copy_from_slice(&a);
+    v
+}
+
+/// `(v4 field, v6 field)` of an address as a socket stores it. IPv4
+/// addresses set through `sk_rcv_saddr_set`/`sk_daddr_set` (requests and
+/// children: `tcp_v4_init_req`, `tcp_v4_syn_recv_sock`) are mirrored as
+/// v4-mapped IPv6 addresses; a listener's (`__inet_bind`) are not. IPv6
+/// listeners bound to a specific address and IPv6 children show
+/// `LOOPBACK4_IPV6` in the v4 field (`__inet6_bind`,
+/// `tcp_v6_syn_recv_sock`); IPv6 requests 0 (`tcp_v6_init_req` sets only
+/// the IPv6 addresses).
+fn ip_parts(ip: IpAddr, mapped_v6: bool, v6_loopback4: bool) -> ([u8; 4], [u8; 16]) {
     match ip {
-        IpAddr::V4(v4) => (v4.octets(), [0; 16]),
+        IpAddr::V4(v4) => (
+            v4.octets(),
+            if mapped_v6 {
+                v4mapped(v4.octets())
+            } else {
+                [0; 16]
+            },
+        ),
         IpAddr::V6(v6) => {
             let v4 = if let Some(m) = v6.to_ipv4_mapped() {
                 m.octets()
-            } else if v6.is_unspecified() || !bound_v6_shows_loopback4 {
+            } else if v6.is_unspecified() || !v6_loopback4 {
                 [0; 4]
             } else {
                 LOOPBACK4_IPV6.octets()
@@ -107,12 +130,13 @@ fn ip_parts(ip: IpAddr, bound_v6_shows_loopback4: bool) -> ([u8; 4], [u8; 16]) {
 }
 
 impl SockInfo {
-    fn tcp(local: SocketAddr, remote: Option<SocketAddr>, state: u8) -> Self {
-        let (src_ip4, src_ip6) = ip_parts(local.ip(), true);
+    fn tcp(local: SocketAddr, remote: Option<SocketAddr>, state: u8, request: bool) -> Self {
+        let full_child = remote.is_some() && !request;
+        let (src_ip4, src_ip6) =
+            ip_parts(local.ip(), remote.is_some(), remote.is_none() || full_child);
         let (dst_ip4, dst_ip6, dst_port) = match remote {
-            // `tcp_v6_syn_recv_sock`: inet_daddr = LOOPBACK4_IPV6 for IPv6 children.
             Some(r) => {
-                let (a, b) = ip_parts(r.ip(), true);
+                let (a, b) = ip_parts(r.ip(), true, full_child);
                 (a, b, r.port())
             }
             None => ([0; 4], [0; 16], 0),
@@ -131,7 +155,7 @@ impl SockInfo {
             bound_dev_if: 0,
             mark: 0,
             priority: 0,
-            full_sock: true,
+            full_sock: !request,
             hashed: false,
             reuseport_id: None,
         }
@@ -140,7 +164,7 @@ impl SockInfo {
     /// A TCP listener bound to `local` (`state` is `LISTEN`, or `CLOSE`
     /// once it stopped), in reuseport group `reuseport_id`.
     pub fn tcp_listener(local: SocketAddr, state: u8, reuseport_id: Option<u32>) -> Self {
-        let mut s = Self::tcp(local, None, state);
+        let mut s = Self::tcp(local, None, state, false);
         s.hashed = state == tcp_state::LISTEN;
         s.reuseport_id = reuseport_id;
         s
@@ -148,22 +172,13 @@ impl SockInfo {
 
     /// A request socket (`NEW_SYN_RECV`): only `sock_common` fields exist.
     pub fn tcp_request(local: SocketAddr, remote: SocketAddr) -> Self {
-        let mut s = Self::tcp(local, Some(remote), tcp_state::NEW_SYN_RECV);
-        s.full_sock = false;
-        s.sock_type = 0;
-        s.protocol = 0;
-        if local.is_ipv6() {
-            // `tcp_v6_init_req` fills only the IPv6 addresses.
-            s.src_ip4 = [0; 4];
-            s.dst_ip4 = [0; 4];
-        }
-        s
+        Self::tcp(local, Some(remote), tcp_state::NEW_SYN_RECV, true)
     }
 
     /// A full child socket (`ESTABLISHED`, `SYN_RECV` for Fast Open,
     /// `CLOSE_WAIT`, ...).
     pub fn tcp_child(local: SocketAddr, remote: SocketAddr, state: u8) -> Self {
-        Self::tcp(local, Some(remote), state)
+        Self::tcp(local, Some(remote), state, false)
     }
 
     /// The `struct bpf_sock` bytes this socket presents (80 bytes, the UAPI

@@ -434,6 +434,32 @@ fn the_fixture_programs_stay_small_per_call() {
     assert!(o.insns < 80, "{} instructions", o.insns);
 }
 
+#[test]
+fn a_c_subprogram_call_printk_from_rodata_and_the_host_clock_and_random_stream() {
+    let mut obj = fixture("trace_call.o");
+    let prog = obj.program("sk_reuseport").unwrap();
+    let mut env = group_env(1, false);
+    env.now_ns = 5_000_000_007;
+    env.rng_state = 9;
+    let o = obj.run(prog, &mut env, &selection(0, 0xc000_0000)).unwrap();
+    assert_eq!(o.verdict, Verdict::Pass);
+    // reciprocal_scale(0xc0000000, 4) == 3, computed in the `scaled` subprogram.
+    assert_eq!(
+        env.trace,
+        vec![(
+            "trace_call".to_string(),
+            "hash 3221225472 len 32 slot 3".to_string()
+        )]
+    );
+    let ns = u64::from_le_bytes(obj.maps().global("last_ns").unwrap().try_into().unwrap());
+    assert_eq!(ns, 5_000_000_007);
+    let mut expect = StaticEnv {
+        rng_state: 9,
+        ..Default::default()
+    };
+    assert_eq!(global_u32(&obj, "last_random"), expect.prandom_u32());
+}
+
 /// Rebuilds the fixtures with clang and compares them byte for byte with
 /// the committed objects (the build is reproducible: `build.sh` maps the
 /// source directory out of the debug info).
@@ -469,7 +495,7 @@ fn fixtures_rebuild_identically() {
         .status()
         .unwrap();
     assert!(st.success(), "build.sh failed");
-    for o in ["migrate_reuseport.o", "policy.o"] {
+    for o in ["migrate_reuseport.o", "policy.o", "trace_call.o"] {
         let a = std::fs::read(format!("{dir}/{o}")).unwrap();
         let b = std::fs::read(tmp.join(o)).unwrap();
         assert!(

@@ -7,7 +7,9 @@ use crate::error::{Errno, Fault};
 use crate::insn::STACK_SIZE;
 use crate::maps::{MapId, MapType, BPF_F_RDONLY_PROG};
 use crate::printk;
-use crate::vm::{decode_ptr, ptr, Machine, K_CTX, K_MAP, K_PACKET, K_SOCK, K_STACK, K_VALUE};
+use crate::vm::{
+    decode_ptr, ptr, well_formed, Machine, K_CTX, K_MAP, K_PACKET, K_SOCK, K_STACK, K_VALUE,
+};
 
 /// `BPF_FUNC_map_lookup_elem`.
 pub const MAP_LOOKUP_ELEM: i32 = 1;
@@ -107,6 +109,12 @@ impl<E: Env> Machine<'_, '_, E> {
     fn read_arg(&mut self, helper: &'static str, addr: u64, len: usize) -> Result<(), Fault> {
         self.scratch.clear();
         let p = decode_ptr(addr);
+        if !well_formed(&p) {
+            return Err(Fault::InvalidAddress {
+                access: "read",
+                addr,
+            });
+        }
         let off = p.off as usize;
         let bytes: &[u8] = match p.kind {
             K_STACK if (p.slot as usize) <= self.depth => {
@@ -149,6 +157,12 @@ impl<E: Env> Machine<'_, '_, E> {
     /// Writes `data` to writable memory at `addr` (stack or map value).
     fn write_arg(&mut self, helper: &'static str, addr: u64, data: &[u8]) -> Result<(), Fault> {
         let p = decode_ptr(addr);
+        if !well_formed(&p) {
+            return Err(Fault::InvalidAddress {
+                access: "write",
+                addr,
+            });
+        }
         let off = p.off as usize;
         let region = self.region_name(&p);
         let dest: &mut [u8] = match p.kind {
@@ -408,6 +422,18 @@ impl<E: Env> Machine<'_, '_, E> {
         let len = len as u32 as usize;
         if len == 0 {
             return Err(arg_err(name, "zero-sized read (ARG_CONST_SIZE)"));
+        }
+        if len > STACK_SIZE && decode_ptr(to).kind != K_VALUE {
+            return Err(arg_err(
+                name,
+                format!("{len} bytes cannot fit the destination"),
+            ));
+        }
+        if len > 1 << 20 {
+            return Err(arg_err(
+                name,
+                format!("{len} bytes is larger than any map value"),
+            ));
         }
         let offset = offset as u32 as u64;
         let src: Option<&[u8]> = match start {

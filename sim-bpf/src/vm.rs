@@ -47,6 +47,20 @@ pub(crate) fn decode_ptr(v: u64) -> Ptr {
     }
 }
 
+/// Whether the index bits of a pointer name a region of its kind (a
+/// pointer moved by arithmetic into other index bits must not alias
+/// another region).
+pub(crate) fn well_formed(p: &Ptr) -> bool {
+    match p.kind {
+        K_STACK => p.map == 0 && (p.slot as usize) < MAX_CALL_FRAMES,
+        K_CTX | K_PACKET => p.map == 0 && p.slot == 0,
+        K_SOCK => p.map == 0 && p.slot <= 1,
+        K_VALUE => true,
+        K_MAP => p.slot == 0,
+        _ => false,
+    }
+}
+
 /// Per-call state: what `struct sk_reuseport_kern` holds.
 pub(crate) struct CallState<'a> {
     pub(crate) sk: SockHandle,
@@ -146,7 +160,13 @@ impl<E: Env> Machine<'_, '_, E> {
     /// the host once per call.
     pub(crate) fn sock_info(&mut self, slot: u32) -> Result<SockInfo, Fault> {
         let s = slot as usize;
-        if let Some(i) = self.call.socks[s.min(1)] {
+        if s > 1 {
+            return Err(Fault::InvalidAddress {
+                access: "read",
+                addr: ptr(K_SOCK, 0, slot, 0),
+            });
+        }
+        if let Some(i) = self.call.socks[s] {
             return Ok(i);
         }
         let h = if s == 0 {
@@ -162,7 +182,7 @@ impl<E: Env> Machine<'_, '_, E> {
             helper: "bpf_sock",
             reason: format!("socket handle {} is unknown to the host", h.0),
         })?;
-        self.call.socks[s.min(1)] = Some(info);
+        self.call.socks[s] = Some(info);
         Ok(info)
     }
 
@@ -181,6 +201,12 @@ impl<E: Env> Machine<'_, '_, E> {
     /// A load of `size` bytes at `base + off`.
     pub(crate) fn load(&mut self, base: u64, off: i16, size: u8) -> Result<u64, Fault> {
         let p = decode_ptr(base);
+        if !well_formed(&p) {
+            return Err(Fault::InvalidAddress {
+                access: "read",
+                addr: base,
+            });
+        }
         let o = p.off as i64 + off as i64;
         match p.kind {
             K_STACK => {
@@ -265,6 +291,9 @@ impl<E: Env> Machine<'_, '_, E> {
         if o < 0 {
             return Err(bad("negative offset"));
         }
+        if o >= ctx::MD_SIZE as i64 {
+            return Err(bad("beyond struct sk_reuseport_md"));
+        }
         let field = ctx::md_field(o as u32, size).map_err(bad)?;
         Ok(match field {
             MdField::Data => ptr(K_PACKET, 0, 0, 0),
@@ -297,6 +326,12 @@ impl<E: Env> Machine<'_, '_, E> {
     /// A store of `size` bytes at `base + off`.
     pub(crate) fn store(&mut self, base: u64, off: i16, size: u8, v: u64) -> Result<(), Fault> {
         let p = decode_ptr(base);
+        if !well_formed(&p) {
+            return Err(Fault::InvalidAddress {
+                access: "write",
+                addr: base,
+            });
+        }
         let o = p.off as i64 + off as i64;
         match p.kind {
             K_STACK => {

@@ -689,3 +689,54 @@ fn map_dump_text_and_json_after_a_run() {
     assert_eq!(bss["globals"][0]["name"], "migrated_at_close");
     assert_eq!(bss["globals"][0]["value"], 1);
 }
+
+#[test]
+fn hash_of_maps_holds_inner_maps_by_key_and_refuses_mismatched_ones() {
+    let env = group_env(1, false);
+    let mut envm = env.clone();
+    let mut outer = MapDef::new("outer", MapType::HashOfMaps, 8, 4, 1);
+    outer.inner = Some(Box::new(MapDef::new(
+        "tmpl",
+        MapType::ReuseportSockarray,
+        4,
+        8,
+        4,
+    )));
+    let mut m = set(vec![
+        outer,
+        MapDef::new("gen1", MapType::ReuseportSockarray, 4, 8, 4),
+        MapDef::new("bigger", MapType::ReuseportSockarray, 4, 8, 8),
+    ]);
+    let key = 1u64.to_le_bytes();
+    assert_eq!(
+        m.update(MapId(0), &key, &k(2), BPF_ANY, &env),
+        Err(Errno::Inval),
+        "max_entries differ"
+    );
+    assert_eq!(
+        m.update(MapId(0), &key, &k(9), BPF_ANY, &env),
+        Err(Errno::BadF),
+        "no such map"
+    );
+    assert_eq!(m.update(MapId(0), &key, &k(1), BPF_NOEXIST, &env), Ok(()));
+    assert_eq!(
+        m.update(MapId(0), &2u64.to_le_bytes(), &k(1), BPF_ANY, &env),
+        Err(Errno::TooBig)
+    );
+    assert_eq!(m.lookup(MapId(0), &key, &mut envm), Ok(k(1).to_vec()));
+    assert_eq!(m.delete_user(MapId(0), &key), Ok(()));
+    assert_eq!(m.delete_user(MapId(0), &key), Err(Errno::NoEnt));
+    // An inner map created after load, with BPF_F_INNER_MAP in the template.
+    let mut outer = MapDef::new("outer", MapType::ArrayOfMaps, 4, 4, 1);
+    let mut tmpl = MapDef::new("tmpl", MapType::Array, 4, 4, 1);
+    tmpl.flags = maps::BPF_F_INNER_MAP;
+    outer.inner = Some(Box::new(tmpl));
+    let mut m = set(vec![outer]);
+    let mut inner = MapDef::new("any-size", MapType::Array, 4, 4, 64);
+    inner.flags = maps::BPF_F_INNER_MAP;
+    let id = m.create(inner).unwrap();
+    assert_eq!(
+        m.update(MapId(0), &k(0), &id.0.to_le_bytes(), BPF_ANY, &env),
+        Ok(())
+    );
+}

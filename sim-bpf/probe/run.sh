@@ -8,8 +8,8 @@ here="$(cd "$(dirname "$0")" && pwd)"
 tmp="$(mktemp -d)"
 trap 'rm -rf "$tmp"; ip netns del simbpfprobe 2>/dev/null || true' EXIT
 triple="$(gcc -dumpmachine)"
-clang -target bpf -O2 -g -I"/usr/include/$triple" -c "$here/ctx_probe.bpf.c" -o "$tmp/ctx_probe.bpf.o"
-gcc -O2 -Wall -o "$tmp/ctx_probe" "$here/ctx_probe.c" -lbpf -lelf -lz
+cp "$here/../fixtures/ctx_probe.o" "$tmp/ctx_probe.bpf.o"  # built by fixtures/build.sh
+gcc -O2 -Wall -o "$tmp/ctx_probe" "$here/ctx_probe_user.c" -lbpf -lelf -lz
 uname -r
 ip netns add simbpfprobe
 ip netns exec simbpfprobe ip link set lo up

@@ -495,7 +495,12 @@ fn fixtures_rebuild_identically() {
         .status()
         .unwrap();
     assert!(st.success(), "build.sh failed");
-    for o in ["migrate_reuseport.o", "policy.o", "trace_call.o"] {
+    for o in [
+        "migrate_reuseport.o",
+        "policy.o",
+        "trace_call.o",
+        "ctx_probe.o",
+    ] {
         let a = std::fs::read(format!("{dir}/{o}")).unwrap();
         let b = std::fs::read(tmp.join(o)).unwrap();
         assert!(

@@ -26,6 +26,7 @@
 #![warn(unreachable_pub)]
 
 pub mod ctx;
+mod disasm;
 pub mod env;
 pub mod error;
 pub mod helpers;

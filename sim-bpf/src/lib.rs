@@ -29,6 +29,7 @@ pub mod ctx;
 mod disasm;
 pub mod env;
 pub mod error;
+pub mod frame;
 pub mod helpers;
 pub mod insn;
 pub mod maps;
@@ -39,6 +40,7 @@ mod vm;
 pub use ctx::{ReuseportCtx, Skb, SockHandle, SockInfo};
 pub use env::{CookieJar, Env, Sockets, StaticEnv};
 pub use error::{Errno, Fault, LoadError, RunError};
+pub use frame::{TcpOptions, TcpSegment};
 pub use insn::RawInsn;
 pub use maps::{MapDef, MapDump, MapId, MapSet, MapType, BPF_ANY, BPF_EXIST, BPF_NOEXIST};
 pub use object::{

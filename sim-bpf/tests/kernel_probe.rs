@@ -48,35 +48,26 @@ const FIELDS: [&str; 33] = [
     "net_first4",
 ];
 
-/// A loopback frame: Ethernet, IPv4 or IPv6, and a 40-byte TCP SYN header
-/// from port `sport` to 40123 (the probe's sizes: `len` 40).
+/// The SYN Linux sends on loopback from port `sport` to 40123, as
+/// [`TcpSegment`] writes it (40-byte TCP header: `len` 40).
 fn syn_frame(v6: bool, sport: u16) -> Vec<u8> {
-    let mut f = vec![0u8; 14];
-    f[12..14].copy_from_slice(&if v6 { ETH_P_IPV6 } else { ETH_P_IP }.to_be_bytes());
-    if v6 {
-        let mut ip = vec![0u8; 40];
-        ip[0] = 0x60;
-        ip[4..6].copy_from_slice(&40u16.to_be_bytes());
-        ip[6] = 6;
-        ip[23] = 1;
-        ip[39] = 1;
-        f.extend(ip);
-    } else {
-        let mut ip = vec![0u8; 20];
-        ip[0] = 0x45;
-        ip[2..4].copy_from_slice(&60u16.to_be_bytes());
-        ip[9] = 6;
-        ip[12..16].copy_from_slice(&[127, 0, 0, 1]);
-        ip[16..20].copy_from_slice(&[127, 0, 0, 1]);
-        f.extend(ip);
-    }
-    let mut tcp = vec![0u8; 40];
-    tcp[0..2].copy_from_slice(&sport.to_be_bytes());
-    tcp[2..4].copy_from_slice(&40123u16.to_be_bytes());
-    tcp[12] = 0xa0;
-    tcp[13] = 0x02;
-    f.extend(tcp);
-    f
+    let seg = TcpSegment {
+        src: addr(v6, sport),
+        dst: addr(v6, 40123),
+        seq: 1,
+        ack: 0,
+        flags: frame::tcp_flags::SYN,
+        window: 65495,
+        options: TcpOptions::Syn {
+            mss: 65495,
+            wscale: 7,
+            tsval: 1,
+        },
+        payload_len: 0,
+    };
+    let mut buf = Vec::new();
+    seg.write(&mut buf).unwrap();
+    buf
 }
 
 fn addr(v6: bool, port: u16) -> SocketAddr {
@@ -113,12 +104,11 @@ fn record(
         );
         SockHandle(1)
     });
-    let net = 14u16;
     let skb = frame.map(|b| Skb {
         bytes: b,
         mac_offset: Some(0),
-        network_offset: net,
-        transport_offset: net + if v6 { 40 } else { 20 },
+        network_offset: 14,
+        transport_offset: 14 + if v6 { 40 } else { 20 },
         protocol: if v6 { ETH_P_IPV6 } else { ETH_P_IP },
     });
     let c = ReuseportCtx {

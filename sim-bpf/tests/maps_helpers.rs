@@ -740,3 +740,68 @@ fn hash_of_maps_holds_inner_maps_by_key_and_refuses_mismatched_ones() {
         Ok(())
     );
 }
+
+#[test]
+fn tcp_segment_frames_have_valid_checksums_and_linux_header_sizes() {
+    fn sum16(b: &[u8]) -> u32 {
+        b.chunks(2)
+            .map(|c| u16::from_be_bytes([c[0], *c.get(1).unwrap_or(&0)]) as u32)
+            .sum()
+    }
+    fn fold(mut s: u32) -> u16 {
+        while s > 0xffff {
+            s = (s & 0xffff) + (s >> 16);
+        }
+        s as u16
+    }
+    let mut buf = Vec::new();
+    for v6 in [false, true] {
+        for (opts, hdr) in [
+            (
+                TcpOptions::Syn {
+                    mss: 1460,
+                    wscale: 7,
+                    tsval: 9,
+                },
+                40,
+            ),
+            (TcpOptions::Timestamps { tsval: 1, tsecr: 2 }, 32),
+            (TcpOptions::None, 20),
+        ] {
+            let seg = TcpSegment {
+                src: remote(v6, 50000),
+                dst: local(v6),
+                seq: 7,
+                ack: 8,
+                flags: frame::tcp_flags::ACK,
+                window: 512,
+                options: opts,
+                payload_len: 12,
+            };
+            let skb = seg.write(&mut buf).unwrap();
+            let data = skb.data();
+            assert_eq!(data.len(), hdr + 12);
+            assert_eq!((data[12] >> 4) as usize * 4, hdr);
+            let ip = &skb.bytes[skb.network_offset as usize..skb.transport_offset as usize];
+            let pseudo = if v6 {
+                assert_eq!(ip.len(), 40);
+                sum16(&ip[8..40]) + 6 + data.len() as u32
+            } else {
+                assert_eq!(fold(sum16(ip)), 0xffff, "IPv4 header checksum");
+                sum16(&ip[12..20]) + 6 + data.len() as u32
+            };
+            assert_eq!(fold(pseudo + sum16(data)), 0xffff, "TCP checksum");
+        }
+    }
+    let mixed = TcpSegment {
+        src: remote(true, 1),
+        dst: local(false),
+        seq: 0,
+        ack: 0,
+        flags: 0,
+        window: 0,
+        options: TcpOptions::None,
+        payload_len: 0,
+    };
+    assert!(mixed.write(&mut buf).is_none());
+}

@@ -1,0 +1,161 @@
+//! `run` and `compare`: one scenario, one seed.
+
+use super::{
+    check_outputs, io_err, load_for_seed, run_caught, violations, BugPath, CompareArgs, Failure,
+    Format, OnOff, RunArgs, Timers,
+};
+use sim_reuseport::backend::RunOptions;
+use sim_reuseport::invariants;
+use sim_reuseport::output::{write_output, OutputFile};
+use sim_reuseport::report::Comparison;
+use std::path::Path;
+
+/// `run`: one run, its report, its optional trace, pcap and plot.
+pub(crate) fn run_cmd(a: RunArgs) -> Result<(), Failure> {
+    let RunArgs {
+        file,
+        seed,
+        migrate,
+        timers,
+        format,
+        trace,
+        pcap,
+        plot,
+        inject_bug,
+    } = a;
+    let outputs: Vec<(&str, &Path)> = [
+        ("--trace", trace.as_deref()),
+        ("--pcap", pcap.as_deref()),
+        ("--plot", plot.as_deref()),
+    ]
+    .into_iter()
+    .filter_map(|(w, p)| p.map(|p| (w, p)))
+    .collect();
+    let report_to_stderr = check_outputs(&file, &outputs)?;
+    let (scn, seed_used, drawn) = load_for_seed(&file, seed)?;
+    let mut trace_file = match trace.as_deref() {
+        Some(p) => Some(OutputFile::open(p).map_err(Failure::BadInput)?),
+        None => None,
+    };
+    let mut pcap_file = match pcap.as_deref() {
+        Some(p) => {
+            let f = OutputFile::open(p).map_err(Failure::BadInput)?;
+            Some(sim_core::PcapWriter::new(f).map_err(io_err(p))?)
+        }
+        None => None,
+    };
+    let opts = RunOptions {
+        seed,
+        migrate: migrate.map(|m| m == OnOff::On),
+        trace: trace_file.as_mut().map(|f| f as &mut dyn std::io::Write),
+        tap: pcap_file
+            .as_mut()
+            .map(|p| p as &mut dyn sim_reuseport::backend::PacketTap),
+        sample_interval: plot
+            .as_ref()
+            .map(|_| sim_reuseport::plots::sample_interval(&scn)),
+        inject_bug: inject_bug.map(BugPath::path),
+        timer_mode: timers.map(|t| match t {
+            Timers::Wheel => sim_core::TimerMode::Wheel,
+            Timers::Exact => sim_core::TimerMode::Exact,
+        }),
+    };
+    let mut result = run_caught(&scn, &file, opts)?;
+    result.report.varied = drawn;
+    if let (Some(f), Some(p)) = (trace_file, trace.as_deref()) {
+        f.commit().map_err(io_err(p))?;
+    }
+    if let (Some(w), Some(p)) = (pcap_file, pcap.as_deref()) {
+        w.into_inner().and_then(|f| f.commit()).map_err(io_err(p))?;
+    }
+    if let Some(p) = plot.as_deref() {
+        let svg = sim_reuseport::plots::render_run(&result, None).map_err(Failure::BadInput)?;
+        write_output(p, svg.as_bytes()).map_err(Failure::BadInput)?;
+    }
+    let text = match format {
+        Format::Text => result.report.to_text(),
+        Format::Json => result.report.to_json(),
+    };
+    if report_to_stderr {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    let migrate = migrate.map(|m| m == OnOff::On);
+    if let Some(m) = violations(&scn, &file, seed_used, &result, migrate) {
+        return Err(Failure::Invariant(m));
+    }
+    Ok(())
+}
+
+/// `compare`: the same seed with migration off and on, side by side.
+pub(crate) fn compare_cmd(a: CompareArgs) -> Result<(), Failure> {
+    let CompareArgs {
+        file,
+        seed,
+        format,
+        plot,
+        inject_bug,
+    } = a;
+    let outputs: Vec<(&str, &Path)> = plot.as_deref().map(|p| ("--plot", p)).into_iter().collect();
+    let report_to_stderr = check_outputs(&file, &outputs)?;
+    let (scn, seed_used, drawn) = load_for_seed(&file, seed)?;
+    let inject_bug = inject_bug.map(BugPath::path);
+    let interval = plot
+        .as_ref()
+        .map(|_| sim_reuseport::plots::sample_interval(&scn));
+    let mut off = run_caught(
+        &scn,
+        &file,
+        RunOptions {
+            seed,
+            migrate: Some(false),
+            sample_interval: interval,
+            inject_bug,
+            ..Default::default()
+        },
+    )?;
+    let mut on = run_caught(
+        &scn,
+        &file,
+        RunOptions {
+            seed,
+            migrate: Some(true),
+            sample_interval: interval,
+            inject_bug,
+            ..Default::default()
+        },
+    )?;
+    off.report.varied = drawn.clone();
+    on.report.varied = drawn;
+    let failed: Vec<String> = [(&off, false), (&on, true)]
+        .into_iter()
+        .filter_map(|(r, m)| violations(&scn, &file, seed_used, r, Some(m)))
+        .collect();
+    if invariants::more_resets_with_migration(&off.report, &on.report) {
+        eprintln!(
+            "note: flag {}: migration on reset {} connection(s), off {}",
+            invariants::FLAG_MORE_RESETS_WITH_MIGRATION,
+            on.report.connections.reset,
+            off.report.connections.reset
+        );
+    }
+    if let Some(p) = plot.as_deref() {
+        let svg = sim_reuseport::plots::render_run(&on, Some(&off)).map_err(Failure::BadInput)?;
+        write_output(p, svg.as_bytes()).map_err(Failure::BadInput)?;
+    }
+    let cmp = Comparison::new(off.report, on.report);
+    let text = match format {
+        Format::Text => cmp.to_text(),
+        Format::Json => cmp.to_json(),
+    };
+    if report_to_stderr {
+        eprint!("{text}");
+    } else {
+        print!("{text}");
+    }
+    if !failed.is_empty() {
+        return Err(Failure::Invariant(failed.join("\n")));
+    }
+    Ok(())
+}

@@ -202,6 +202,30 @@ fn case(kind: LowerErrorKind) -> (Value, &'static str) {
             }),
             "timeline",
         ),
+        K::WorkerInOldAndNew => (
+            with(|v| v["timeline"][0]["new"] = json!(["new-0", "old-0"])),
+            "timeline[0].new[1]",
+        ),
+        // listen after close (the repro listen_after_close.json).
+        K::ClosedFd => (
+            with(|v| {
+                v["timeline"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"at": "4s", "do": "listen", "worker": "old-0"}))
+            }),
+            "timeline[1].worker",
+        ),
+        // kill, then a macro closes the dead worker.
+        K::WorkerKilled => (
+            with(|v| {
+                v["timeline"]
+                    .as_array_mut()
+                    .unwrap()
+                    .insert(0, json!({"at": "1s", "do": "kill", "worker": "old-0"}))
+            }),
+            "timeline[1].old[0]",
+        ),
         K::NoServerAddress => (
             with(|v| v["servers"][0]["address"] = json!("::")),
             "servers[0].address",
@@ -278,4 +302,80 @@ fn every_error_kind_is_raised_at_its_path() {
             "{kind:?}: a message says what was expected"
         );
     }
+}
+
+/// The lifecycle errors name the earlier action, the kernel's answer and
+/// the times as the user wrote them (a macro's `at + drain`).
+#[test]
+fn lifecycle_errors_say_what_happened_before() {
+    let lowered = |v: Value| lower(&parse_str(&v.to_string()).unwrap());
+    // Close twice: the macro's close at 2s + drain 500ms, then a close.
+    let e = lowered(with(|v| {
+        v["timeline"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"at": "3s", "do": "close", "worker": "old-0"}))
+    }))
+    .unwrap_err();
+    assert_eq!(e.kind, LowerErrorKind::ClosedFd, "{e}");
+    assert_eq!(e.path, "timeline[1].worker");
+    assert!(e.message.contains("EBADF"), "{e}");
+    assert!(
+        e.message
+            .contains("`close old-0` at 2.5s (timeline[0].old[0])"),
+        "{e}"
+    );
+    // Kill then close (by the macro): the error is at the macro's field.
+    let e = lowered(with(|v| {
+        v["timeline"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"at": "2100ms", "do": "kill", "worker": "old-0"}))
+    }))
+    .unwrap_err();
+    assert_eq!(e.kind, LowerErrorKind::WorkerKilled, "{e}");
+    assert_eq!(e.path, "timeline[0].old[0]");
+    assert!(e.message.contains("at 2s + drain 500ms"), "{e}");
+    assert!(e.message.contains("`kill old-0` at 2.1s"), "{e}");
+    // Shutdown, then listen again, then close: what the kernel allows
+    // (§5.9 resurrection), and close then kill: the process outlives its fd.
+    lowered(with(|v| {
+        v["timeline"] = json!([
+            {"at": "1s", "do": "shutdown", "worker": "old-0"},
+            {"at": "2s", "do": "listen", "worker": "old-0"},
+            {"at": "3s", "do": "close", "worker": "old-0"},
+            {"at": "4s", "do": "kill", "worker": "old-0"}
+        ])
+    }))
+    .unwrap();
+    // Kill twice.
+    let e = lowered(with(|v| {
+        v["timeline"] = json!([
+            {"at": "1s", "do": "kill", "worker": "new-0"},
+            {"at": "1s", "do": "kill", "worker": "new-0"}
+        ])
+    }))
+    .unwrap_err();
+    assert_eq!(
+        (e.kind, e.path.as_str()),
+        (LowerErrorKind::WorkerKilled, "timeline[1].worker")
+    );
+}
+
+/// An error inside a macro names the macro's own field, and a time past the
+/// end says how it was computed from what the user wrote.
+#[test]
+fn macro_errors_point_at_the_macro() {
+    let lowered = |v: Value| lower(&parse_str(&v.to_string()).unwrap());
+    let e = lowered(with(|v| v["timeline"][0]["old"] = json!(["old-0", "gone"]))).unwrap_err();
+    assert_eq!(
+        (e.kind, e.path.as_str()),
+        (LowerErrorKind::UnknownName, "timeline[0].old[1]")
+    );
+    let e = lowered(with(|v| v["timeline"][0]["drain"] = json!("4500ms"))).unwrap_err();
+    assert_eq!(
+        (e.kind, e.path.as_str()),
+        (LowerErrorKind::AfterEnd, "timeline[0].drain")
+    );
+    assert!(e.message.contains("6.5s (at 2s + drain 4.5s)"), "{e}");
 }

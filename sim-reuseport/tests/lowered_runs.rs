@@ -316,6 +316,35 @@ fn scenario(tape: &[u32]) -> Value {
            "workers": workers, "policies": policies, "clients": clients, "timeline": timeline})
 }
 
+/// Removes the timeline entries that act on a worker after its fd was
+/// closed or it was killed, or name a worker in both `old` and `new` (the
+/// random timeline makes many; lowering refuses them, `tests/lower_errors.rs`),
+/// so that most cases still reach the run.
+fn without_dead_workers_actions(mut v: Value) -> Value {
+    use sim_reuseport::scenario::LowerErrorKind as K;
+    for _ in 0..16 {
+        let Ok(scn) = parse_str(&v.to_string()) else {
+            return v;
+        };
+        let Err(e) = lower(&scn) else {
+            return v;
+        };
+        if !matches!(e.kind, K::ClosedFd | K::WorkerKilled | K::WorkerInOldAndNew) {
+            return v;
+        }
+        let Some(k) = e
+            .path
+            .strip_prefix("timeline[")
+            .and_then(|r| r.split(']').next())
+            .and_then(|n| n.parse::<usize>().ok())
+        else {
+            return v;
+        };
+        v["timeline"].as_array_mut().unwrap().remove(k);
+    }
+    v
+}
+
 #[test]
 fn every_scenario_that_lowers_runs_without_panicking() {
     let mut runner = TestRunner::new(Config {
@@ -332,7 +361,7 @@ fn every_scenario_that_lowers_runs_without_panicking() {
     let hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let result = runner.run(&strategy, |(tape, migrate, taps)| {
-        let v = scenario(&tape);
+        let v = without_dead_workers_actions(scenario(&tape));
         let text = serde_json::to_string_pretty(&v).unwrap();
         let scn = parse_str(&text).map_err(|e| {
             TestCaseError::fail(format!(

@@ -66,10 +66,10 @@ fn sysctl_on_at_close_and_at_migration_moves_requests_at_final_ack_5_4() {
 }
 
 #[test]
-fn attaching_a_policy_through_a_closed_socket_does_nothing_5_9() {
-    // A closed fd takes no setsockopt: the closed listener must not be
-    // revived into a fresh group (where its requests would "migrate" to
-    // itself); its requests still migrate to the live listener.
+fn attaching_a_policy_through_a_closed_fd_is_refused_5_9() {
+    // A closed fd takes no setsockopt (EBADF): the call cannot be made, so
+    // the closed listener can never be revived into a fresh group (where
+    // its requests would "migrate" to itself). Refused when loaded.
     let mut v: serde_json::Value = serde_json::to_value(toggle(1, 1)).unwrap();
     v["policies"] =
         json!([{"name": "p", "kind": "select_or_migrate", "via": "a", "attach_at": null}]);
@@ -77,6 +77,12 @@ fn attaching_a_policy_through_a_closed_socket_does_nothing_5_9() {
         {"at": "100ms", "do": "close", "worker": "a"},
         {"at": "200ms", "do": "attach_policy", "policy": "p"}
     ]);
+    let e = sim_reuseport::scenario::lower(&scn(v.clone())).unwrap_err();
+    assert_eq!(e.kind, sim_reuseport::scenario::LowerErrorKind::ClosedFd);
+    assert_eq!(e.path, "timeline[1].policy", "{e}");
+    assert!(e.message.contains("EBADF"), "{e}");
+    // Without the attach, a's requests migrate to b, one hop each.
+    v["timeline"].as_array_mut().unwrap().pop();
     let r = run_with(&scn(v), None);
     let n = listener(&r, "a").peak_syn_queue as u64;
     assert!(n > 0);

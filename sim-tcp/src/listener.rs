@@ -63,6 +63,9 @@ pub struct Listener {
     pub peak_syn_qlen: u32,
     /// Peak accept-queue length seen.
     pub peak_accept_qlen: u32,
+    /// Peak SYN- and accept-queue lengths since the last
+    /// [`Listener::take_window_peaks`] (plot sampling; never read by the model).
+    window_peaks: (u32, u32),
 }
 
 impl Listener {
@@ -82,6 +85,7 @@ impl Listener {
             accepted_total: 0,
             peak_syn_qlen: 0,
             peak_accept_qlen: 0,
+            window_peaks: (0, 0),
         }
     }
 
@@ -109,7 +113,27 @@ impl Listener {
     }
 
     pub(crate) fn note_queues(&mut self) {
-        self.peak_syn_qlen = self.peak_syn_qlen.max(self.syn_qlen.max(0) as u32);
-        self.peak_accept_qlen = self.peak_accept_qlen.max(self.ack_backlog());
+        let (syn, accept) = (self.syn_qlen.max(0) as u32, self.ack_backlog());
+        self.peak_syn_qlen = self.peak_syn_qlen.max(syn);
+        self.peak_accept_qlen = self.peak_accept_qlen.max(accept);
+        self.window_peaks = (
+            self.window_peaks.0.max(syn),
+            self.window_peaks.1.max(accept),
+        );
+    }
+
+    /// The peak SYN- and accept-queue lengths since the last call (or since
+    /// the listener was created), then starts a new window at the current
+    /// lengths. A sampler that takes these at each sampling instant sees
+    /// every peak the report states ([`Listener::peak_syn_qlen`]), however
+    /// short.
+    pub fn take_window_peaks(&mut self) -> (u32, u32) {
+        let now = (self.syn_qlen.max(0) as u32, self.ack_backlog());
+        let peaks = (
+            self.window_peaks.0.max(now.0),
+            self.window_peaks.1.max(now.1),
+        );
+        self.window_peaks = now;
+        peaks
     }
 }

@@ -741,6 +741,21 @@ impl ScenarioError {
 
 /// Parses scenario JSON strictly. Errors carry line, column and JSON path.
 pub fn parse_str(text: &str) -> Result<Scenario, ScenarioError> {
+    // serde reads a struct from a JSON array too (its fields in order):
+    // the format, and its JSON Schema, take an object only.
+    if let Some(at) = text.find(|c: char| !c.is_whitespace()) {
+        if text[at..].starts_with('[') {
+            let line = text[..at].matches('\n').count() + 1;
+            let col = at - text[..at].rfind('\n').map_or(0, |n| n + 1) + 1;
+            return Err(ScenarioError {
+                file: None,
+                line_col: Some((line, col)),
+                path: ".".into(),
+                message: "a scenario is a JSON object ({ \"version\": 1, ... }), not an array"
+                    .into(),
+            });
+        }
+    }
     // The version first: a file of another format version most likely has
     // fields this build does not know, and the version is what to report.
     #[derive(Deserialize)]

@@ -274,6 +274,11 @@ impl Hosts {
         &self.stack(h).expect("server host").listeners[l.index()]
     }
 
+    /// Worker listener `l` of host `h`, mutable (for the sampler's window peaks).
+    pub(super) fn listener_mut(&mut self, h: HostIx, l: ListenerId) -> &mut Listener {
+        &mut self.stack_mut(h).expect("server host").listeners[l.index()]
+    }
+
     /// Shrinks tables left sparse by a peak.
     pub(super) fn compact(&mut self) {
         for s in self.servers.iter_mut().flatten() {

@@ -48,8 +48,6 @@ enum Ev {
     ServiceDone(HostIx, ChildKey),
     /// A timeline step.
     Action(u32),
-    /// Take a sample for plots.
-    Sample,
     /// The oldest batch of TCP timer checks ([`Sched::take_batch`]) is due.
     HorizonBatch,
 }
@@ -64,7 +62,10 @@ pub(super) struct World<'a> {
     duration: SimDuration,
     seed: u64,
     migrate: Option<bool>,
-    sample_interval: Option<SimDuration>,
+    /// The next sampling instant and the interval, when sampling for plots.
+    /// Sampling is no event: it observes the run between events and so
+    /// cannot change it (digest, event count, report).
+    sampler: Option<(SimTime, SimDuration)>,
     sched: Sched<Ev>,
     net: Net,
     hosts: Hosts,
@@ -115,7 +116,6 @@ impl<'a> World<'a> {
         }
         if let Some(iv) = opts.sample_interval {
             assert!(iv > SimDuration::ZERO, "a sampling interval is positive");
-            sched.schedule(SimTime::ZERO, Ev::Sample);
         }
         World {
             name: plan.name.clone(),
@@ -123,7 +123,7 @@ impl<'a> World<'a> {
             duration: plan.duration,
             seed,
             migrate: opts.migrate,
-            sample_interval: opts.sample_interval,
+            sampler: opts.sample_interval.map(|iv| (SimTime::ZERO, iv)),
             sched,
             net,
             hosts,
@@ -146,6 +146,7 @@ impl<'a> World<'a> {
             if t > end {
                 break;
             }
+            self.sample_before(t);
             let (now, ev) = self.sched.pop().expect("peeked");
             // A horizon batch adds its other checks to `events` itself.
             self.events += 1;
@@ -161,6 +162,7 @@ impl<'a> World<'a> {
                 self.compact();
             }
         }
+        self.sample_before(end + SimDuration::from_nanos(1));
         self.tap.finish().map_err(RunError::Io)?;
         Ok(self.finish())
     }
@@ -198,7 +200,6 @@ impl<'a> World<'a> {
             Ev::AcceptTick(w) => 6 ^ (u64::from(w.0) << 4),
             Ev::ServiceDone(h, c) => 7 ^ (u64::from(h.0) << 4) ^ (key(slotmap::Key::data(c)) << 8),
             Ev::Action(i) => 8 ^ (u64::from(*i) << 4),
-            Ev::Sample => 9,
             Ev::HorizonBatch => 10,
         };
         self.digest.update_u64(now.as_nanos());
@@ -226,12 +227,6 @@ impl<'a> World<'a> {
                 });
             }
             Ev::Action(i) => self.action(now, i),
-            Ev::Sample => {
-                self.take_sample(now);
-                if let Some(iv) = self.sample_interval {
-                    self.sched.schedule(now + iv, Ev::Sample);
-                }
-            }
         }
     }
 
@@ -462,14 +457,24 @@ impl<'a> World<'a> {
         }
     }
 
-    fn take_sample(&mut self, now: SimTime) {
-        let (mut accept, mut syn) = (Vec::new(), Vec::new());
-        for (_, _, h, l) in self.workers.iter() {
-            let l = self.hosts.listener(h, l);
-            accept.push(l.ack_backlog());
-            syn.push(l.syn_qlen.max(0) as u32);
+    /// Takes the samples due before the next event at `next`: each
+    /// sampling instant `s < next` sees the state after every event at or
+    /// before `s`, and the queue lengths as the peaks since the previous
+    /// sample, so a short peak is never missed.
+    fn sample_before(&mut self, next: SimTime) {
+        while let Some((at, iv)) = self.sampler {
+            if at >= next {
+                return;
+            }
+            let (mut accept, mut syn) = (Vec::new(), Vec::new());
+            for (_, _, h, l) in self.workers.iter() {
+                let (s, a) = self.hosts.listener_mut(h, l).take_window_peaks();
+                accept.push(a);
+                syn.push(s);
+            }
+            self.stats.sample(at, accept, syn);
+            self.sampler = Some((at + iv, iv));
         }
-        self.stats.sample(now, accept, syn);
     }
 
     /// The report: each part gives its own sections.

@@ -82,6 +82,13 @@ error_kinds! {
     InheritsTwice,
     /// A worker that inherits a listener and also listens on its own.
     HeirListens,
+    /// A worker named in both `old` and `new` of a macro.
+    WorkerInOldAndNew,
+    /// An action through a worker's listener after it was closed (close
+    /// twice, listen or shutdown after close): the kernel answers `EBADF`.
+    ClosedFd,
+    /// An action of a worker after it was killed (its process is gone).
+    WorkerKilled,
     /// A wildcard server whose host has no address of its family to connect to.
     NoServerAddress,
     /// A client host without an address of the server's family.

@@ -10,6 +10,7 @@
 
 mod clients;
 mod error;
+mod lifecycle;
 mod network;
 mod servers;
 mod timeline;
@@ -19,6 +20,7 @@ pub use error::{LowerError, LowerErrorKind};
 use super::format::Scenario;
 use super::plan::*;
 use error::LowerErrorKind as K;
+use lifecycle::{check_lifecycle, declared_origins};
 use sim_core::{SimDuration, SimTime};
 use std::collections::BTreeSet;
 use timeline::check_heirs;
@@ -80,11 +82,15 @@ pub fn lower(scn: &Scenario) -> Result<Plan> {
     let mut timeline = Vec::new();
     let workers = cx.workers(&servers, &mut timeline)?;
     let policies = cx.policies(&workers, &mut timeline)?;
+    let mut origins = declared_origins(&timeline);
     for (i, a) in scn.timeline.iter().enumerate() {
-        cx.action(i, a, &workers, &mut timeline)?;
+        cx.action(i, a, &workers, &mut timeline, &mut origins)?;
     }
     // Stable: by time, then declaration order (workers' listens, then
     // policies' attaches, then the timeline).
+    let mut order: Vec<usize> = (0..timeline.len()).collect();
+    order.sort_by_key(|&i| timeline[i].at);
+    check_lifecycle(&order, &timeline, &origins, &workers)?;
     timeline.sort_by_key(|s| s.at);
     check_heirs(&timeline, &workers)?;
     if workers.len() > MAX_WORKERS {
@@ -171,6 +177,20 @@ impl Cx<'_> {
         } else {
             Ok(SimTime::ZERO + t)
         }
+    }
+
+    /// [`Cx::within`] for a time computed from what the user wrote
+    /// (`written`, e.g. `at 2s + drain 500ms`), which the error quotes.
+    fn within_as(&self, t: SimDuration, path: String, written: &str) -> Result<SimTime> {
+        self.within(t, path).map_err(|mut e| {
+            if written != format!("at {t}") {
+                e.message = format!(
+                    "time {t} ({written}) is after the scenario's duration {}",
+                    self.duration
+                );
+            }
+            e
+        })
     }
 
     /// A delay added to the current time, bounded so that no deadline can overflow.

@@ -8,6 +8,16 @@ use crate::scenario::LowerError;
 use sim_tcp::Sysctls;
 use std::collections::BTreeSet;
 
+/// Where a step came from: the JSON path of the worker field it acts
+/// through (the macro's own field for a macro) and its time as written.
+#[derive(Clone, Debug)]
+pub(super) struct Origin {
+    /// JSON path of the worker the step acts on, e.g. `timeline[0].old[1]`.
+    pub(super) path: String,
+    /// The time as the user wrote it, e.g. `at 2s + drain 500ms`.
+    pub(super) time: String,
+}
+
 impl Cx<'_> {
     /// Timeline entry `i`: a primitive, or a macro expanded to primitives.
     pub(super) fn action(
@@ -16,6 +26,7 @@ impl Cx<'_> {
         a: &Action,
         workers: &[WorkerPlan],
         timeline: &mut Vec<Step>,
+        origins: &mut Vec<Origin>,
     ) -> Result<()> {
         let base = format!("timeline[{i}]");
         if let Action::RollingRestart { old, new, .. } | Action::FdPassing { old, new, .. } = a {
@@ -31,17 +42,48 @@ impl Cx<'_> {
                 ));
             }
         }
-        for p in a.expand() {
-            let at = self.within(p.at(), format!("{base}.at"))?;
-            let (prim, label) = self.primitive(&base, &p, workers)?;
+        old_not_new(&base, a)?;
+        for e in a.expand_traced() {
+            let at = self.within_as(
+                e.action.at(),
+                format!("{base}.{}", e.time_field),
+                &e.time_text,
+            )?;
+            let fields: Vec<String> = e
+                .worker_fields
+                .iter()
+                .map(|f| format!("{base}.{f}"))
+                .collect();
+            let (prim, label) = self.primitive(&base, &e.action, &fields, workers)?;
+            origins.push(Origin {
+                path: fields.first().cloned().unwrap_or_else(|| base.clone()),
+                time: e.time_text,
+            });
             timeline.push(Step { at, prim, label });
         }
         Ok(())
     }
 
     /// A primitive action of `timeline[i]` (`base`), resolved.
-    fn primitive(&self, base: &str, p: &Action, workers: &[WorkerPlan]) -> Result<(Prim, String)> {
-        let w = |name: &str, field: &str| self.worker(name, &format!("{base}.{field}"));
+    /// `fields` are the JSON paths of its worker names, in field order.
+    fn primitive(
+        &self,
+        base: &str,
+        p: &Action,
+        fields: &[String],
+        workers: &[WorkerPlan],
+    ) -> Result<(Prim, String)> {
+        let path = |field: &str| {
+            let k = match field {
+                "to" => 1,
+                _ => 0,
+            };
+            fields
+                .get(k)
+                .cloned()
+                .unwrap_or_else(|| format!("{base}.{field}"))
+        };
+        let w = |name: &str, field: &str| self.worker(name, &path(field));
         Ok(match p {
             Action::Listen { worker, .. } => (
                 Prim::Listen(w(worker, "worker")?),
@@ -103,7 +145,7 @@ impl Cx<'_> {
                 if workers[f.index()].host != workers[t.index()].host {
                     return Err(LowerError::new(
                         K::HandoverAcrossHosts,
-                        format!("{base}.to"),
+                        path("to"),
                         "fd passing needs both workers on one host",
                     ));
                 }
@@ -113,7 +155,7 @@ impl Cx<'_> {
                 if f == t || self.scn.workers[t.index()].listen_at.is_some() {
                     return Err(LowerError::new(
                         K::HandoverToListener,
-                        format!("{base}.to"),
+                        path("to"),
                         format!("worker `{to}` inherits a listener: it must be another worker with \"listen_at\": null"),
                     ));
                 }
@@ -125,6 +167,32 @@ impl Cx<'_> {
             _ => unreachable!("macros expand to primitives"),
         })
     }
+}
+
+/// A macro that replaces `old` workers by `new` ones cannot name one
+/// worker in both lists.
+fn old_not_new(base: &str, a: &Action) -> Result<()> {
+    let (Action::ReloadNewFirst { old, new, .. }
+    | Action::RestartOldFirst { old, new, .. }
+    | Action::RollingRestart { old, new, .. }
+    | Action::ImmediateStop { old, new, .. }
+    | Action::FdPassing { old, new, .. }) = a
+    else {
+        return Ok(());
+    };
+    for (j, n) in new.iter().enumerate() {
+        if let Some(k) = old.iter().position(|o| o == n) {
+            return Err(LowerError::new(
+                K::WorkerInOldAndNew,
+                format!("{base}.new[{j}]"),
+                format!(
+                    "worker `{n}` is also in `old` (old[{k}]): a worker cannot replace itself; \
+                     declare a new worker (with \"listen_at\": null) for the new generation"
+                ),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// A worker inherits at most one listener, and never listens on its own.

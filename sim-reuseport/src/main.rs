@@ -8,6 +8,7 @@ use sim_reuseport::output::{self, write_atomic, write_output, OutputFile};
 use sim_reuseport::report::Comparison;
 use sim_reuseport::scenario::{self, Scenario};
 use sim_reuseport::sweep::{self, SeedRange, Shard, SweepSpec};
+use sim_reuseport::tools::{calibrate, kernel_cmd};
 use sim_reuseport::vary;
 use sim_tcp::MigrationPath;
 use std::collections::BTreeMap;
@@ -176,6 +177,47 @@ enum Command {
     },
     /// Print the JSON Schema of the scenario format.
     Schema,
+    /// Run a scenario on this host's real Linux kernel (root, /dev/net/tun,
+    /// Linux 5.14+): private network namespaces, emulated links, real
+    /// SO_REUSEPORT sockets, in real time. Not deterministic.
+    Kernel {
+        /// Scenario file (JSON).
+        file: PathBuf,
+        /// Seed of the arrivals and link draws (default: the scenario's).
+        #[arg(long)]
+        seed: Option<u64>,
+        /// Override net.ipv4.tcp_migrate_req on every host for the whole run.
+        #[arg(long)]
+        migrate: Option<OnOff>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Write every emulated packet to a libpcap file (real time).
+        #[arg(long, value_name = "FILE.pcap")]
+        pcap: Option<PathBuf>,
+    },
+    /// Run a scenario N times on the real kernel and over N seeds on the
+    /// simulator, and compare every metric (exit 1 if one is outside the
+    /// kernel's spread widened by the stated tolerance).
+    Calibrate {
+        /// Scenario file (JSON).
+        file: PathBuf,
+        /// Kernel runs.
+        #[arg(long, default_value_t = 5)]
+        repeats: u32,
+        /// Simulator seeds (from the scenario's).
+        #[arg(long, default_value_t = 5)]
+        seeds: u32,
+        /// Override net.ipv4.tcp_migrate_req on both sides.
+        #[arg(long)]
+        migrate: Option<OnOff>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
+        /// Write an SVG of the first kernel run over the first simulator run.
+        #[arg(long, value_name = "FILE.svg")]
+        plot: Option<PathBuf>,
+    },
 }
 
 enum Failure {
@@ -195,6 +237,10 @@ fn run_caught(scn: &Scenario, file: &Path, opts: RunOptions<'_>) -> Result<RunRe
         Ok(Err(RunError::Scenario(e))) => Err(Failure::BadInput(e.in_file(&name).to_string())),
         Ok(Err(RunError::Io(e))) => Err(Failure::BadInput(format!("{name}: {e}"))),
         Ok(Err(RunError::Limit(m))) => Err(Failure::BadInput(format!("{name}: {m}"))),
+        // The simulator raises neither.
+        Ok(Err(e @ (RunError::Unsupported(_) | RunError::Kernel(_)))) => {
+            Err(Failure::BadInput(format!("{name}: {e}")))
+        }
         Err(msg) => Err(Failure::Invariant(format!(
             "{name}: seed {seed}: invariant failed: [{}] panic: {msg}",
             invariants::classify_panic(&msg)
@@ -654,12 +700,49 @@ fn check_outputs(file: &Path, outputs: &[(&str, &Path)]) -> Result<bool, Failure
     Ok(stdout)
 }
 
+fn cmd_failure(e: kernel_cmd::CmdError) -> Failure {
+    match e.code {
+        2 => Failure::BadInput(e.message),
+        _ => Failure::Invariant(e.message),
+    }
+}
+
 fn io_err(path: &Path) -> impl Fn(std::io::Error) -> Failure + '_ {
     move |e| Failure::BadInput(format!("{}: {e}", path.display()))
 }
 
 fn main_inner(cli: Cli) -> Result<(), Failure> {
     match cli.command {
+        Command::Kernel {
+            file,
+            seed,
+            migrate,
+            format,
+            pcap,
+        } => kernel_cmd::kernel_command(&kernel_cmd::KernelArgs {
+            file,
+            seed,
+            migrate: migrate.map(|m| m == OnOff::On),
+            json: format == Format::Json,
+            pcap,
+        })
+        .map_err(cmd_failure)?,
+        Command::Calibrate {
+            file,
+            repeats,
+            seeds,
+            migrate,
+            format,
+            plot,
+        } => calibrate::command(&calibrate::CalibrateArgs {
+            file,
+            repeats,
+            seeds,
+            migrate: migrate.map(|m| m == OnOff::On),
+            json: format == Format::Json,
+            plot,
+        })
+        .map_err(cmd_failure)?,
         Command::Run {
             file,
             seed,

@@ -299,3 +299,22 @@ fn a_plan_translates_field_by_field() {
         .iter()
         .all(|e| e.value == sim_kernel::MapDatum::U32(4)));
 }
+
+#[test]
+fn the_kernel_command_refuses_an_unsupported_scenario_with_exit_2() {
+    // Refused before the environment check: runs without root too.
+    for cmd in ["kernel", "calibrate"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_reuseport-sim"))
+            .args([cmd, "../scenarios/bpf-steer-new-generation.json"])
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{cmd}: {err}");
+        assert!(err.contains("least_loaded"), "{cmd}: {err}");
+        assert!(
+            err.contains("bpf-steer-new-generation.json"),
+            "{cmd}: {err}"
+        );
+    }
+}

@@ -392,3 +392,61 @@ pub fn command(a: &CalibrateArgs) -> Result<(), CmdError> {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spread_takes_the_lower_middle_as_median() {
+        let s = Spread::of(vec![5.0, 1.0, 3.0]);
+        assert_eq!((s.min, s.median, s.max), (1.0, 3.0, 5.0));
+        assert_eq!(s.values, vec![5.0, 1.0, 3.0]);
+        let s = Spread::of(vec![4.0, 2.0]);
+        assert_eq!(s.median, 2.0);
+    }
+
+    #[test]
+    fn tolerance_has_a_floor_and_grows_with_the_median() {
+        assert_eq!(tolerance(Unit::Count, 0.0), 2.0);
+        assert_eq!(tolerance(Unit::Count, 144.0), 14.4);
+        assert_eq!(tolerance(Unit::Ms, 1.0), 0.5);
+        assert_eq!(tolerance(Unit::Ms, 40.0), 4.0);
+    }
+
+    fn result(reset: u64, ms: f64) -> RunResult {
+        let scn = crate::scenario::parse_str(include_str!(
+            "../../../scenarios/spec-reference-new-first.json"
+        ))
+        .unwrap();
+        let mut report = crate::backend::run(&scn, RunOptions::default())
+            .unwrap()
+            .report;
+        report.connections.reset = reset;
+        report.latency.completion_ms.p50 = ms;
+        RunResult {
+            report,
+            samples: vec![],
+            worker_names: vec![],
+            markers: vec![],
+        }
+    }
+
+    #[test]
+    fn a_simulator_median_outside_the_widened_kernel_range_is_outside() {
+        let kernel = [result(132, 20.0), result(144, 21.0), result(162, 22.0)];
+        // Inside [132 - 14.4, 162 + 14.4].
+        let rows = compare(&kernel, &[result(120, 21.0)], &[]);
+        let reset = rows.iter().find(|r| r.name == "reset").unwrap();
+        assert!(reset.within);
+        assert_eq!(reset.band, [132.0 - 14.4, 162.0 + 14.4]);
+        // Below it.
+        let rows = compare(&kernel, &[result(100, 21.0)], &[]);
+        assert!(!rows.iter().find(|r| r.name == "reset").unwrap().within);
+        // Latency: 21 ms +- 2.1 ms around [20, 22].
+        let rows = compare(&kernel, &[result(144, 25.0)], &[]);
+        let c = rows.iter().find(|r| r.name == "completion_p50_ms").unwrap();
+        assert!(!c.within);
+        assert_eq!(c.unit, Unit::Ms);
+    }
+}

@@ -154,6 +154,16 @@ fn selftests_with_the_policy_program_reach_the_last_listener_on_the_kernel() {
             assert_eq!(migrated(&r), NR_CLIENTS * case.hops, "{tag}");
             assert_eq!(r.counters["TcpExtTCPMigrateReqFailure"], 0, "{tag}");
             assert_eq!(r.counters["TcpOutRsts"], 0, "{tag}");
+            // The program's own counts per call path (policy.c's
+            // `decisions` map) are the simulator's, decision for decision.
+            let sim = sim_reuseport::backend::Simulator
+                .run(
+                    &selftest(case.file, ipv6, true, case.ms),
+                    RunOptions::default(),
+                )
+                .unwrap()
+                .report;
+            assert_eq!(r.policies[0].decisions, sim.policies[0].decisions, "{tag}");
         }
     }
 }

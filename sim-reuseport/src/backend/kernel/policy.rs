@@ -4,8 +4,12 @@
 //! documented in `policy.c` and `docs/bpf.md`).
 //!
 //! - `socks` (`REUSEPORT_SOCKARRAY`): slot *i* is worker *i*'s own
-//!   listener, written right after each of its `listen()`s (the kernel
-//!   requires a listening socket, and drops the entry when it stops);
+//!   listener, written right after its first `listen()` (the kernel
+//!   requires a listening socket). The kernel drops the entry when the
+//!   listener stops (`bpf_sk_reuseport_detach`), and a re-`listen()`
+//!   does not put it back: user space does not either, as in the kernel
+//!   selftest `migrate_reuseport` and the simulator (`group.rs`: a
+//!   resurrected listener is not inserted);
 //! - `config[0]`: the rules, pick slots, `missing_drop`, `newest_len`;
 //! - `newest`: the slots of the newest generation among the listening
 //!   workers of the policy's server, rewritten after every `listen`,
@@ -78,6 +82,8 @@ struct Tracker {
     generations: Vec<u32>,
     /// Listening listeners, by the index of the worker that created them.
     listening: BTreeSet<usize>,
+    /// Listeners that have listened at least once (inserted in `socks`).
+    inserted: BTreeSet<usize>,
     /// The listener each worker holds (its own, or one handed over).
     holds: Vec<Option<usize>>,
     /// Whether a rule needs `newest`.
@@ -196,6 +202,7 @@ fn tracker(plan: &Plan, p: &PolicyPlan) -> Result<Tracker, RunError> {
         members,
         generations: plan.workers.iter().map(|w| w.generation).collect(),
         listening: BTreeSet::new(),
+        inserted: BTreeSet::new(),
         holds: (0..plan.workers.len()).map(Some).collect(),
         uses_newest,
         newest: Vec::new(),
@@ -221,6 +228,13 @@ impl Tracker {
         match prim {
             Prim::Listen(w) if self.members.contains(&w.index()) => {
                 self.listening.insert(w.index());
+                if !self.inserted.insert(w.index()) {
+                    // A re-listen: not put back into `socks` (see above).
+                    if self.uses_newest {
+                        self.write_newest(me, out);
+                    }
+                    return;
+                }
                 out.push(Action::MapUpdate {
                     policy: me,
                     entry: MapEntry {

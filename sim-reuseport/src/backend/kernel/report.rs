@@ -7,7 +7,9 @@
 //! give: RSTs and drops by cause (it does not label them), migrations per
 //! path (only `TcpExtTCPMigrateReqSuccess` / `Failure` in total), the SYN
 //! queue per listener (`INET_DIAG` dumps requests without their listener),
-//! policy decisions, a digest. Those fields stay empty or zero and
+//! a digest. Policy decisions are the program's own counts (`policy.c`'s
+//! `decisions` map, read at the end), per call path as the simulator
+//! names them. Those fields stay empty or zero and
 //! [`KernelDetails::notes`] says so.
 
 use crate::backend::{RunResult, Sample};
@@ -73,7 +75,7 @@ pub fn run_result(
             failed: counter(&k, &server_hosts(plan), "TcpExtTCPMigrateReqFailure"),
             ..Migrations::default()
         },
-        policies: Vec::new(),
+        policies: policies(plan, &k),
         counters: server_counters(plan, &k),
         counters_by_host: counters_by_host(plan, &k),
         client_rsts_by_cause: BTreeMap::new(),
@@ -262,6 +264,54 @@ fn samples(k: &KernelRunResult) -> Vec<Sample> {
                 accept_queues: s.accept_queue.iter().map(|q| q.unwrap_or(0)).collect(),
                 syn_queues: vec![0; s.accept_queue.len()],
             }
+        })
+        .collect()
+}
+
+/// `enum call_path` of `policy.c`, by index: the simulator's context names.
+const CALL_PATHS: [&str; 5] = [
+    "syn",
+    "close_established",
+    "close_syn_recv",
+    "synack_timer",
+    "final_ack",
+];
+
+/// `enum decision` of `policy.c`, by index.
+const DECISIONS: [&str; 3] = ["picks", "passes", "drops"];
+
+/// Each policy's decision counts from its `decisions` map
+/// (`decisions[path * 3 + decision]`, `u64`), paths with none left out as
+/// the simulator does.
+fn policies(plan: &Plan, k: &KernelRunResult) -> Vec<crate::report::PolicyReport> {
+    plan.policies
+        .iter()
+        .filter_map(|p| {
+            let data = k
+                .policy_data
+                .iter()
+                .find(|d| d.policy == p.name && d.section == "decisions")?;
+            let count = |i: usize| {
+                data.bytes
+                    .get(i * 8..i * 8 + 8)
+                    .map_or(0, |b| u64::from_ne_bytes(b.try_into().expect("8 bytes")))
+            };
+            let mut decisions = BTreeMap::new();
+            for (path, name) in CALL_PATHS.iter().enumerate() {
+                let row: BTreeMap<String, u64> = DECISIONS
+                    .iter()
+                    .enumerate()
+                    .map(|(d, n)| (n.to_string(), count(path * DECISIONS.len() + d)))
+                    .collect();
+                if row.values().any(|&v| v > 0) {
+                    decisions.insert(name.to_string(), row);
+                }
+            }
+            Some(crate::report::PolicyReport {
+                name: p.name.clone(),
+                host: plan.hosts[p.host.index()].name.clone(),
+                decisions,
+            })
         })
         .collect()
 }

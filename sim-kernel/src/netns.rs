@@ -270,6 +270,16 @@ pub fn remove_leftovers() -> Vec<String> {
     removed
 }
 
+/// Removes every namespace this process made that is still mounted, and
+/// returns their names: the last resort of an interrupt handler that exits
+/// before a run's own guard could drop (the normal path is the guard).
+pub fn remove_mine() -> Vec<String> {
+    list_mine()
+        .into_iter()
+        .filter(|name| remove_name(&Path::new(NETNS_DIR).join(name)).is_ok())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

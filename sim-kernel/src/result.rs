@@ -185,15 +185,15 @@ pub struct LoFilterStats {
     pub dropped: u64,
 }
 
-/// A policy's global data (`.bss`, `.data`) at the end of the run, where
-/// BPF programs keep their own counters.
+/// A policy's global data (`.bss`, `.data`) or array map at the end of
+/// the run, where BPF programs keep their own counters.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct PolicyData {
     /// Policy name.
     pub policy: String,
-    /// Section name (`.bss`, `.data`).
+    /// Section name (`.bss`, `.data`), or the name of an array map.
     pub section: String,
-    /// Contents.
+    /// Contents (an array map's values concatenated in key order).
     pub bytes: Vec<u8>,
 }
 

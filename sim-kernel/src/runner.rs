@@ -602,6 +602,17 @@ fn finish_result(
         .collect();
     let mut policy_data = Vec::new();
     for (p, loaded) in spec.policies.iter().zip(&live.policies) {
+        for m in
+            loaded.object.maps.iter().filter(|m| {
+                m.map_type == crate::bpf::BPF_MAP_TYPE_ARRAY && !m.name.starts_with('.')
+            })
+        {
+            policy_data.push(PolicyData {
+                policy: p.name.clone(),
+                section: m.name.clone(),
+                bytes: read_array(m),
+            });
+        }
         for m in loaded
             .object
             .maps
@@ -639,4 +650,21 @@ fn finish_result(
         pcap_packets,
         warnings,
     })
+}
+
+/// Most entries read from an array map at the end of a run.
+const MAX_ARRAY_READ: u32 = 4096;
+
+/// The values of an array map, concatenated in key order (keys from 0
+/// until the first failed lookup, i.e. `max_entries`).
+fn read_array(m: &crate::bpf::MapInfo) -> Vec<u8> {
+    let mut out = Vec::new();
+    let mut value = vec![0u8; m.value_size as usize];
+    for key in 0..MAX_ARRAY_READ {
+        if crate::bpf::map_lookup(m.fd.as_raw_fd(), &key.to_ne_bytes(), &mut value).is_err() {
+            break;
+        }
+        out.extend_from_slice(&value);
+    }
+    out
 }

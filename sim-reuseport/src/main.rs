@@ -15,6 +15,8 @@ fn main_inner(cli: Cli) -> Result<(), Failure> {
         Command::Sweep(a) => cli::sweep_cmd(a),
         Command::Merge(a) => cli::merge_cmd(a),
         Command::Validate(a) => cli::validate_cmd(a),
+        Command::Kernel(a) => cli::kernel_cmd(a),
+        Command::Calibrate(a) => cli::calibrate_cmd(a),
         Command::Schema => {
             println!("{}", scenario::json_schema());
             Ok(())

@@ -163,6 +163,10 @@ pub struct NetworkSummary {
 pub struct Report {
     /// Tool and version.
     pub tool: ToolInfo,
+    /// What ran the scenario: `"sim"` (the simulator, deterministic) or
+    /// `"kernel"` (the host's Linux kernel in real time, not deterministic).
+    #[serde(default = "sim_backend")]
+    pub backend: String,
     /// Scenario name and hash.
     pub scenario: ScenarioInfo,
     /// The seed.
@@ -204,6 +208,69 @@ pub struct Report {
     pub events: u64,
     /// Run digest (hash over every processed event).
     pub digest: String,
+    /// Kernel runs only: what the real kernel reported beyond the common shape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kernel: Option<KernelDetails>,
+}
+
+impl KernelDetails {
+    /// The text report's kernel section.
+    fn text(&self, s: &mut String) {
+        let l = &self.lateness_us;
+        let _ = writeln!(
+            s,
+            "kernel   eof_before_response {}  other_error {}  emulator lateness p50 {} us  p99 {} us  max {} us",
+            self.eof_before_response, self.other_error, l.p50, l.p99, l.max
+        );
+        for (server, peak) in &self.peak_syn_recv {
+            let _ = writeln!(s, "  peak SYN_RECV  {server:<20} {peak:>8}");
+        }
+        for e in &self.action_errors {
+            let _ = writeln!(s, "  action failed: {e}");
+        }
+        for w in &self.warnings {
+            let _ = writeln!(s, "  warning: {w}");
+        }
+    }
+}
+
+fn sim_backend() -> String {
+    "sim".into()
+}
+
+/// The link emulator's lateness (write time − due time) in microseconds.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LatenessUs {
+    /// Median.
+    pub p50: u64,
+    /// 99th percentile.
+    pub p99: u64,
+    /// Maximum.
+    pub max: u64,
+}
+
+/// What a kernel run measured that the simulator's report has no field
+/// for, and what its report cannot say.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KernelDetails {
+    /// `uname -r` of the kernel that ran it.
+    pub kernel_release: String,
+    /// What differs from a simulator report (e.g. RST causes are
+    /// simulator-only).
+    pub notes: Vec<String>,
+    /// Client connections that saw EOF before any response byte.
+    pub eof_before_response: u64,
+    /// Client connections that failed with another errno.
+    pub other_error: u64,
+    /// Peak request sockets (`SYN_RECV` in `INET_DIAG`) per server: the
+    /// kernel does not say which listener a request belongs to.
+    pub peak_syn_recv: BTreeMap<String, u32>,
+    /// Link emulator lateness.
+    pub lateness_us: LatenessUs,
+    /// Timeline actions that failed (label: error).
+    pub action_errors: Vec<String>,
+    /// What did not go as planned without stopping the run.
+    pub warnings: Vec<String>,
 }
 
 /// `compare`: the same seed with migration off and on.
@@ -304,6 +371,12 @@ impl Report {
             "seed      {}   migrate {}   duration {}   events {}   digest {}",
             self.seed, self.migrate, self.scenario.duration, self.events, self.digest
         );
+        if let Some(k) = &self.kernel {
+            let _ = writeln!(s, "backend   kernel (Linux {})", k.kernel_release);
+            for n in &k.notes {
+                let _ = writeln!(s, "note      {n}");
+            }
+        }
         for (path, v) in &self.varied {
             let _ = writeln!(s, "varied    {path} = {v}");
         }
@@ -416,6 +489,9 @@ impl Report {
             "network  sent {}  lost {}  link_down {}  filtered {}",
             n.sent, n.lost, n.link_down, n.filtered
         );
+        if let Some(k) = &self.kernel {
+            k.text(&mut s);
+        }
         s
     }
 }

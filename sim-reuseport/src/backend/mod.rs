@@ -3,11 +3,14 @@
 //! The command line, snapshots, sweeps and invariants consume the result
 //! and never ask which backend produced it.
 //!
-//! The simulator ([`Simulator`], in [`sim`]) is the only backend today; a
-//! real-kernel backend implements [`Backend`] the same way.
+//! Two backends: the simulator ([`Simulator`], in [`sim`]) and the host's
+//! real Linux kernel ([`KernelBackend`], in [`kernel`]). A report's
+//! `backend` field says which one ran.
 
+pub mod kernel;
 pub mod sim;
 
+pub use kernel::KernelBackend;
 pub use sim::{Simulator, MAX_EVENTS};
 
 use crate::report::Report;
@@ -96,6 +99,23 @@ pub enum RunError {
     Io(std::io::Error),
     /// The run hit a bound on its size ([`MAX_EVENTS`]).
     Limit(String),
+    /// The plan uses a feature this backend cannot carry out (named).
+    Unsupported(String),
+    /// The kernel backend failed (environment, setup, interruption).
+    Kernel(sim_kernel::KernelError),
+}
+
+impl RunError {
+    /// The exit status a command line should use: 2 for input the backend
+    /// cannot run and for an environment that cannot run it, 128 + the
+    /// signal when interrupted, 1 otherwise.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            RunError::Scenario(_) | RunError::Unsupported(_) => 2,
+            RunError::Io(_) | RunError::Limit(_) => 1,
+            RunError::Kernel(e) => e.exit_code(),
+        }
+    }
 }
 
 impl std::fmt::Display for RunError {
@@ -104,6 +124,8 @@ impl std::fmt::Display for RunError {
             RunError::Scenario(e) => write!(f, "{e}"),
             RunError::Io(e) => write!(f, "output error: {e}"),
             RunError::Limit(m) => write!(f, "{m}"),
+            RunError::Unsupported(m) => write!(f, "the kernel backend cannot run this: {m}"),
+            RunError::Kernel(e) => write!(f, "kernel backend: {e}"),
         }
     }
 }

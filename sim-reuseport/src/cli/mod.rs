@@ -1,10 +1,12 @@
 //! The command line: its definition (clap), the failures it reports and
 //! the helpers its commands share. One file per group of commands.
 
+mod kernel;
 mod run;
 mod sweep;
 mod validate;
 
+pub(crate) use kernel::{calibrate_cmd, kernel_cmd};
 pub(crate) use run::{compare_cmd, run_cmd};
 pub(crate) use sweep::{merge_cmd, sweep_cmd};
 pub(crate) use validate::validate_cmd;
@@ -91,6 +93,55 @@ pub(crate) enum Command {
     Validate(ValidateArgs),
     /// Print the JSON Schema of the scenario format.
     Schema,
+    /// Run a scenario on this host's real Linux kernel (root, /dev/net/tun,
+    /// Linux 5.14+): private network namespaces, emulated links, real
+    /// SO_REUSEPORT sockets, in real time. Not deterministic.
+    Kernel(KernelArgs),
+    /// Run a scenario N times on the real kernel and over N seeds on the
+    /// simulator, and compare every metric (exit 1 if one is outside the
+    /// kernel's spread widened by the stated tolerance).
+    Calibrate(CalibrateArgs),
+}
+
+/// The `kernel` command's arguments.
+#[derive(Args)]
+pub(crate) struct KernelArgs {
+    /// Scenario file (JSON).
+    pub(crate) file: PathBuf,
+    /// Seed of the arrivals and link draws (default: the scenario's).
+    #[arg(long)]
+    pub(crate) seed: Option<u64>,
+    /// Override net.ipv4.tcp_migrate_req on every host for the whole run.
+    #[arg(long)]
+    pub(crate) migrate: Option<OnOff>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+    /// Write every emulated packet to a libpcap file (real time).
+    #[arg(long, value_name = "FILE.pcap")]
+    pub(crate) pcap: Option<PathBuf>,
+}
+
+/// The `calibrate` command's arguments.
+#[derive(Args)]
+pub(crate) struct CalibrateArgs {
+    /// Scenario file (JSON).
+    pub(crate) file: PathBuf,
+    /// Kernel runs.
+    #[arg(long, default_value_t = 5)]
+    pub(crate) repeats: u32,
+    /// Simulator seeds (from the scenario's).
+    #[arg(long, default_value_t = 5)]
+    pub(crate) seeds: u32,
+    /// Override net.ipv4.tcp_migrate_req on both sides.
+    #[arg(long)]
+    pub(crate) migrate: Option<OnOff>,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub(crate) format: Format,
+    /// Write an SVG of the first kernel run over the first simulator run.
+    #[arg(long, value_name = "FILE.svg")]
+    pub(crate) plot: Option<PathBuf>,
 }
 
 /// The `run` command's arguments.
@@ -225,6 +276,10 @@ pub(crate) fn run_caught(
         Ok(Err(RunError::Scenario(e))) => Err(Failure::BadInput(e.in_file(&name).to_string())),
         Ok(Err(RunError::Io(e))) => Err(Failure::BadInput(format!("{name}: {e}"))),
         Ok(Err(RunError::Limit(m))) => Err(Failure::BadInput(format!("{name}: {m}"))),
+        // The simulator raises neither.
+        Ok(Err(e @ (RunError::Unsupported(_) | RunError::Kernel(_)))) => {
+            Err(Failure::BadInput(format!("{name}: {e}")))
+        }
         Err(msg) => Err(Failure::Invariant(format!(
             "{name}: seed {seed}: invariant failed: [{}] panic: {msg}",
             invariants::classify_panic(&msg)

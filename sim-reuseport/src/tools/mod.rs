@@ -1,8 +1,10 @@
 //! The tools on top of the pipeline: plots, seed sweeps and their merge,
 //! the invariants every run is checked against, and safe output files.
 
+pub mod calibrate;
 pub mod interrupt;
 pub mod invariants;
+pub mod kernel_cmd;
 pub mod output;
 pub mod plot;
 pub mod plots;

@@ -69,3 +69,14 @@ pub fn render_run(run: &RunResult, other: Option<&RunResult>) -> Result<String, 
         }
     }
 }
+
+/// An SVG of `run` (labelled `label`) over `other` (labelled
+/// `other_label`), e.g. a kernel run over a simulator run.
+pub fn render_labelled(
+    run: &RunResult,
+    label: &str,
+    other: &RunResult,
+    other_label: &str,
+) -> Result<String, String> {
+    render_svg(&data(run), Some((other_label, &data(other))), label)
+}

@@ -489,6 +489,7 @@ impl<'a> World<'a> {
                 name: "reuseport-sim".into(),
                 version: env!("CARGO_PKG_VERSION").into(),
             },
+            backend: "sim".into(),
             scenario: ScenarioInfo {
                 name: self.name.clone(),
                 hash: self.hash.clone(),
@@ -515,6 +516,7 @@ impl<'a> World<'a> {
             network: self.net.summary(),
             events: self.events,
             digest: self.digest.hex(),
+            kernel: None,
         };
         RunResult {
             report,

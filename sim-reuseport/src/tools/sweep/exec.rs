@@ -115,6 +115,11 @@ pub fn run_seed(spec: &SweepSpec, seed: u64) -> SeedResult {
                 res.input_error = Some(m);
                 return res;
             }
+            // The simulator raises neither.
+            Ok(Err(e @ (RunError::Unsupported(_) | RunError::Kernel(_)))) => {
+                res.input_error = Some(e.to_string());
+                return res;
+            }
             Err(msg) => RunOutcome::Panicked(msg),
         };
         match outcome {

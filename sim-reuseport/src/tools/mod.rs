@@ -1,6 +1,7 @@
 //! The tools on top of the pipeline: plots, seed sweeps and their merge,
 //! the invariants every run is checked against, and safe output files.
 
+pub mod estimate;
 pub mod interrupt;
 pub mod invariants;
 pub mod output;

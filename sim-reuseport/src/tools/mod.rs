@@ -6,5 +6,6 @@ pub mod interrupt;
 pub mod invariants;
 pub mod output;
 pub mod plot;
+pub mod plot_labels;
 pub mod plots;
 pub mod sweep;

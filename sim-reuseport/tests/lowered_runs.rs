@@ -9,6 +9,13 @@
 //! every action and macro). Most lower; each one that does is run (with
 //! migration forced on or off or left to the scenario, sometimes traced and
 //! sampled) and must finish with every connection accounted for.
+//!
+//! The invariant fuzz (`random_scenarios_keep_every_invariant`) runs such
+//! scenarios with migration off and on through every check of
+//! `invariants::check_run` and checks that tracing and sampling leave the
+//! digest unchanged: 50 in CI (about 2 s in debug), 2000 as an ignored test
+//! (`cargo test -p sim-reuseport --test lowered_runs -- --ignored`, about
+//! 40 s in debug here); both have 0 failures. A failure prints the scenario.
 
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
@@ -413,5 +420,103 @@ fn every_scenario_that_lowers_runs_without_panicking() {
         "only {} of {} random scenarios lowered",
         lowered.get(),
         tried.get()
+    );
+}
+
+/// Runs `cases` random scenarios that lower, each with migration forced
+/// off and on, through every invariant of `invariants::check_run`, and
+/// checks that a trace and sampling do not change the run. Returns the
+/// failures (each with the scenario, to reproduce it).
+fn fuzz_invariants(cases: u32, first_seed: u64) -> (u32, Vec<String>) {
+    use sim_reuseport::invariants::check_run;
+    let mut failures = Vec::new();
+    let mut ran = 0;
+    let mut rng = first_seed;
+    let mut next = || {
+        // splitmix64: a tape from a seed, so a failure names its seed.
+        rng = rng.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = rng;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        (z ^ (z >> 31)) as u32
+    };
+    let mut tries = 0;
+    while ran < cases && tries < cases * 4 {
+        tries += 1;
+        let tape: Vec<u32> = (0..400).map(|_| next()).collect();
+        let v = without_dead_workers_actions(scenario(&tape));
+        let text = serde_json::to_string_pretty(&v).unwrap();
+        let scn = parse_str(&text).unwrap();
+        if lower(&scn).is_err() {
+            continue;
+        }
+        ran += 1;
+        for migrate in [false, true] {
+            let plain = run(
+                &scn,
+                RunOptions {
+                    migrate: Some(migrate),
+                    ..Default::default()
+                },
+            );
+            let mut trace = std::io::sink();
+            let observed = run(
+                &scn,
+                RunOptions {
+                    migrate: Some(migrate),
+                    trace: Some(&mut trace),
+                    sample_interval: Some(SimDuration::from_millis(3)),
+                    ..Default::default()
+                },
+            );
+            let (plain, observed) = match (plain, observed) {
+                (Ok(p), Ok(o)) => (p.report, o.report),
+                (p, o) => {
+                    failures.push(format!("run error {:?} {:?}\n{text}", p.err(), o.err()));
+                    continue;
+                }
+            };
+            if plain.digest != observed.digest || plain.events != observed.events {
+                failures.push(format!(
+                    "observation changed the run (migrate {migrate})\n{text}"
+                ));
+            }
+            for violation in check_run(&scn, &plain, Some(migrate)) {
+                failures.push(format!(
+                    "migrate {migrate}: {}: {}\n{text}",
+                    violation.check, violation.message
+                ));
+            }
+        }
+    }
+    (ran, failures)
+}
+
+/// CI-sized batch: 50 random valid-but-unusual scenarios through every
+/// invariant, migration off and on. No failure.
+#[test]
+fn random_scenarios_keep_every_invariant() {
+    let (ran, failures) = fuzz_invariants(50, 1);
+    assert!(ran >= 40, "only {ran} scenarios lowered");
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
+
+/// Benchmark-sized batch (2000 scenarios, a few minutes in release):
+/// `cargo test --release -p sim-reuseport --test lowered_runs -- --ignored`.
+#[test]
+#[ignore]
+fn random_scenarios_keep_every_invariant_large() {
+    let (ran, failures) = fuzz_invariants(2000, 1_000_003);
+    eprintln!("{ran} scenarios, {} failures", failures.len());
+    assert!(
+        failures.is_empty(),
+        "{} failures:\n{}",
+        failures.len(),
+        failures.join("\n\n")
     );
 }

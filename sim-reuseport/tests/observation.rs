@@ -91,3 +91,44 @@ fn samples_hold_every_peak_the_report_states() {
         }
     }
 }
+
+/// A progress callback observes only: same report, and it sees simulated
+/// time grow up to the duration.
+#[test]
+fn progress_does_not_change_the_run() {
+    let scn = common::scenario("nginx-reload.json", false);
+    let bare = observed("nginx-reload.json", Some(false), false, false, false);
+    let mut seen = Vec::new();
+    let mut tick = |t: sim_core::SimDuration| seen.push(t);
+    let r = run(
+        &scn,
+        RunOptions {
+            migrate: Some(false),
+            progress: Some(&mut tick),
+            ..Default::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::to_string(&r.report).unwrap(),
+        serde_json::to_string(&bare.report).unwrap()
+    );
+    assert!(!seen.is_empty());
+    assert!(seen.windows(2).all(|w| w[0] <= w[1]));
+    assert!(*seen.last().unwrap() <= scn.duration.0);
+}
+
+/// No progress bar when stderr is not a terminal (here a pipe), in text
+/// or JSON mode: stderr stays empty for a small run.
+#[test]
+fn no_progress_bar_off_a_terminal() {
+    let file = common::root().join("scenarios/nginx-reload.json");
+    for format in ["text", "json"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_reuseport-sim"))
+            .args(["run", file.to_str().unwrap(), "--format", format])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "{format}");
+    }
+}

@@ -62,6 +62,9 @@ pub struct RunOptions<'a> {
     pub inject_bug: Option<MigrationPath>,
     /// Override every host's timer mode (wheel or exact, §3.1).
     pub timer_mode: Option<sim_core::TimerMode>,
+    /// Told the simulated time reached, every few thousand events (a
+    /// progress bar). Observes only: the run is the same without it.
+    pub progress: Option<&'a mut dyn FnMut(SimDuration)>,
 }
 
 /// A time series sample for plots.

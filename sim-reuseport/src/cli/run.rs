@@ -8,7 +8,50 @@ use sim_reuseport::backend::RunOptions;
 use sim_reuseport::invariants;
 use sim_reuseport::output::{write_output, OutputFile};
 use sim_reuseport::report::Comparison;
+use sim_reuseport::scenario::Scenario;
+use std::io::IsTerminal;
 use std::path::Path;
+
+/// Before a run or compare of `scn`: a warning on stderr if it is large
+/// (`tools::estimate`), and a progress bar of simulated time on a terminal
+/// (never in JSON mode, never when stderr is not a terminal). `runs` is how
+/// many runs the bar covers (2 for compare).
+fn run_feedback(
+    scn: &Scenario,
+    format: Format,
+    trace: bool,
+    pcap: bool,
+    runs: u64,
+) -> Option<indicatif::ProgressBar> {
+    use sim_reuseport::tools::estimate;
+    if let Some(w) = estimate::warning(estimate::estimate(scn), trace, pcap) {
+        eprintln!("{w}");
+    }
+    let ms = scn.duration.0.as_nanos() / 1_000_000;
+    (format == Format::Text && std::io::stderr().is_terminal()).then(|| {
+        let b = indicatif::ProgressBar::new(ms.saturating_mul(runs))
+            .with_finish(indicatif::ProgressFinish::AndClear);
+        b.set_style(
+            indicatif::ProgressStyle::with_template(
+                "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} ms simulated (eta {eta})",
+            )
+            .expect("progress template"),
+        );
+        b
+    })
+}
+
+/// The progress callback of run number `i` (from 0) for `bar`.
+fn progress_of(
+    bar: &Option<indicatif::ProgressBar>,
+    scn: &Scenario,
+    i: u64,
+) -> Option<impl FnMut(sim_core::SimDuration)> {
+    let base = i * (scn.duration.0.as_nanos() / 1_000_000);
+    bar.clone().map(move |b| {
+        move |t: sim_core::SimDuration| b.set_position(base + t.as_nanos() / 1_000_000)
+    })
+}
 
 /// `run`: one run, its report, its optional trace, pcap and plot.
 pub(crate) fn run_cmd(a: RunArgs) -> Result<(), Failure> {
@@ -44,7 +87,12 @@ pub(crate) fn run_cmd(a: RunArgs) -> Result<(), Failure> {
         }
         None => None,
     };
+    let bar = run_feedback(&scn, format, trace.is_some(), pcap.is_some(), 1);
+    let mut tick = progress_of(&bar, &scn, 0);
     let opts = RunOptions {
+        progress: tick
+            .as_mut()
+            .map(|f| f as &mut dyn FnMut(sim_core::SimDuration)),
         seed,
         migrate: migrate.map(|m| m == OnOff::On),
         trace: trace_file.as_mut().map(|f| f as &mut dyn std::io::Write),
@@ -61,6 +109,9 @@ pub(crate) fn run_cmd(a: RunArgs) -> Result<(), Failure> {
         }),
     };
     let mut result = run_caught(&scn, &file, opts)?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     result.report.varied = drawn;
     if let (Some(f), Some(p)) = (trace_file, trace.as_deref()) {
         f.commit().map_err(io_err(p))?;
@@ -104,10 +155,15 @@ pub(crate) fn compare_cmd(a: CompareArgs) -> Result<(), Failure> {
     let interval = plot
         .as_ref()
         .map(|_| sim_reuseport::plots::sample_interval(&scn));
+    let bar = run_feedback(&scn, format, false, false, 2);
+    let (mut tick_off, mut tick_on) = (progress_of(&bar, &scn, 0), progress_of(&bar, &scn, 1));
     let mut off = run_caught(
         &scn,
         &file,
         RunOptions {
+            progress: tick_off
+                .as_mut()
+                .map(|f| f as &mut dyn FnMut(sim_core::SimDuration)),
             seed,
             migrate: Some(false),
             sample_interval: interval,
@@ -119,6 +175,9 @@ pub(crate) fn compare_cmd(a: CompareArgs) -> Result<(), Failure> {
         &scn,
         &file,
         RunOptions {
+            progress: tick_on
+                .as_mut()
+                .map(|f| f as &mut dyn FnMut(sim_core::SimDuration)),
             seed,
             migrate: Some(true),
             sample_interval: interval,
@@ -126,6 +185,9 @@ pub(crate) fn compare_cmd(a: CompareArgs) -> Result<(), Failure> {
             ..Default::default()
         },
     )?;
+    if let Some(b) = &bar {
+        b.finish_and_clear();
+    }
     off.report.varied = drawn.clone();
     on.report.varied = drawn;
     let failed: Vec<String> = [(&off, false), (&on, true)]

@@ -70,9 +70,10 @@ impl JsonSchema for Dur {
             instance_type: Some(schemars::schema::InstanceType::String.into()),
             ..Default::default()
         };
-        s.string().pattern = Some(r"^[0-9]+(\.[0-9]+)?(ns|us|ms|s|m)$".into());
-        s.metadata().description =
-            Some("A duration with a unit: ns, us, ms, s or m (e.g. \"250ms\", \"1.5s\")".into());
+        s.metadata().description = Some(
+            "A duration with a unit: ns, us or µs, ms, s, m or min (e.g. \"250ms\", \"1.5s\"), or 0"
+                .into(),
+        );
         s.into()
     }
 }
@@ -813,8 +814,7 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     parse_str(&text).map_err(|e| e.in_file(&name))
 }
 
-/// The JSON Schema of the scenario format, for editors.
+/// The JSON Schema of the scenario format, for editors (see `schema.rs`).
 pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(Scenario);
-    serde_json::to_string_pretty(&schema).expect("schema serializes")
+    super::schema::json_schema()
 }

@@ -12,6 +12,7 @@ mod expand;
 mod format;
 mod lower;
 pub mod plan;
+pub mod schema;
 pub mod vary;
 
 pub use format::*;

@@ -10,6 +10,8 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::tools::plot_labels::{merge, place, Placed, CHAR_W, ROW_H};
+
 /// One line of a chart.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Series {
@@ -50,7 +52,7 @@ const TITLE_H: u32 = 64;
 const PANEL_H: u32 = 340;
 const LEGEND_W: u32 = 250;
 /// Legend entries shown per panel before "+N more".
-const LEGEND_MAX: usize = 12;
+const LEGEND_MAX: usize = 14;
 /// Longest legend label, in characters, before it is cut with "…".
 const LEGEND_LABEL_MAX: usize = 30;
 const FONT: &str = "sans-serif";
@@ -306,6 +308,8 @@ pub fn render_svg(
         }
     }
     markers.retain(|m| m.at_s.is_finite());
+    let plot_w = f64::from(WIDTH - LEGEND_W - 10 - 16 - 64);
+    let (labels, rows) = place(merge(&markers), x_min, x_max, plot_w);
 
     let height = TITLE_H + PANEL_H * panels.len() as u32;
     let mut svg = String::new();
@@ -316,7 +320,14 @@ pub fn render_svg(
         draw_title(&title_area, run, other, run_label)?;
         let areas = body.split_evenly((panels.len(), 1));
         for (panel, area) in panels.iter().zip(&areas) {
-            draw_panel(area, panel, x_min, x_max, &markers, other, run_label)?;
+            draw_panel(
+                area,
+                panel,
+                (x_min, x_max),
+                (&labels, rows),
+                other,
+                run_label,
+            )?;
         }
         root.present().map_err(err)?;
     }
@@ -354,9 +365,8 @@ fn draw_title<DB: DrawingBackend>(
 fn draw_panel<DB: DrawingBackend>(
     area: &DrawingArea<DB, Shift>,
     panel: &Panel<'_>,
-    x_min: f64,
-    x_max: f64,
-    markers: &[&Marker],
+    (x_min, x_max): (f64, f64),
+    (labels, rows): (&[Placed], usize),
     other: Option<(&str, &PlotData)>,
     run_label: &str,
 ) -> Result<(), String> {
@@ -366,11 +376,14 @@ fn draw_panel<DB: DrawingBackend>(
         finite_range(panel.lines.iter().map(|l| l.points), |p| p.1).unwrap_or((0.0, 0.0));
     let y_min = y_lo.min(0.0);
     let mut y_max = y_hi.max(0.0);
+    // Headroom for the rows of action labels along the top, so that they
+    // hide no data: the data keeps the rest of the plot's height.
+    let plot_h = f64::from(PANEL_H - 4 - 6 - 42 - 24);
+    let need = (f64::from(ROW_H) * rows as f64 + 6.0).min(plot_h * 0.7);
     y_max = if y_max <= y_min {
         y_min + 1.0
     } else {
-        // Headroom for marker labels along the top.
-        y_max + (y_max - y_min) * 0.12
+        y_min + (y_max - y_min) * plot_h / (plot_h - need)
     };
 
     let mut chart = ChartBuilder::on(&chart_area)
@@ -400,7 +413,7 @@ fn draw_panel<DB: DrawingBackend>(
 
     // Marker lines under the data, their labels (on a light background)
     // over it.
-    for m in markers {
+    for m in labels.iter().map(|l| &l.marker) {
         chart
             .draw_series(std::iter::once(PathElement::new(
                 vec![(m.at_s, y_min), (m.at_s, y_max)],
@@ -434,15 +447,11 @@ fn draw_panel<DB: DrawingBackend>(
             .map_err(err)?;
     }
     let marker_style = TextStyle::from((FONT, 12).into_font()).color(&MARKER_COLOR);
-    for (i, m) in markers.iter().enumerate() {
-        // Stagger labels over three rows; near the right edge, put the
-        // label left of its line.
-        let row = (i % 3) as i32;
-        let y = 2 + 14 * row;
-        // Rough text width for the background (SVG has no font metrics).
-        let w = (m.label.chars().count() as f64 * 6.6).ceil() as i32 + 4;
-        let right_side = (m.at_s - x_min) / (x_max - x_min) > 0.8;
-        let (dx, h, bg) = if right_side {
+    for l in labels {
+        let m = &l.marker;
+        let y = 2 + ROW_H * l.row as i32;
+        let w = (m.label.chars().count() as f64 * CHAR_W).ceil() as i32 + 4;
+        let (dx, h, bg) = if l.left {
             (-3, HPos::Right, [(-w - 1, y - 1), (-1, y + 13)])
         } else {
             (3, HPos::Left, [(1, y - 1), (w + 1, y + 13)])
@@ -500,6 +509,26 @@ fn draw_legend<DB: DrawingBackend>(
         }
         Ok(())
     };
+    // In an overlay, same-named series share a colour and the style key
+    // below says which run is which: one entry per series keeps the legend
+    // complete.
+    let suffix = format!(" ({run_label})");
+    let shown: Vec<Line<'_>> = lines
+        .iter()
+        .filter(|l| other.is_none() || !l.secondary)
+        .map(|l| Line {
+            label: l
+                .label
+                .strip_suffix(suffix.as_str())
+                .filter(|_| other.is_some())
+                .unwrap_or(&l.label)
+                .to_string(),
+            points: l.points,
+            color: l.color,
+            secondary: l.secondary,
+        })
+        .collect();
+    let lines = &shown;
     for line in lines.iter().take(LEGEND_MAX) {
         let color = if line.secondary {
             line.color.mix(0.55)
@@ -643,9 +672,10 @@ mod tests {
         let off = sample("migration", 3, 400.0);
         let svg = render_svg(&on, Some(("policy off", &off)), "policy on").unwrap();
         assert!(svg.starts_with("<svg"));
-        assert!(svg.contains("completed (policy on)"));
-        assert!(svg.contains("completed (policy off)"));
-        assert!(svg.contains("listener 0 (policy off)"));
+        // One legend entry per series (the colour), and a key for the runs.
+        assert!(svg.contains("\ncompleted\n"));
+        assert!(svg.contains("\nlistener 2\n"));
+        assert!(!svg.contains("(policy off)\n"));
         assert!(svg.contains("policy on"));
         assert!(svg.contains("policy off"));
         assert_eq!(
@@ -659,9 +689,9 @@ mod tests {
     fn many_series_truncate_legend() {
         let data = sample("32 listeners", 32, 100.0);
         let svg = render_svg(&data, None, "").unwrap();
-        assert!(svg.contains("listener 11"));
-        assert!(!svg.contains("listener 12<"));
-        assert!(svg.contains("+20 more"));
+        assert!(svg.contains("listener 13"));
+        assert!(!svg.contains("listener 14<"));
+        assert!(svg.contains("+18 more"));
     }
 
     #[test]

@@ -74,6 +74,7 @@ pub(super) struct World<'a> {
     timeline: Timeline,
     stats: Stats,
     tap: Tap<'a>,
+    progress: Option<&'a mut dyn FnMut(SimDuration)>,
     digest: Digest,
     events: u64,
     /// A spare buffer for the events of a stack call.
@@ -132,6 +133,7 @@ impl<'a> World<'a> {
             timeline,
             stats: Stats::new(),
             tap: Tap::new(opts.trace, opts.tap),
+            progress: opts.progress,
             digest: Digest::new(),
             events: 0,
             pending: Vec::new(),
@@ -160,6 +162,9 @@ impl<'a> World<'a> {
             pops += 1;
             if pops % (1 << 14) == 0 {
                 self.compact();
+                if let Some(p) = self.progress.as_deref_mut() {
+                    p(SimDuration::from_nanos(now.as_nanos()));
+                }
             }
         }
         self.sample_before(end + SimDuration::from_nanos(1));

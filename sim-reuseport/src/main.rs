@@ -195,6 +195,7 @@ fn run_caught(scn: &Scenario, file: &Path, opts: RunOptions<'_>) -> Result<RunRe
         Ok(Err(RunError::Scenario(e))) => Err(Failure::BadInput(e.in_file(&name).to_string())),
         Ok(Err(RunError::Io(e))) => Err(Failure::BadInput(format!("{name}: {e}"))),
         Ok(Err(RunError::Limit(m))) => Err(Failure::BadInput(format!("{name}: {m}"))),
+        Ok(Err(RunError::Program(m))) => Err(Failure::BadInput(format!("{name}: {m}"))),
         Err(msg) => Err(Failure::Invariant(format!(
             "{name}: seed {seed}: invariant failed: [{}] panic: {msg}",
             invariants::classify_panic(&msg)

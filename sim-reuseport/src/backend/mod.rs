@@ -96,6 +96,11 @@ pub enum RunError {
     Io(std::io::Error),
     /// The run hit a bound on its size ([`MAX_EVENTS`]).
     Limit(String),
+    /// A `bpf` policy's program faulted (an out-of-bounds access, the
+    /// instruction budget): the kernel's verifier would have refused such a
+    /// program, so no result is given. Names the time, policy, program,
+    /// instruction and reason.
+    Program(String),
 }
 
 impl std::fmt::Display for RunError {
@@ -104,6 +109,7 @@ impl std::fmt::Display for RunError {
             RunError::Scenario(e) => write!(f, "{e}"),
             RunError::Io(e) => write!(f, "output error: {e}"),
             RunError::Limit(m) => write!(f, "{m}"),
+            RunError::Program(m) => write!(f, "{m}"),
         }
     }
 }

@@ -8,6 +8,7 @@
 //! within a section, of its entries), so a scenario with several mistakes
 //! always reports the same first one.
 
+mod bpf;
 mod clients;
 mod error;
 mod network;
@@ -81,7 +82,7 @@ pub fn lower(scn: &Scenario) -> Result<Plan> {
     let workers = cx.workers(&servers, &mut timeline)?;
     let policies = cx.policies(&workers, &mut timeline)?;
     for (i, a) in scn.timeline.iter().enumerate() {
-        cx.action(i, a, &workers, &mut timeline)?;
+        cx.action(i, a, &workers, &policies, &mut timeline)?;
     }
     // Stable: by time, then declaration order (workers' listens, then
     // policies' attaches, then the timeline).

@@ -1,8 +1,9 @@
 //! Lowering of the timeline: each entry (a macro expanded by
 //! [`Action::expand`]) to primitive steps, and the rules of fd passing.
 
+use super::bpf::{map_id, Part};
 use super::{Cx, Result, K};
-use crate::scenario::format::Action;
+use crate::scenario::format::{Action, MapUpdateFlags};
 use crate::scenario::plan::*;
 use crate::scenario::LowerError;
 use sim_tcp::Sysctls;
@@ -15,6 +16,7 @@ impl Cx<'_> {
         i: usize,
         a: &Action,
         workers: &[WorkerPlan],
+        policies: &[PolicyPlan],
         timeline: &mut Vec<Step>,
     ) -> Result<()> {
         let base = format!("timeline[{i}]");
@@ -33,14 +35,20 @@ impl Cx<'_> {
         }
         for p in a.expand() {
             let at = self.within(p.at(), format!("{base}.at"))?;
-            let (prim, label) = self.primitive(&base, &p, workers)?;
+            let (prim, label) = self.primitive(&base, &p, workers, policies)?;
             timeline.push(Step { at, prim, label });
         }
         Ok(())
     }
 
     /// A primitive action of `timeline[i]` (`base`), resolved.
-    fn primitive(&self, base: &str, p: &Action, workers: &[WorkerPlan]) -> Result<(Prim, String)> {
+    fn primitive(
+        &self,
+        base: &str,
+        p: &Action,
+        workers: &[WorkerPlan],
+        policies: &[PolicyPlan],
+    ) -> Result<(Prim, String)> {
         let w = |name: &str, field: &str| self.worker(name, &format!("{base}.{field}"));
         Ok(match p {
             Action::Listen { worker, .. } => (
@@ -98,6 +106,54 @@ impl Cx<'_> {
                 },
                 format!("detach policy via {via}"),
             ),
+            Action::MapUpdate {
+                policy,
+                map,
+                key,
+                value,
+                flags,
+                ..
+            } => {
+                let (pi, b) = self.bpf_policy(policies, policy, &format!("{base}.policy"))?;
+                let id = map_id(&b.loaded, map, &format!("{base}.map"))?;
+                let k = self.map_bytes(&b.loaded, id, Part::Key, key, &format!("{base}.key"))?;
+                let v =
+                    self.map_bytes(&b.loaded, id, Part::Value, value, &format!("{base}.value"))?;
+                let flags = match flags {
+                    MapUpdateFlags::Any => sim_bpf::BPF_ANY,
+                    MapUpdateFlags::Noexist => sim_bpf::BPF_NOEXIST,
+                    MapUpdateFlags::Exist => sim_bpf::BPF_EXIST,
+                };
+                (
+                    Prim::MapUpdate {
+                        policy: pi,
+                        write: MapWrite {
+                            map: id,
+                            map_name: map.clone(),
+                            key: k,
+                            value: v,
+                        },
+                        flags,
+                    },
+                    format!("map_update {policy} {map}"),
+                )
+            }
+            Action::MapDelete {
+                policy, map, key, ..
+            } => {
+                let (pi, b) = self.bpf_policy(policies, policy, &format!("{base}.policy"))?;
+                let id = map_id(&b.loaded, map, &format!("{base}.map"))?;
+                let k = self.map_bytes(&b.loaded, id, Part::Key, key, &format!("{base}.key"))?;
+                (
+                    Prim::MapDelete {
+                        policy: pi,
+                        map: id,
+                        map_name: map.clone(),
+                        key: k,
+                    },
+                    format!("map_delete {policy} {map}"),
+                )
+            }
             Action::Handover { from, to, .. } => {
                 let (f, t) = (w(from, "from")?, w(to, "to")?);
                 if workers[f.index()].host != workers[t.index()].host {

@@ -380,10 +380,10 @@ fn check_property(file: &str, cmp: &Comparison) {
                 };
                 for r in [off, on] {
                     let bpf = r.policies[0].bpf.as_ref().expect("a bpf policy");
-                    let bss = bpf.maps.as_array().unwrap().iter();
-                    let bss = bss.filter(|m| m["name"] == ".bss").next().unwrap();
-                    let global = bss["globals"].as_array().unwrap().iter();
-                    let c = global.filter(|g| g["name"] == counter).next().unwrap();
+                    let mut maps = bpf.maps.as_array().unwrap().iter();
+                    let bss = maps.find(|m| m["name"] == ".bss").unwrap();
+                    let mut globals = bss["globals"].as_array().unwrap().iter();
+                    let c = globals.find(|g| g["name"] == counter).unwrap();
                     assert_eq!(c["value"], 25, "{file}: {counter}");
                 }
             }

@@ -404,3 +404,99 @@ fn failed_map_writes_are_reported_with_their_errno() {
         p.maps_text
     );
 }
+
+/// Record `key` of `ctx_probe.o`'s `rec` map as `u32` fields.
+fn probe_rec(r: &Report, key: u32) -> Vec<u32> {
+    let bpf = r.policies[0].bpf.as_ref().unwrap();
+    let maps = bpf.maps.as_array().unwrap();
+    let m = maps.iter().find(|m| m["name"] == "rec").unwrap();
+    let e = m["entries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["key"] == format!("{:02x} 00 00 00", key))
+        .unwrap_or_else(|| panic!("no record {key}"));
+    let b: Vec<u8> = e["value"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .map(|x| u8::from_str_radix(x, 16).unwrap())
+        .collect();
+    b.chunks(4)
+        .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+        .collect()
+}
+
+#[test]
+fn the_context_probe_sees_the_listener_and_the_migrating_child() {
+    // ctx_probe.o (sim-bpf/fixtures) records every context field per call
+    // path; it passes, so the kernel hashes (§4.3). Run in the selftest's
+    // established case: the SYN path (record 0) and children at close
+    // (record 1).
+    for ipv6 in [false, true] {
+        let mut v: Value =
+            serde_json::from_str(&scenario_text("selftest-established-bpf.json")).unwrap();
+        if ipv6 {
+            v["servers"][0]["address"] = json!("::1");
+        }
+        v["policies"][0]["bpf"] =
+            json!({"object": "../sim-bpf/fixtures/ctx_probe.o", "program": "probe"});
+        v["timeline"] = json!(v["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|a| a["do"] != "map_update")
+            .cloned()
+            .collect::<Vec<_>>());
+        let r = run_with(&from_json(&v), None);
+        let tag = format!("ipv6={ipv6}");
+        let (family, eth) = if ipv6 { (10, 0xdd86) } else { (2, 0x0008) };
+        let syn = probe_rec(&r, 0);
+        assert_eq!(syn[0], 25, "{tag}: one call per SYN");
+        assert_eq!(
+            (syn[1], syn[2], syn[4]),
+            (40, eth, 6),
+            "{tag}: len, eth_protocol, ip_protocol"
+        );
+        assert_eq!(
+            (syn[8], syn[9], syn[10]),
+            (10, family, 40_000),
+            "{tag}: sk LISTEN, family, port"
+        );
+        assert_eq!(syn[16], 0, "{tag}: no migrating_sk on selection");
+        let close = probe_rec(&r, 1);
+        assert_eq!(
+            u64::from(close[0]),
+            r.migrations.accept_queue,
+            "{tag}: one call per child migration (the hash spreads them, so more hops than with the map)"
+        );
+        assert_eq!((close[1], close[7]), (0, 0), "{tag}: alloc_skb(0)");
+        assert_eq!(
+            (close[8], close[9]),
+            (7, family),
+            "{tag}: sk is the closed listener"
+        );
+        // migrating_sk: an ESTABLISHED child of the flow, local port 40000
+        // (host order), the client's port (network order) and address.
+        assert_eq!(
+            (close[16], close[17], close[18]),
+            (1, family, 40_000),
+            "{tag}"
+        );
+        assert_ne!(close[19], 0, "{tag}: the peer's port");
+        if ipv6 {
+            assert_eq!(
+                close[27],
+                u32::from_le_bytes([0, 0, 0, 1]),
+                "{tag}: peer ::1"
+            );
+        } else {
+            let lo = u32::from_le_bytes([127, 0, 0, 1]);
+            assert_eq!(
+                (close[20], close[21]),
+                (lo, lo),
+                "{tag}: 127.0.0.1 both ends"
+            );
+        }
+    }
+}

@@ -14,7 +14,6 @@ use sim_bpf::{
 };
 use sim_core::{FourTuple, SimRng, SimTime};
 use sim_tcp::{Listener, ListenerId, ListenerState, MigratingSock};
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The socket "fd" of listener `l` user space passes to socket maps (never
 /// 0, so 0 stands for "no socket": `EBADF`).
@@ -147,15 +146,6 @@ pub struct BpfPolicy {
     map_errors: Vec<String>,
 }
 
-/// The placeholder peer of a migrating socket: the reuseport layer is told
-/// the flow's hash, not its addresses (`MigratingSock`).
-fn unknown_peer(local: SocketAddr) -> SocketAddr {
-    match local {
-        SocketAddr::V4(_) => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), 0),
-        SocketAddr::V6(_) => SocketAddr::new(IpAddr::V6(Ipv6Addr::UNSPECIFIED), 0),
-    }
-}
-
 impl BpfPolicy {
     /// A fresh copy of the loaded object; `rng` is the run's stream for
     /// `bpf_get_prandom_u32`.
@@ -196,7 +186,6 @@ impl BpfPolicy {
         call: Call<'_>,
     ) -> Result<PolicyDecision, String> {
         self.host.now_ns = now.as_nanos();
-        let local = listeners[sk.index()].local;
         let (skb_seg, migrating) = match call {
             Call::Select { tuple } => (
                 Some(TcpSegment {
@@ -216,17 +205,21 @@ impl BpfPolicy {
                 None,
             ),
             Call::Migrate { migrating } => {
-                let peer = unknown_peer(local);
+                // The flow as the server sees it: local = the listener side.
+                let FourTuple {
+                    local: here,
+                    remote: peer,
+                } = migrating.tuple();
                 let h = SockHandle(MIGRATING_BASE | u64::from(migrating.hash()));
                 let (info, seg) = match migrating {
                     MigratingSock::Request { len: 0, .. } => {
-                        (SockInfo::tcp_request(local, peer), None)
+                        (SockInfo::tcp_request(here, peer), None)
                     }
                     MigratingSock::Request { len, .. } => (
-                        SockInfo::tcp_request(local, peer),
+                        SockInfo::tcp_request(here, peer),
                         Some(TcpSegment {
                             src: peer,
-                            dst: local,
+                            dst: here,
                             seq: 0,
                             ack: 0,
                             flags: sim_bpf::frame::tcp_flags::ACK,
@@ -236,11 +229,11 @@ impl BpfPolicy {
                         }),
                     ),
                     MigratingSock::Established { .. } => (
-                        SockInfo::tcp_child(local, peer, tcp_state::ESTABLISHED),
+                        SockInfo::tcp_child(here, peer, tcp_state::ESTABLISHED),
                         None,
                     ),
                     MigratingSock::SynRecv { .. } => {
-                        (SockInfo::tcp_child(local, peer, tcp_state::SYN_RECV), None)
+                        (SockInfo::tcp_child(here, peer, tcp_state::SYN_RECV), None)
                     }
                 };
                 (seg, Some((h, info)))

@@ -754,7 +754,11 @@ mod tests {
         let g2 = t.group_of(ListenerId(2)).unwrap();
         assert_ne!(g, g2);
         // The stranded group's requests can never reach the new listener.
-        let m = MigratingSock::Request { hash: 7, len: 0 };
+        let m = MigratingSock::Request {
+            hash: 7,
+            len: 0,
+            tuple: flow(),
+        };
         assert_eq!(
             t.migrate_target(&ls, ListenerId(1), m, true),
             MigrateOutcome::Fail(MigrateFailure::NoLiveMember)
@@ -821,7 +825,10 @@ mod tests {
     #[test]
     fn migration_needs_sysctl_or_migrate_policy_4_3_5_8() {
         let ls = listeners(3);
-        let m = MigratingSock::Established { hash: 0 };
+        let m = MigratingSock::Established {
+            hash: 0,
+            tuple: flow(),
+        };
         // Capable at close, sysctl off at migration: FAIL.
         let mut t = ReuseportTable::new();
         listen_all(&mut t, &ls, 3);
@@ -845,7 +852,11 @@ mod tests {
     #[test]
     fn select_policy_is_not_migration_capable_but_select_or_migrate_is_2_7() {
         let ls = listeners(3);
-        let m = MigratingSock::Request { hash: 0, len: 0 };
+        let m = MigratingSock::Request {
+            hash: 0,
+            len: 0,
+            tuple: flow(),
+        };
         for (kind, capable) in [
             (PolicyKind::Select, false),
             (PolicyKind::SelectOrMigrate, true),
@@ -878,7 +889,10 @@ mod tests {
         };
         assert_eq!(t.select(&ls, &tuple, 1, false), Selection::PolicyDrop);
         t.on_stop_listen(&ls, ListenerId(0), false);
-        let m = MigratingSock::Established { hash: 1 };
+        let m = MigratingSock::Established {
+            hash: 1,
+            tuple: flow(),
+        };
         assert_eq!(
             t.migrate_target(&ls, ListenerId(0), m, true),
             MigrateOutcome::Fail(MigrateFailure::PolicyDrop)
@@ -915,7 +929,10 @@ mod tests {
         // stop and was not re-inserted: the selection fails, the program
         // passes, the kernel hashes.
         t.on_stop_listen(&ls, ListenerId(0), false);
-        let m = MigratingSock::Established { hash: 0 };
+        let m = MigratingSock::Established {
+            hash: 0,
+            tuple: flow(),
+        };
         assert_eq!(
             t.migrate_target(&ls, ListenerId(0), m, false),
             MigrateOutcome::Target(ListenerId(1))
@@ -934,11 +951,22 @@ mod tests {
             t.migrate_target(
                 &ls,
                 ListenerId(2),
-                MigratingSock::Established { hash: 0 },
+                MigratingSock::Established {
+                    hash: 0,
+                    tuple: flow()
+                },
                 false
             ),
             MigrateOutcome::Fail(MigrateFailure::PolicyDrop)
         );
+    }
+
+    /// A flow for migrating sockets in these tests.
+    fn flow() -> FourTuple {
+        FourTuple {
+            local: "10.0.0.1:443".parse().unwrap(),
+            remote: "10.0.1.1:5000".parse().unwrap(),
+        }
     }
 
     type BTreeMapFor = std::collections::BTreeMap<ListenerId, ListenerId>;

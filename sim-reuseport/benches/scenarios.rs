@@ -64,5 +64,38 @@ fn linearity(c: &mut Criterion) {
     measure(c, "rate-scaling", cases);
 }
 
-criterion_group!(benches, bench_100k, linearity);
+/// bench-100k with a policy attached to the group from the start, the
+/// declarative `pass`/`pass` one or its C twin (`policy.o`'s
+/// `migrate_policy` with `config` all zero), so a program runs on every SYN
+/// and every migration. Both runs have the same outcome.
+fn with_policy(bpf: bool) -> Scenario {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../scenarios/bench-100k.json");
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).expect("bench-100k.json"))
+            .expect("JSON");
+    let via = v["workers"][0]["name"].clone();
+    v["policies"] = if bpf {
+        serde_json::json!([{"name": "p", "kind": "select_or_migrate", "via": via,
+            "bpf": {"object": "../sim-bpf/fixtures/policy.o", "program": "migrate_policy",
+                    "maps": [{"map": "config", "key": 0, "value": {"u32": [0, 0, 0, 0, 0, 0, 0]}}]}}])
+    } else {
+        serde_json::json!([{"name": "p", "kind": "select_or_migrate", "via": via}])
+    };
+    let mut s = scenario::parse_str(&v.to_string()).expect("parses");
+    s.base_dir = path.parent().map(PathBuf::from);
+    s
+}
+
+fn bpf_policy(c: &mut Criterion) {
+    measure(
+        c,
+        "bpf-policy",
+        vec![
+            ("declarative-pass".into(), with_policy(false)),
+            ("policy.o-pass".into(), with_policy(true)),
+        ],
+    );
+}
+
+criterion_group!(benches, bench_100k, linearity, bpf_policy);
 criterion_main!(benches);

@@ -100,6 +100,9 @@ pub struct PolicyReport {
     pub host: String,
     /// call site → {picks, passes, drops}.
     pub decisions: BTreeMap<String, BTreeMap<String, u64>>,
+    /// For a `bpf` policy: its program's counters and maps at the end.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<crate::reuseport::bpf::BpfReport>,
 }
 
 /// One listener.
@@ -432,6 +435,19 @@ impl Report {
                     d.get("passes").unwrap_or(&0),
                     d.get("drops").unwrap_or(&0)
                 );
+            }
+            if let Some(b) = &p.bpf {
+                let _ = writeln!(
+                    s,
+                    "  program {} ({})  calls {}  insns {} (max {} per call)  div_by_zero {}",
+                    b.program, b.object, b.calls, b.insns, b.insns_max, b.div_by_zero
+                );
+                for e in &b.map_errors {
+                    let _ = writeln!(s, "  map error {e}");
+                }
+                for line in b.maps_text.lines() {
+                    let _ = writeln!(s, "  {line}");
+                }
             }
         }
         let _ = writeln!(s);

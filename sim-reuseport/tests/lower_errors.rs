@@ -38,11 +38,71 @@ fn with(f: impl FnOnce(&mut Value)) -> Value {
     v
 }
 
+/// The fixtures directory of `sim-bpf` (absolute: a scenario parsed from a
+/// string resolves object paths from the working directory).
+fn fixture(name: &str) -> String {
+    format!("{}/../sim-bpf/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The base scenario with a `bpf` policy running the selftest's program.
+fn with_bpf(f: impl FnOnce(&mut Value)) -> Value {
+    with(|v| {
+        v["policies"] = json!([{
+            "name": "mig", "kind": "select_or_migrate", "via": "old-0",
+            "bpf": {"object": fixture("migrate_reuseport.o"), "program": "migrate_reuseport"}
+        }]);
+        f(v)
+    })
+}
+
 /// A scenario that breaks the rule of `kind`, and the path the error names.
 fn case(kind: LowerErrorKind) -> (Value, &'static str) {
     use LowerErrorKind as K;
     match kind {
         K::DurationZero => (with(|v| v["duration"] = json!("0s")), "duration"),
+        K::BpfObjectUnreadable => (
+            with_bpf(|v| v["policies"][0]["bpf"]["object"] = json!(fixture("missing.o"))),
+            "policies[0].bpf.object",
+        ),
+        K::BpfLoad => (
+            // A C source is not an ELF object.
+            with_bpf(|v| v["policies"][0]["bpf"]["object"] = json!(fixture("migrate_reuseport.c"))),
+            "policies[0].bpf.object",
+        ),
+        K::BpfUnknownProgram => (
+            with_bpf(|v| v["policies"][0]["bpf"]["program"] = json!("select_policy")),
+            "policies[0].bpf.program",
+        ),
+        K::BpfAttachType => (
+            with_bpf(|v| v["policies"][0]["kind"] = json!("select")),
+            "policies[0].kind",
+        ),
+        K::BpfWithRules => (
+            with_bpf(|v| v["policies"][0]["on_syn"] = json!("drop")),
+            "policies[0].on_syn",
+        ),
+        K::BpfUnknownMap => (
+            with_bpf(|v| {
+                v["policies"][0]["bpf"]["maps"] = json!([{"map": "targets", "key": 0, "value": 0}])
+            }),
+            "policies[0].bpf.maps[0].map",
+        ),
+        K::BpfMapBytes => (
+            // migrate_map's value is a u32 slot.
+            with_bpf(|v| {
+                v["policies"][0]["bpf"]["maps"] =
+                    json!([{"map": "migrate_map", "key": {"cookie": "old-0"}, "value": 1u64 << 32}])
+            }),
+            "policies[0].bpf.maps[0].value",
+        ),
+        K::NotBpfPolicy => (
+            with(|v| {
+                v["policies"] = json!([{"name": "p", "kind": "select", "via": "old-0"}]);
+                v["timeline"].as_array_mut().unwrap().push(json!(
+                    {"at": "1s", "do": "map_delete", "policy": "p", "map": "socks", "key": 0}));
+            }),
+            "timeline[1].policy",
+        ),
         K::DurationTooLong => (with(|v| v["duration"] = json!("100001s")), "duration"),
         K::AfterEnd => (
             with(|v| v["timeline"] = json!([{"at": "7s", "do": "close", "worker": "old-0"}])),
@@ -378,4 +438,101 @@ fn macro_errors_point_at_the_macro() {
         (LowerErrorKind::AfterEnd, "timeline[0].drain")
     );
     assert!(e.message.contains("6.5s (at 2s + drain 4.5s)"), "{e}");
+}
+
+/// The other ways a `bpf` policy is refused, each naming the file or field.
+#[test]
+fn bpf_policy_errors_name_the_file_the_program_and_the_reason() {
+    let lower_err = |v: Value| lower(&parse_str(&v.to_string()).unwrap()).unwrap_err();
+    // A helper the simulator does not offer: the selftest's object with its
+    // bpf_get_socket_cookie call (helper 46) turned into
+    // bpf_get_current_task (35).
+    let mut obj = std::fs::read(fixture("migrate_reuseport.o")).unwrap();
+    let call = [0x85u8, 0, 0, 0, 46, 0, 0, 0];
+    let at = obj
+        .windows(8)
+        .position(|w| w == call)
+        .expect("a call of helper 46");
+    obj[at + 4] = 35;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("helper.o");
+    std::fs::write(&file, &obj).unwrap();
+    let e = lower_err(with_bpf(|v| {
+        v["policies"][0]["bpf"]["object"] = json!(file.display().to_string())
+    }));
+    assert_eq!(e.kind, LowerErrorKind::BpfLoad, "{e}");
+    assert_eq!(e.path, "policies[0].bpf.object");
+    assert!(e.message.contains("helper.o"), "{e}");
+    assert!(e.message.contains("instruction 6"), "{e}");
+    assert!(e.message.contains("helper 35"), "{e}");
+    // The missing file is named with the reason.
+    let e = lower_err(with_bpf(|v| {
+        v["policies"][0]["bpf"]["object"] = json!(fixture("missing.o"))
+    }));
+    assert!(e.message.contains("missing.o"), "{e}");
+    // An unknown program lists the object's programs.
+    let e = lower_err(with_bpf(|v| {
+        v["policies"][0]["bpf"]["program"] = json!("nope")
+    }));
+    assert!(
+        e.message
+            .contains("migrate_reuseport in sk_reuseport/migrate"),
+        "{e}"
+    );
+    // A socket cannot be in the maps written at load (nothing listens yet).
+    let e =
+        lower_err(with_bpf(
+            |v| {
+                v["policies"][0]["bpf"]["maps"] =
+                    json!([{"map": "reuseport_map", "key": 0, "value": {"worker": "old-0"}}])
+            },
+        ));
+    assert_eq!(
+        (e.kind, e.path.as_str()),
+        (LowerErrorKind::BpfMapBytes, "policies[0].bpf.maps[0].value")
+    );
+    // A socket map's value must be a socket; a timeline key of the wrong size.
+    let e = lower_err(with_bpf(|v| {
+        v["timeline"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"at": "1s", "do": "map_update",
+            "policy": "mig", "map": "reuseport_map", "key": 0, "value": 3}));
+    }));
+    assert_eq!(
+        (e.kind, e.path.as_str()),
+        (LowerErrorKind::BpfMapBytes, "timeline[1].value")
+    );
+    let e = lower_err(with_bpf(|v| {
+        v["timeline"]
+            .as_array_mut()
+            .unwrap()
+            .push(json!({"at": "1s", "do": "map_delete",
+            "policy": "mig", "map": "migrate_map", "key": {"u32": [1]}}));
+    }));
+    assert_eq!(
+        (e.kind, e.path.as_str()),
+        (LowerErrorKind::BpfMapBytes, "timeline[1].key")
+    );
+    // A good one lowers, with its maps resolved.
+    let plan = lower(
+        &parse_str(
+            &with_bpf(|v| {
+                v["policies"][0]["bpf"]["maps"] =
+                    json!([{"map": "migrate_map", "key": {"cookie": "old-0"}, "value": 1}]);
+                v["timeline"]
+                    .as_array_mut()
+                    .unwrap()
+                    .push(json!({"at": "1s", "do": "map_update",
+                    "policy": "mig", "map": "reuseport_map", "key": 1, "value": {"worker": "new-0"},
+                    "flags": "noexist"}));
+            })
+            .to_string(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let b = plan.policies[0].bpf.as_ref().unwrap();
+    assert_eq!(b.program, "migrate_reuseport");
+    assert_eq!(b.init.len(), 1);
 }

@@ -16,16 +16,22 @@ pub enum MigratingSock {
         hash: u32,
         /// Packet length as seen by the program: 0 from the timer.
         len: u32,
+        /// The flow, as the server sees it.
+        tuple: FourTuple,
     },
     /// An `ESTABLISHED` (or `CLOSE_WAIT`) child in the accept queue, at close.
     Established {
         /// `sk_hash` of the flow.
         hash: u32,
+        /// The flow, as the server sees it.
+        tuple: FourTuple,
     },
     /// A Fast Open child still in `SYN_RECV`, at close.
     SynRecv {
         /// `sk_hash` of the flow.
         hash: u32,
+        /// The flow, as the server sees it.
+        tuple: FourTuple,
     },
 }
 
@@ -34,8 +40,17 @@ impl MigratingSock {
     pub fn hash(self) -> u32 {
         match self {
             MigratingSock::Request { hash, .. }
-            | MigratingSock::Established { hash }
-            | MigratingSock::SynRecv { hash } => hash,
+            | MigratingSock::Established { hash, .. }
+            | MigratingSock::SynRecv { hash, .. } => hash,
+        }
+    }
+
+    /// The flow of the migrating socket (local = the server's side).
+    pub fn tuple(self) -> FourTuple {
+        match self {
+            MigratingSock::Request { tuple, .. }
+            | MigratingSock::Established { tuple, .. }
+            | MigratingSock::SynRecv { tuple, .. } => tuple,
         }
     }
 }

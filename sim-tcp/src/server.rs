@@ -479,8 +479,14 @@ impl<H: ReuseportHooks> ServerStack<H> {
             self.children[c].queued_on = None;
             let child = &self.children[c];
             let m = match child.state {
-                ChildState::SynRecv => MigratingSock::SynRecv { hash: child.hash },
-                _ => MigratingSock::Established { hash: child.hash },
+                ChildState::SynRecv => MigratingSock::SynRecv {
+                    hash: child.hash,
+                    tuple: child.tuple,
+                },
+                _ => MigratingSock::Established {
+                    hash: child.hash,
+                    tuple: child.tuple,
+                },
             };
             let migrate_req = self.sysctls.tcp_migrate_req == 1;
             match self

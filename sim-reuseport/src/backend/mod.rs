@@ -106,6 +106,11 @@ pub enum RunError {
     Unsupported(String),
     /// The kernel backend failed (environment, setup, interruption).
     Kernel(sim_kernel::KernelError),
+    /// A `bpf` policy's program faulted (an out-of-bounds access, the
+    /// instruction budget): the kernel's verifier would have refused such a
+    /// program, so no result is given. Names the time, policy, program,
+    /// instruction and reason.
+    Program(String),
 }
 
 impl RunError {
@@ -116,6 +121,7 @@ impl RunError {
         match self {
             RunError::Scenario(_) | RunError::Unsupported(_) => 2,
             RunError::Io(_) | RunError::Limit(_) => 1,
+            RunError::Program(_) => 2,
             RunError::Kernel(e) => e.exit_code(),
         }
     }
@@ -129,6 +135,7 @@ impl std::fmt::Display for RunError {
             RunError::Limit(m) => write!(f, "{m}"),
             RunError::Unsupported(m) => write!(f, "the kernel backend cannot run this: {m}"),
             RunError::Kernel(e) => write!(f, "kernel backend: {e}"),
+            RunError::Program(m) => write!(f, "{m}"),
         }
     }
 }

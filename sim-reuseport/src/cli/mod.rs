@@ -276,6 +276,7 @@ pub(crate) fn run_caught(
         Ok(Err(RunError::Scenario(e))) => Err(Failure::BadInput(e.in_file(&name).to_string())),
         Ok(Err(RunError::Io(e))) => Err(Failure::BadInput(format!("{name}: {e}"))),
         Ok(Err(RunError::Limit(m))) => Err(Failure::BadInput(format!("{name}: {m}"))),
+        Ok(Err(RunError::Program(m))) => Err(Failure::BadInput(format!("{name}: {m}"))),
         // The simulator raises neither.
         Ok(Err(e @ (RunError::Unsupported(_) | RunError::Kernel(_)))) => {
             Err(Failure::BadInput(format!("{name}: {e}")))

@@ -2,6 +2,7 @@
 //! the listener table, selection (§4.2) and migration targets (§4.3).
 
 use crate::policy::{Policy, PolicyContext, PolicyDecision, PolicyStats};
+use crate::reuseport::bpf::{BpfReport, Call, GroupCtx};
 use serde::Serialize;
 use sim_core::{FourTuple, SimTime};
 use sim_tcp::{
@@ -180,6 +181,11 @@ pub struct ReuseportTable {
     exact: rustc_hash::FxHashMap<SocketAddr, ListenerId>,
     /// Scratch buffer for a policy's view of the live section.
     scratch: Vec<(ListenerId, u32)>,
+    /// The virtual clock, for `bpf` policies (`bpf_ktime_get_ns`): the
+    /// backend sets it before each call into the stack.
+    now: SimTime,
+    /// The first runtime fault of a `bpf` policy: the run stops with it.
+    fault: Option<String>,
 }
 
 fn family_compatible(listener: IpAddr, packet_local: IpAddr, v6only: bool) -> bool {
@@ -330,19 +336,41 @@ impl ReuseportTable {
         self.groups[g.0 as usize].policy
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn run_policy(
         &mut self,
         listeners: &[Listener],
         g: GroupId,
         ctx: PolicyContext,
+        sk: ListenerId,
         closing: Option<ListenerId>,
         hash: u32,
+        call: Call<'_>,
     ) -> Option<PolicyDecision> {
         let p = self.policy_of(g)?;
         let group = &self.groups[g.0 as usize];
         let policy = &mut self.policies[p];
         if ctx.is_migration() && !policy.kind.migrate_capable() {
             return None;
+        }
+        if let Some(bpf) = policy.bpf.as_deref_mut() {
+            let members = &self.members;
+            let groups = |l: ListenerId| members.get(l.index()).and_then(|m| m.group.map(|g| g.0));
+            let gcx = GroupCtx {
+                reuseport_id: g.0,
+                bind_inany: group.local.ip().is_unspecified(),
+            };
+            let decision = match bpf.run(self.now, listeners, &groups, sk, gcx, hash, call) {
+                Ok(d) => d,
+                Err(e) => {
+                    // Never a verdict: the run stops (the backend reads it).
+                    self.fault
+                        .get_or_insert(format!("policy {:?}: {e}", policy.name));
+                    PolicyDecision::Pass
+                }
+            };
+            policy.stats.count(ctx, decision);
+            return Some(decision);
         }
         // Reused buffer: a policy runs for every SYN.
         self.scratch.clear();
@@ -352,6 +380,73 @@ impl ReuseportTable {
                 .map(|l| (l, self.members.get(l.index()).map_or(0, |m| m.generation))),
         );
         Some(policy.decide(listeners, &self.scratch, ctx, closing, hash))
+    }
+
+    /// Sets the virtual clock `bpf` policies read.
+    #[inline]
+    pub fn set_now(&mut self, now: SimTime) {
+        self.now = now;
+    }
+
+    /// The first runtime fault of a `bpf` policy, if one happened (taken).
+    #[inline]
+    pub fn take_fault(&mut self) -> Option<String> {
+        self.fault.take()
+    }
+
+    /// Whether a `bpf` policy has `bpf_trace_printk` lines waiting.
+    pub fn has_bpf_trace(&self) -> bool {
+        self.policies
+            .iter()
+            .any(|p| p.bpf.as_ref().is_some_and(|b| b.has_trace()))
+    }
+
+    /// The waiting `bpf_trace_printk` lines of every `bpf` policy.
+    pub fn take_bpf_trace(&mut self) -> Vec<String> {
+        let mut lines = Vec::new();
+        for p in &mut self.policies {
+            if let Some(b) = p.bpf.as_deref_mut() {
+                lines.extend(b.take_trace());
+            }
+        }
+        lines
+    }
+
+    /// A user-space map update (`value` given) or delete on policy `p`'s
+    /// object (`bpf()` syscall). Key and value bytes are final.
+    pub fn bpf_map_write(
+        &mut self,
+        listeners: &[Listener],
+        p: usize,
+        map: sim_bpf::MapId,
+        key: &[u8],
+        value: Option<&[u8]>,
+        flags: u64,
+    ) -> Result<(), sim_bpf::Errno> {
+        let members = &self.members;
+        let groups = |l: ListenerId| members.get(l.index()).and_then(|m| m.group.map(|g| g.0));
+        let bpf = self.policies[p]
+            .bpf
+            .as_deref_mut()
+            .expect("lowering checked: a bpf policy");
+        bpf.map_write(self.now, listeners, &groups, map, key, value, flags)
+    }
+
+    /// The socket cookie of listener `l` as policy `p`'s host sees it.
+    pub fn bpf_cookie(&mut self, p: usize, l: ListenerId) -> u64 {
+        self.policies[p]
+            .bpf
+            .as_deref_mut()
+            .expect("lowering checked: a bpf policy")
+            .cookie(l)
+    }
+
+    /// The report of policy `p`'s program, if it is a `bpf` policy.
+    pub fn bpf_report(&mut self, listeners: &[Listener], p: usize) -> Option<BpfReport> {
+        let members = &self.members;
+        let groups = |l: ListenerId| members.get(l.index()).and_then(|m| m.group.map(|g| g.0));
+        let bpf = self.policies[p].bpf.as_deref_mut()?;
+        Some(bpf.report(listeners, &groups))
     }
 }
 
@@ -426,6 +521,9 @@ impl ReuseportHooks for ReuseportTable {
         // bpf_sk_reuseport_detach: the socket leaves every policy map.
         for p in &mut self.policies {
             p.sockarray_remove(id);
+            if let Some(b) = p.bpf.as_deref_mut() {
+                b.remove_socket(id);
+            }
         }
         let capable = migrate_req
             || self
@@ -489,7 +587,8 @@ impl ReuseportHooks for ReuseportTable {
             return Selection::NoListener;
         }
         let ctx = PolicyContext::Syn { has_payload };
-        match self.run_policy(listeners, g, ctx, None, hash) {
+        let call = Call::Select { tuple };
+        match self.run_policy(listeners, g, ctx, best, None, hash, call) {
             Some(PolicyDecision::Pick(l)) => return Selection::Listener(l),
             Some(PolicyDecision::Drop) => return Selection::PolicyDrop,
             Some(PolicyDecision::Pass) | None => {}
@@ -515,7 +614,8 @@ impl ReuseportHooks for ReuseportTable {
         }
         let hash = migrating.hash();
         let ctx = PolicyContext::from_migrating(migrating);
-        let target = match self.run_policy(listeners, g, ctx, Some(closed), hash) {
+        let call = Call::Migrate { migrating };
+        let target = match self.run_policy(listeners, g, ctx, closed, Some(closed), hash, call) {
             Some(PolicyDecision::Pick(l)) => l,
             Some(PolicyDecision::Drop) => return MigrateOutcome::Fail(MigrateFailure::PolicyDrop),
             // PassNoPick falls back to hash regardless of the sysctl.
@@ -654,7 +754,11 @@ mod tests {
         let g2 = t.group_of(ListenerId(2)).unwrap();
         assert_ne!(g, g2);
         // The stranded group's requests can never reach the new listener.
-        let m = MigratingSock::Request { hash: 7, len: 0 };
+        let m = MigratingSock::Request {
+            hash: 7,
+            len: 0,
+            tuple: flow(),
+        };
         assert_eq!(
             t.migrate_target(&ls, ListenerId(1), m, true),
             MigrateOutcome::Fail(MigrateFailure::NoLiveMember)
@@ -721,7 +825,10 @@ mod tests {
     #[test]
     fn migration_needs_sysctl_or_migrate_policy_4_3_5_8() {
         let ls = listeners(3);
-        let m = MigratingSock::Established { hash: 0 };
+        let m = MigratingSock::Established {
+            hash: 0,
+            tuple: flow(),
+        };
         // Capable at close, sysctl off at migration: FAIL.
         let mut t = ReuseportTable::new();
         listen_all(&mut t, &ls, 3);
@@ -745,7 +852,11 @@ mod tests {
     #[test]
     fn select_policy_is_not_migration_capable_but_select_or_migrate_is_2_7() {
         let ls = listeners(3);
-        let m = MigratingSock::Request { hash: 0, len: 0 };
+        let m = MigratingSock::Request {
+            hash: 0,
+            len: 0,
+            tuple: flow(),
+        };
         for (kind, capable) in [
             (PolicyKind::Select, false),
             (PolicyKind::SelectOrMigrate, true),
@@ -778,7 +889,10 @@ mod tests {
         };
         assert_eq!(t.select(&ls, &tuple, 1, false), Selection::PolicyDrop);
         t.on_stop_listen(&ls, ListenerId(0), false);
-        let m = MigratingSock::Established { hash: 1 };
+        let m = MigratingSock::Established {
+            hash: 1,
+            tuple: flow(),
+        };
         assert_eq!(
             t.migrate_target(&ls, ListenerId(0), m, true),
             MigrateOutcome::Fail(MigrateFailure::PolicyDrop)
@@ -815,7 +929,10 @@ mod tests {
         // stop and was not re-inserted: the selection fails, the program
         // passes, the kernel hashes.
         t.on_stop_listen(&ls, ListenerId(0), false);
-        let m = MigratingSock::Established { hash: 0 };
+        let m = MigratingSock::Established {
+            hash: 0,
+            tuple: flow(),
+        };
         assert_eq!(
             t.migrate_target(&ls, ListenerId(0), m, false),
             MigrateOutcome::Target(ListenerId(1))
@@ -834,11 +951,22 @@ mod tests {
             t.migrate_target(
                 &ls,
                 ListenerId(2),
-                MigratingSock::Established { hash: 0 },
+                MigratingSock::Established {
+                    hash: 0,
+                    tuple: flow()
+                },
                 false
             ),
             MigrateOutcome::Fail(MigrateFailure::PolicyDrop)
         );
+    }
+
+    /// A flow for migrating sockets in these tests.
+    fn flow() -> FourTuple {
+        FourTuple {
+            local: "10.0.0.1:443".parse().unwrap(),
+            remote: "10.0.1.1:5000".parse().unwrap(),
+        }
     }
 
     type BTreeMapFor = std::collections::BTreeMap<ListenerId, ListenerId>;

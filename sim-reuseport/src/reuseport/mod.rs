@@ -5,5 +5,6 @@
 //! programs (§2.7). It plugs into `sim-tcp` through `ReuseportHooks` and
 //! knows nothing of scenarios, backends or reports.
 
+pub mod bpf;
 pub mod group;
 pub mod policy;

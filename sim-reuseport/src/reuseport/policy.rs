@@ -94,7 +94,7 @@ impl PolicyContext {
         }
     }
 
-    fn index(self) -> usize {
+    pub(crate) fn index(self) -> usize {
         match self {
             PolicyContext::Syn { .. } => 0,
             PolicyContext::CloseEstablished => 1,
@@ -143,6 +143,16 @@ pub struct PolicyStats {
 }
 
 impl PolicyStats {
+    /// Counts one decision at call site `ctx`.
+    pub(crate) fn count(&mut self, ctx: PolicyContext, decision: PolicyDecision) {
+        let c = &mut self.counts[ctx.index()];
+        match decision {
+            PolicyDecision::Pick(_) => c.picks += 1,
+            PolicyDecision::Pass => c.passes += 1,
+            PolicyDecision::Drop => c.drops += 1,
+        }
+    }
+
     /// The counts for a context name ("syn", "close_established", ...).
     pub fn get(&self, ctx: &str) -> Option<&DecisionCounts> {
         PolicyContext::NAMES
@@ -177,6 +187,8 @@ pub struct Policy {
     pub attached: bool,
     /// Decisions so far.
     pub stats: PolicyStats,
+    /// A real eBPF program, run instead of the rules.
+    pub bpf: Option<Box<crate::reuseport::bpf::BpfPolicy>>,
 }
 
 impl Policy {
@@ -197,6 +209,7 @@ impl Policy {
             sockarray: Vec::new(),
             attached: false,
             stats: PolicyStats::default(),
+            bpf: None,
         }
     }
 
@@ -279,12 +292,7 @@ impl Policy {
                     },
                 }
             };
-        let c = &mut self.stats.counts[ctx.index()];
-        match decision {
-            PolicyDecision::Pick(_) => c.picks += 1,
-            PolicyDecision::Pass => c.passes += 1,
-            PolicyDecision::Drop => c.drops += 1,
-        }
+        self.stats.count(ctx, decision);
         decision
     }
 }

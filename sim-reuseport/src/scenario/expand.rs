@@ -38,6 +38,8 @@ impl Action {
             | Action::SetSysctl { at, .. }
             | Action::AttachPolicy { at, .. }
             | Action::DetachPolicy { at, .. }
+            | Action::MapUpdate { at, .. }
+            | Action::MapDelete { at, .. }
             | Action::Handover { at, .. }
             | Action::ReloadNewFirst { at, .. }
             | Action::RestartOldFirst { at, .. }

@@ -177,6 +177,12 @@ pub struct Scenario {
     /// one value of this file, addressed by a JSON pointer.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub vary: Vec<Vary>,
+    /// The directory of the scenario file ([`load`] sets it): relative
+    /// paths in the file (a `bpf` policy's `object`) are resolved from it.
+    /// `None` (parsed from a string): from the working directory.
+    #[serde(skip)]
+    #[schemars(skip)]
+    pub base_dir: Option<std::path::PathBuf>,
 }
 
 /// One varied parameter: the value at `path` (a JSON pointer into the
@@ -532,10 +538,85 @@ pub struct PolicySpec {
     pub attach_at: Option<Dur>,
     /// The worker whose socket it is attached through.
     pub via: String,
+    /// Run this eBPF program instead of the declarative rules (which must
+    /// then be left out): `kind` is its attach type.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bpf: Option<BpfSpec>,
+}
+
+/// A real `SK_REUSEPORT` program: an ELF object clang built (`sim-bpf`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct BpfSpec {
+    /// The object file, relative to the scenario file's directory.
+    pub object: String,
+    /// The program: its function name, or its section (`sk_reuseport`,
+    /// `sk_reuseport/migrate`) when the section holds one program.
+    pub program: String,
+    /// Map contents written when the object is loaded, at the start of the
+    /// run (before any listener exists), in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub maps: Vec<MapEntrySpec>,
+}
+
+/// One map element written by user space (`BPF_MAP_UPDATE_ELEM`).
+#[derive(Clone, Debug, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MapEntrySpec {
+    /// Map name (a `.bss`/`.data` section is a one-element array named
+    /// after it).
+    pub map: String,
+    /// Key.
+    pub key: MapBytesSpec,
+    /// Value.
+    pub value: MapBytesSpec,
+}
+
+/// Bytes of a map key or value, as user space writes them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum MapBytesSpec {
+    /// An unsigned integer, little-endian, of the key's or value's size
+    /// (1, 2, 4 or 8 bytes).
+    Int(u64),
+    /// Several `u32`s in a row (a struct of `__u32` fields).
+    U32s {
+        /// The values, little-endian.
+        u32: Vec<u32>,
+    },
+    /// Raw bytes in hex, exactly the key's or value's size.
+    Hex {
+        /// Hex digits, two per byte.
+        hex: String,
+    },
+    /// The socket of a worker's listener, as the value of a socket map (the
+    /// fd user space passes).
+    Worker {
+        /// Worker name.
+        worker: String,
+    },
+    /// The socket cookie of a worker's listener (8 bytes).
+    Cookie {
+        /// Worker name.
+        cookie: String,
+    },
 }
 
 fn default_attach_opt() -> Option<Dur> {
     Some(default_attach_at())
+}
+
+/// The flags of a map update.
+#[derive(Copy, Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum MapUpdateFlags {
+    /// `BPF_ANY`: create or replace.
+    #[default]
+    Any,
+    /// `BPF_NOEXIST`: create only.
+    Noexist,
+    /// `BPF_EXIST`: replace only.
+    Exist,
 }
 
 /// A timeline entry: an action or a macro at a time.
@@ -611,6 +692,33 @@ pub enum Action {
         at: Dur,
         /// Worker whose socket carries the call.
         via: String,
+    },
+    /// `bpf(BPF_MAP_UPDATE_ELEM)` on a map of a `bpf` policy.
+    MapUpdate {
+        /// When.
+        at: Dur,
+        /// The `bpf` policy.
+        policy: String,
+        /// Map name.
+        map: String,
+        /// Key.
+        key: MapBytesSpec,
+        /// Value.
+        value: MapBytesSpec,
+        /// `any` (default), `noexist` or `exist` (`BPF_ANY`...).
+        #[serde(default)]
+        flags: MapUpdateFlags,
+    },
+    /// `bpf(BPF_MAP_DELETE_ELEM)` on a map of a `bpf` policy.
+    MapDelete {
+        /// When.
+        at: Dur,
+        /// The `bpf` policy.
+        policy: String,
+        /// Map name.
+        map: String,
+        /// Key.
+        key: MapBytesSpec,
     },
     /// fd passing: `to` inherits `from`'s listener; `from` stops accepting.
     Handover {
@@ -811,7 +919,9 @@ pub fn load(path: &Path) -> Result<Scenario, ScenarioError> {
     let name = path.display().to_string();
     let text = crate::output::read_limited(path, MAX_FILE_BYTES)
         .map_err(|e| ScenarioError::at("", format!("cannot read file: {e}")).in_file(&name))?;
-    parse_str(&text).map_err(|e| e.in_file(&name))
+    let mut scn = parse_str(&text).map_err(|e| e.in_file(&name))?;
+    scn.base_dir = Some(path.parent().map(Path::to_path_buf).unwrap_or_default());
+    Ok(scn)
 }
 
 /// The JSON Schema of the scenario format, for editors (see `schema.rs`).

@@ -260,6 +260,49 @@ pub struct PolicyPlan {
     pub via: WorkerIx,
     /// That worker's host: the policy lives in this host's kernel.
     pub host: HostIx,
+    /// A real eBPF program instead of the rules (`on_syn` and `on_migrate`
+    /// are then `Pass` and `cancel_for` empty).
+    pub bpf: Option<BpfPlan>,
+}
+
+/// A loaded `SK_REUSEPORT` program (§2.7) and its maps' first contents.
+#[derive(Clone, Debug)]
+pub struct BpfPlan {
+    /// The object path as the scenario wrote it.
+    pub object: String,
+    /// The object, loaded and checked (each run starts from a copy).
+    pub loaded: std::sync::Arc<sim_bpf::BpfObject>,
+    /// The program in it.
+    pub prog: sim_bpf::ProgId,
+    /// The program's function name.
+    pub program: String,
+    /// Map elements written at load, in order.
+    pub init: Vec<MapWrite>,
+}
+
+/// A map element user space writes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MapWrite {
+    /// The map.
+    pub map: sim_bpf::MapId,
+    /// Its name (for traces and reports).
+    pub map_name: String,
+    /// Key.
+    pub key: MapBytes,
+    /// Value.
+    pub value: MapBytes,
+}
+
+/// Map key or value bytes, with the parts only known at run time.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum MapBytes {
+    /// Exactly these bytes.
+    Bytes(Vec<u8>),
+    /// The socket "fd" of a worker's listener, as an integer of this many
+    /// bytes (4 or 8).
+    Worker(WorkerIx, u8),
+    /// The socket cookie of a worker's listener (8 bytes).
+    Cookie(WorkerIx),
 }
 
 /// A client population's arrival process.
@@ -362,6 +405,26 @@ pub enum Prim {
     DetachPolicy {
         /// The worker whose socket carries the `setsockopt`.
         via: WorkerIx,
+    },
+    /// `BPF_MAP_UPDATE_ELEM` on a map of a `bpf` policy.
+    MapUpdate {
+        /// The policy.
+        policy: PolicyIx,
+        /// The element.
+        write: MapWrite,
+        /// `BPF_ANY`, `BPF_NOEXIST` or `BPF_EXIST`.
+        flags: u64,
+    },
+    /// `BPF_MAP_DELETE_ELEM` on a map of a `bpf` policy.
+    MapDelete {
+        /// The policy.
+        policy: PolicyIx,
+        /// The map.
+        map: sim_bpf::MapId,
+        /// Its name.
+        map_name: String,
+        /// Key.
+        key: MapBytes,
     },
     /// fd passing: `to` (same host, never listening on its own) inherits
     /// `from`'s listener; `from` stops accepting.

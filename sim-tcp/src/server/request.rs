@@ -245,15 +245,19 @@ impl<H: ReuseportHooks> ServerStack<H> {
         r: ReqKey,
         out: &mut impl ServerOutput,
     ) {
-        let (l, hash, num_timeout) = {
+        let (l, hash, num_timeout, tuple) = {
             let req = &self.requests[r];
-            (req.listener, req.hash, req.num_timeout)
+            (req.listener, req.hash, req.num_timeout, req.tuple)
         };
         let mut owner = l;
         let mut migrated_to = None;
         if !self.listeners[l.index()].is_listening() {
             let migrate_req = self.sysctls.tcp_migrate_req == 1;
-            let m = MigratingSock::Request { hash, len: 0 };
+            let m = MigratingSock::Request {
+                hash,
+                len: 0,
+                tuple,
+            };
             match self
                 .hooks
                 .migrate_target(&self.listeners, l, m, migrate_req)
@@ -398,6 +402,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             let m = MigratingSock::Request {
                 hash,
                 len: TCP_HEADER_LEN + pkt.payload_len,
+                tuple,
             };
             match self
                 .hooks

@@ -120,10 +120,11 @@ fn fastopen_child_migrates_at_close_as_synrecv_and_keeps_retransmitting() {
     srv.close(ms(500), a);
     assert_eq!(srv.drain(), vec![]);
     assert_eq!(srv.queue(b), vec![c]);
-    let hash = srv.stack.flow_hash(&syn(5001).tuple_at_receiver());
+    let tuple = syn(5001).tuple_at_receiver();
+    let hash = srv.stack.flow_hash(&tuple);
     assert_eq!(
         srv.stack.hooks.migrations,
-        vec![(a, MigratingSock::SynRecv { hash }, true)]
+        vec![(a, MigratingSock::SynRecv { hash, tuple }, true)]
     );
     assert_eq!(srv.stack.counters.TcpExtTCPMigrateReqSuccess, 1);
     srv.advance(secs(1));

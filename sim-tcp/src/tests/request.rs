@@ -254,10 +254,19 @@ fn final_ack_for_request_of_closed_listener_migrates_to_target_5_4() {
     assert_eq!(srv.qs(b), (0, 0, 1));
     assert_eq!(srv.stack.counters.TcpExtTCPMigrateReqSuccess, 1);
     assert_eq!(srv.stack.hooks.destroyed, vec![a]);
-    let hash = srv.stack.flow_hash(&syn(5001).tuple_at_receiver());
+    let tuple = syn(5001).tuple_at_receiver();
+    let hash = srv.stack.flow_hash(&tuple);
     assert_eq!(
         srv.stack.hooks.migrations,
-        vec![(a, MigratingSock::Request { hash, len: 20 }, true)],
+        vec![(
+            a,
+            MigratingSock::Request {
+                hash,
+                len: 20,
+                tuple
+            },
+            true
+        )],
         "len > 0 with a real packet"
     );
     let c = srv.queue(b)[0];

@@ -131,10 +131,19 @@ fn synack_timer_migrates_request_of_closed_listener_to_target_5_3() {
     assert_eq!((srv.l(a).req_refs, srv.l(b).req_refs), (0, 1));
     assert_eq!(srv.stack.hooks.destroyed, vec![a]);
     assert_eq!(srv.stack.counters.TcpExtTCPMigrateReqSuccess, 1);
-    let hash = srv.stack.flow_hash(&syn(5001).tuple_at_receiver());
+    let tuple = syn(5001).tuple_at_receiver();
+    let hash = srv.stack.flow_hash(&tuple);
     assert_eq!(
         srv.stack.hooks.migrations,
-        vec![(a, MigratingSock::Request { hash, len: 0 }, true)]
+        vec![(
+            a,
+            MigratingSock::Request {
+                hash,
+                len: 0,
+                tuple
+            },
+            true
+        )]
     );
     assert!(srv.events().contains(&ServerEvent::Migrated {
         path: MigrationPath::SynackTimer,

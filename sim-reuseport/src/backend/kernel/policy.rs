@@ -108,6 +108,13 @@ impl Policies {
                 "policies with more than {MAX_SLOTS} workers (policy.c has {MAX_SLOTS} socket slots)"
             )));
         }
+        if let Some(p) = plan.policies.iter().find(|p| p.bpf.is_some()) {
+            return Err(RunError::Unsupported(format!(
+                "policy `{}`: a `bpf` policy (a scenario's own object) is not loaded by the \
+                 kernel backend yet",
+                p.name
+            )));
+        }
         let trackers = plan
             .policies
             .iter()

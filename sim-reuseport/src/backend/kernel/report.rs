@@ -311,6 +311,7 @@ fn policies(plan: &Plan, k: &KernelRunResult) -> Vec<crate::report::PolicyReport
                 name: p.name.clone(),
                 host: plan.hosts[p.host.index()].name.clone(),
                 decisions,
+                bpf: None,
             })
         })
         .collect()

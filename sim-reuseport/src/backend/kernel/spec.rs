@@ -288,6 +288,9 @@ fn timeline(plan: &Plan, migrate: Option<bool>, policies: &mut Policies) -> Vec<
                 from: from.index(),
                 to: to.index(),
             },
+            // Only `bpf` policies have map actions, and `Policies::new`
+            // refuses those.
+            Prim::MapUpdate { .. } | Prim::MapDelete { .. } => continue,
         };
         out.push(TimedAction {
             at: step.at,

@@ -5,6 +5,7 @@
 
 use super::Stack;
 use crate::report::{ListenerReport, PolicyReport};
+use crate::reuseport::bpf::BpfPolicy;
 use crate::reuseport::group::ReuseportTable;
 use crate::reuseport::policy::{Policy, Rule};
 use crate::scenario::plan::{HostIx, Plan, PolicyIx, RulePlan, ServerIx, WorkerIx};
@@ -136,7 +137,12 @@ impl Hosts {
 
     /// Loads the plan's policies into their hosts' kernels (detached);
     /// `listeners` are the workers' own listeners.
-    pub(super) fn load_policies(&mut self, plan: &Plan, listeners: &[ListenerId]) {
+    pub(super) fn load_policies(
+        &mut self,
+        plan: &Plan,
+        listeners: &[ListenerId],
+        rng: &RngStreams,
+    ) {
         let own = |w: WorkerIx| listeners[w.index()];
         let rule = |r: &RulePlan| match r {
             RulePlan::Pass => Rule::Pass,
@@ -152,15 +158,25 @@ impl Hosts {
                 missing_drop: *missing_drop,
             },
         };
-        for p in &plan.policies {
+        for (i, p) in plan.policies.iter().enumerate() {
             let cancel = p.cancel_for.iter().map(|&w| own(w)).collect();
-            let policy = Policy::new(
+            let mut policy = Policy::new(
                 &p.name,
                 p.kind,
                 rule(&p.on_syn),
                 rule(&p.on_migrate),
                 cancel,
             );
+            // Each program's `bpf_get_prandom_u32` draws from its own stream
+            // of the run's seed.
+            policy.bpf = p.bpf.as_ref().map(|b| {
+                Box::new(BpfPolicy::new(
+                    &b.object,
+                    &b.loaded,
+                    b.prog,
+                    rng.stream("bpf-prandom", i as u64),
+                ))
+            });
             let slot = self.server_mut(p.host).stack.hooks.add_policy(policy);
             self.policy_slots.push((p.host, slot));
         }
@@ -262,6 +278,34 @@ impl Hosts {
         }
     }
 
+    /// A user-space map update (`value` given) or delete on `bpf` policy
+    /// `p`'s object.
+    pub(super) fn bpf_map_write(
+        &mut self,
+        p: PolicyIx,
+        map: sim_bpf::MapId,
+        key: &[u8],
+        value: Option<&[u8]>,
+        flags: u64,
+    ) -> Result<(), sim_bpf::Errno> {
+        let (h, slot) = self.policy_slots[p.index()];
+        let stack = &mut self.server_mut(h).stack;
+        stack
+            .hooks
+            .bpf_map_write(&stack.listeners, slot, map, key, value, flags)
+    }
+
+    /// The host of policy `p` and its slot in that host's table.
+    pub(super) fn policy_host(&self, p: PolicyIx) -> (HostIx, usize) {
+        self.policy_slots[p.index()]
+    }
+
+    /// The socket cookie of listener `l` in `bpf` policy `p`'s host.
+    pub(super) fn bpf_cookie(&mut self, p: PolicyIx, l: ListenerId) -> u64 {
+        let (h, slot) = self.policy_slots[p.index()];
+        self.server_mut(h).stack.hooks.bpf_cookie(slot, l)
+    }
+
     /// `SO_DETACH_REUSEPORT_BPF` through listener `l` of host `h`.
     pub(super) fn detach_policy(&mut self, h: HostIx, l: ListenerId) {
         let stack = &mut self.server_mut(h).stack;
@@ -321,11 +365,16 @@ impl Hosts {
     }
 
     /// The report's `policies`: each host's, in load order.
-    pub(super) fn policies(&self) -> Vec<PolicyReport> {
+    pub(super) fn policies(&mut self) -> Vec<PolicyReport> {
         let mut policies = Vec::new();
-        for (h, server) in self.servers.iter().enumerate() {
+        for (h, server) in self.servers.iter_mut().enumerate() {
             let Some(server) = server else { continue };
-            for (name, stats) in server.stack.hooks.policy_stats() {
+            let stack = &mut server.stack;
+            let n = stack.hooks.policies.len();
+            let bpf: Vec<_> = (0..n)
+                .map(|p| stack.hooks.bpf_report(&stack.listeners, p))
+                .collect();
+            for ((name, stats), bpf) in stack.hooks.policy_stats().into_iter().zip(bpf) {
                 let mut decisions = BTreeMap::new();
                 for (ctx, d) in stats.entries() {
                     if d.picks + d.passes + d.drops > 0 {
@@ -343,6 +392,7 @@ impl Hosts {
                     name: name.to_string(),
                     host: self.names[h].clone(),
                     decisions,
+                    bpf,
                 });
             }
         }

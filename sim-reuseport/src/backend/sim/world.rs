@@ -7,6 +7,7 @@
 //! the events a stack call reports are handled right after that call
 //! ([`World::with_stack`]), depth first.
 
+mod bpf;
 mod io;
 
 use super::clients::{ClientKey, Clients, Outcome};
@@ -79,6 +80,10 @@ pub(super) struct World<'a> {
     events: u64,
     /// A spare buffer for the events of a stack call.
     pending: Vec<ServerEvent>,
+    /// Some policy runs a real eBPF program.
+    has_bpf: bool,
+    /// A program's runtime fault: the run stops with it.
+    fault: Option<String>,
 }
 
 /// A [`Wire`] over the world's schedule, network and taps (a macro, so
@@ -105,7 +110,7 @@ impl<'a> World<'a> {
         let mut hosts = Hosts::new(plan, &rng, opts.migrate, opts.timer_mode, opts.inject_bug);
         let listeners = hosts.bind_workers(plan);
         let workers = Workers::new(&plan.workers, &listeners);
-        hosts.load_policies(plan, &listeners);
+        hosts.load_policies(plan, &listeners, &rng);
         let clients = Clients::new(&plan.clients, &rng);
         let timeline = Timeline::new(&plan.timeline);
         let mut sched = Sched::new(plan.hosts.len(), Ev::HorizonBatch);
@@ -118,7 +123,7 @@ impl<'a> World<'a> {
         if let Some(iv) = opts.sample_interval {
             assert!(iv > SimDuration::ZERO, "a sampling interval is positive");
         }
-        World {
+        let mut w = World {
             name: plan.name.clone(),
             hash: plan.hash.clone(),
             duration: plan.duration,
@@ -137,7 +142,11 @@ impl<'a> World<'a> {
             digest: Digest::new(),
             events: 0,
             pending: Vec::new(),
-        }
+            has_bpf: false,
+            fault: None,
+        };
+        w.init_bpf(plan);
+        w
     }
 
     /// Runs to the plan's duration and reports.
@@ -154,6 +163,12 @@ impl<'a> World<'a> {
             self.events += 1;
             self.digest_event(now, &ev);
             self.dispatch(now, ev);
+            if let Some(fault) = self.fault.take() {
+                let _ = self.tap.finish();
+                return Err(RunError::Program(format!(
+                    "at simulated time {now}: {fault}"
+                )));
+            }
             if self.events > MAX_EVENTS {
                 return Err(RunError::Limit(format!(
                     "the run exceeded {MAX_EVENTS} events at simulated time {now}; shorten the duration or lower the load"
@@ -287,6 +302,7 @@ impl<'a> World<'a> {
         let Some(stack) = self.hosts.stack_mut(h) else {
             return;
         };
+        stack.hooks.set_now(now);
         let mut events = std::mem::take(&mut self.pending);
         {
             let mut io = HostIo {
@@ -296,6 +312,9 @@ impl<'a> World<'a> {
                 events: &mut events,
             };
             f(stack, &mut self.workers, &mut io);
+        }
+        if self.has_bpf {
+            self.after_bpf(now, h);
         }
         for ev in events.drain(..) {
             self.server_event(now, h, ev);
@@ -452,6 +471,29 @@ impl<'a> World<'a> {
             Prim::DetachPolicy { via } => {
                 let (h, l) = self.workers.own_listener(via);
                 self.hosts.detach_policy(h, l);
+            }
+            Prim::MapUpdate {
+                policy,
+                write,
+                flags,
+            } => self.map_write(now, policy, &write, flags),
+            Prim::MapDelete {
+                policy,
+                map,
+                map_name,
+                key,
+            } => {
+                let (h, _) = self.hosts.policy_host(policy);
+                if let Some(stack) = self.hosts.stack_mut(h) {
+                    stack.hooks.set_now(now);
+                }
+                let r = match self.map_bytes(policy, &key) {
+                    Ok(k) => self.hosts.bpf_map_write(policy, map, &k, None, 0),
+                    Err(e) => Err(e),
+                };
+                if let Err(e) = r {
+                    self.map_failed(now, &map_name, "delete", e);
+                }
             }
             Prim::Handover { from, to } => {
                 if let Some(l) = self.workers.hand_over(from, to) {

@@ -72,6 +72,23 @@ error_kinds! {
     BacklogZero,
     /// A policy map whose `missing` is neither `"drop"` nor `"pass"`.
     BadMapMissing,
+    /// A `bpf` policy's object file cannot be read.
+    BpfObjectUnreadable,
+    /// A `bpf` policy's object is refused: not an eBPF ELF object, an
+    /// unsupported map, helper or instruction (what the verifier refuses).
+    BpfLoad,
+    /// A `bpf` policy names a program the object does not have.
+    BpfUnknownProgram,
+    /// A `bpf` policy's `kind` is not its program's attach type (its section).
+    BpfAttachType,
+    /// A `bpf` policy that also gives declarative rules.
+    BpfWithRules,
+    /// A map name the `bpf` policy's object does not have.
+    BpfUnknownMap,
+    /// Map key or value bytes that do not fit the map (size, kind).
+    BpfMapBytes,
+    /// A map action on a policy that is not a `bpf` policy.
+    NotBpfPolicy,
     /// A `rolling_restart` or `fd_passing` with unequal `old` and `new` lists.
     MacroListsDiffer,
     /// A handover between workers of different hosts.

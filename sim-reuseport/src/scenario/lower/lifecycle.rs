@@ -83,7 +83,12 @@ pub(super) fn check_lifecycle(
                 (vec![(via, Use::Fd)], None)
             }
             Prim::Handover { from, to } => (vec![(from, Use::Fd), (to, Use::Process)], None),
-            Prim::SetSysctl { .. } => (vec![], None),
+            // The deploying process writes the maps; a worker named in a
+            // value is checked when the write runs (a closed listener is
+            // refused by the map, as the kernel does).
+            Prim::SetSysctl { .. } | Prim::MapUpdate { .. } | Prim::MapDelete { .. } => {
+                (vec![], None)
+            }
         };
         for (w, how) in uses {
             let name = &workers[w.index()].name;

@@ -8,6 +8,7 @@
 //! within a section, of its entries), so a scenario with several mistakes
 //! always reports the same first one.
 
+mod bpf;
 mod clients;
 mod error;
 mod lifecycle;
@@ -84,7 +85,7 @@ pub fn lower(scn: &Scenario) -> Result<Plan> {
     let policies = cx.policies(&workers, &mut timeline)?;
     let mut origins = declared_origins(&timeline);
     for (i, a) in scn.timeline.iter().enumerate() {
-        cx.action(i, a, &workers, &mut timeline, &mut origins)?;
+        cx.action(i, a, &workers, &policies, &mut timeline, &mut origins)?;
     }
     // Stable: by time, then declaration order (workers' listens, then
     // policies' attaches, then the timeline).

@@ -184,6 +184,10 @@ impl Cx<'_> {
         let mut policies = Vec::new();
         for (i, p) in scn.policies.iter().enumerate() {
             let via = self.worker(&p.via, &format!("policies[{i}].via"))?;
+            let bpf = match &p.bpf {
+                Some(spec) => Some(self.bpf(i, p, spec)?),
+                None => None,
+            };
             let on_syn = self.rule(&p.on_syn, format!("policies[{i}].on_syn"))?;
             let on_migrate = self.rule(&p.on_migrate, format!("policies[{i}].on_migrate"))?;
             let mut cancel_for = Vec::new();
@@ -198,6 +202,7 @@ impl Cx<'_> {
                 cancel_for,
                 via,
                 host: workers[via.index()].host,
+                bpf,
             });
             if let Some(t) = p.attach_at {
                 timeline.push(Step {

@@ -1,8 +1,9 @@
 //! Lowering of the timeline: each entry (a macro expanded by
 //! [`Action::expand`]) to primitive steps, and the rules of fd passing.
 
+use super::bpf::{map_id, Part};
 use super::{Cx, Result, K};
-use crate::scenario::format::Action;
+use crate::scenario::format::{Action, MapUpdateFlags};
 use crate::scenario::plan::*;
 use crate::scenario::LowerError;
 use sim_tcp::Sysctls;
@@ -25,6 +26,7 @@ impl Cx<'_> {
         i: usize,
         a: &Action,
         workers: &[WorkerPlan],
+        policies: &[PolicyPlan],
         timeline: &mut Vec<Step>,
         origins: &mut Vec<Origin>,
     ) -> Result<()> {
@@ -54,7 +56,7 @@ impl Cx<'_> {
                 .iter()
                 .map(|f| format!("{base}.{f}"))
                 .collect();
-            let (prim, label) = self.primitive(&base, &e.action, &fields, workers)?;
+            let (prim, label) = self.primitive(&base, &e.action, &fields, workers, policies)?;
             origins.push(Origin {
                 path: fields.first().cloned().unwrap_or_else(|| base.clone()),
                 time: e.time_text,
@@ -72,6 +74,7 @@ impl Cx<'_> {
         p: &Action,
         fields: &[String],
         workers: &[WorkerPlan],
+        policies: &[PolicyPlan],
     ) -> Result<(Prim, String)> {
         let path = |field: &str| {
             let k = match field {
@@ -140,6 +143,54 @@ impl Cx<'_> {
                 },
                 format!("detach policy via {via}"),
             ),
+            Action::MapUpdate {
+                policy,
+                map,
+                key,
+                value,
+                flags,
+                ..
+            } => {
+                let (pi, b) = self.bpf_policy(policies, policy, &format!("{base}.policy"))?;
+                let id = map_id(&b.loaded, map, &format!("{base}.map"))?;
+                let k = self.map_bytes(&b.loaded, id, Part::Key, key, &format!("{base}.key"))?;
+                let v =
+                    self.map_bytes(&b.loaded, id, Part::Value, value, &format!("{base}.value"))?;
+                let flags = match flags {
+                    MapUpdateFlags::Any => sim_bpf::BPF_ANY,
+                    MapUpdateFlags::Noexist => sim_bpf::BPF_NOEXIST,
+                    MapUpdateFlags::Exist => sim_bpf::BPF_EXIST,
+                };
+                (
+                    Prim::MapUpdate {
+                        policy: pi,
+                        write: MapWrite {
+                            map: id,
+                            map_name: map.clone(),
+                            key: k,
+                            value: v,
+                        },
+                        flags,
+                    },
+                    format!("map_update {policy} {map}"),
+                )
+            }
+            Action::MapDelete {
+                policy, map, key, ..
+            } => {
+                let (pi, b) = self.bpf_policy(policies, policy, &format!("{base}.policy"))?;
+                let id = map_id(&b.loaded, map, &format!("{base}.map"))?;
+                let k = self.map_bytes(&b.loaded, id, Part::Key, key, &format!("{base}.key"))?;
+                (
+                    Prim::MapDelete {
+                        policy: pi,
+                        map: id,
+                        map_name: map.clone(),
+                        key: k,
+                    },
+                    format!("map_delete {policy} {map}"),
+                )
+            }
             Action::Handover { from, to, .. } => {
                 let (f, t) = (w(from, "from")?, w(to, "to")?);
                 if workers[f.index()].host != workers[t.index()].host {

@@ -111,7 +111,7 @@ pub fn run_seed(spec: &SweepSpec, seed: u64) -> SeedResult {
                 return res;
             }
             Ok(Err(RunError::Io(e))) => RunOutcome::Panicked(format!("I/O error: {e}")),
-            Ok(Err(RunError::Limit(m))) => {
+            Ok(Err(RunError::Limit(m))) | Ok(Err(RunError::Program(m))) => {
                 res.input_error = Some(m);
                 return res;
             }

@@ -38,14 +38,19 @@ pub enum RstCause {
     /// An ACK reached a listener after a recent SYN-queue overflow but carried
     /// no valid syncookie (§5.5).
     InvalidCookie,
-    /// The application aborted an accepted connection (its worker was killed).
-    /// Outside §7, which covers only connections not yet accepted.
+    /// The application closed an accepted connection with request bytes
+    /// unread (`__tcp_close`: `TCPAbortOnClose`, §5.10). Outside §7, which
+    /// covers only connections not yet accepted.
     ApplicationAbort,
+    /// Data arrived for an accepted connection its application had already
+    /// closed (`tcp_rcv_state_process`: `TCPAbortOnData`, §5.10), e.g. the
+    /// request of a connection whose worker exited before it arrived.
+    AbortOnData,
 }
 
 impl RstCause {
     /// All causes, in report order.
-    pub const ALL: [RstCause; 12] = [
+    pub const ALL: [RstCause; 13] = [
         RstCause::ListenerCloseChild,
         RstCause::ForgottenChild,
         RstCause::ClosedListenerRequest,
@@ -58,6 +63,7 @@ impl RstCause {
         RstCause::SynInWindow,
         RstCause::InvalidCookie,
         RstCause::ApplicationAbort,
+        RstCause::AbortOnData,
     ];
 
     /// The value a packet carries in [`sim_core::Packet::tag`] for this
@@ -87,7 +93,7 @@ impl RstCause {
             RstCause::NoListener => "E",
             RstCause::PolicyDrop => "F",
             RstCause::AcceptQueueOverflow => "G",
-            RstCause::ApplicationAbort => "-",
+            RstCause::ApplicationAbort | RstCause::AbortOnData => "-",
         }
     }
 
@@ -105,7 +111,8 @@ impl RstCause {
             RstCause::BadAck => "§5.4 step 2",
             RstCause::SynInWindow => "§5.4 step 4",
             RstCause::InvalidCookie => "§5.5 (syncookie check)",
-            RstCause::ApplicationAbort => "application abort after accept()",
+            RstCause::ApplicationAbort => "§5.10 (close with unread data)",
+            RstCause::AbortOnData => "§5.10 (data after close)",
         }
     }
 
@@ -124,6 +131,7 @@ impl RstCause {
             RstCause::SynInWindow => "syn_in_window",
             RstCause::InvalidCookie => "invalid_cookie",
             RstCause::ApplicationAbort => "application_abort",
+            RstCause::AbortOnData => "abort_on_data",
         }
     }
 }

@@ -58,11 +58,14 @@ pub struct Counters {
     /// `TcpExtTCPAbortOnData`: data arrived for a socket its application had
     /// closed; answered with an RST.
     pub TcpExtTCPAbortOnData: u64,
+    /// `TcpExtTCPAbortOnClose`: the application closed a socket with unread
+    /// data; an RST was sent instead of a FIN (§5.10).
+    pub TcpExtTCPAbortOnClose: u64,
 }
 
 impl Counters {
     /// `(nstat name, value)` pairs in a stable order.
-    pub fn entries(&self) -> [(&'static str, u64); 22] {
+    pub fn entries(&self) -> [(&'static str, u64); 23] {
         [
             (
                 "TcpExtTCPMigrateReqSuccess",
@@ -98,6 +101,7 @@ impl Counters {
                 self.TcpExtTCPACKSkippedChallenge,
             ),
             ("TcpExtTCPAbortOnData", self.TcpExtTCPAbortOnData),
+            ("TcpExtTCPAbortOnClose", self.TcpExtTCPAbortOnClose),
         ]
     }
 
@@ -136,6 +140,7 @@ impl Counters {
             TcpExtTCPSYNChallenge,
             TcpExtTCPACKSkippedChallenge,
             TcpExtTCPAbortOnData,
+            TcpExtTCPAbortOnClose,
         } = self;
         // Same order as `entries`.
         for v in [
@@ -161,6 +166,7 @@ impl Counters {
             TcpExtTCPSYNChallenge,
             TcpExtTCPACKSkippedChallenge,
             TcpExtTCPAbortOnData,
+            TcpExtTCPAbortOnClose,
         ] {
             f(v);
         }

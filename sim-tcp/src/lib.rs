@@ -40,8 +40,8 @@ pub use listener::{Listener, ListenerOptions, ListenerState};
 pub use metrics::{TcpMetrics, TCP_METRICS_TIMEOUT};
 pub use rtt::{tcp_model_timeout, RttEstimator};
 pub use server::{
-    AcceptError, ChildInfo, ChildState, ListenError, ServerEvent, ServerOutput, ServerStack,
-    ServerTimer,
+    AcceptError, AppClose, ChildInfo, ChildState, ListenError, ServerEvent, ServerOutput,
+    ServerStack, ServerTimer,
 };
 pub use server::{
     TCP_INVALID_RATELIMIT, TCP_RTO_MAX, TCP_RTO_MIN, TCP_SYNCOOKIE_VALID, TCP_TIMEOUT_INIT,

@@ -11,6 +11,7 @@ use crate::metrics::TcpMetrics;
 use crate::rtt::{rtt_us, ts_now, ts_rtt_us, RttEstimator};
 use crate::{ChildKey, Counters, FlowHasher, ListenerId, ReqKey, Sysctls};
 use crate::{TFO_SERVER_COOKIE_NOT_REQD, TFO_SERVER_ENABLE};
+pub use child::AppClose;
 use child::Child;
 use request::Request;
 use sim_core::{
@@ -534,14 +535,6 @@ impl<H: ReuseportHooks> ServerStack<H> {
         }
         // Step 5: requests are untouched. Step 6: the object may die now.
         self.maybe_destroy_listener(id);
-    }
-
-    /// Application abort of an accepted child (a killed worker): RST to the
-    /// client (`tcp_disconnect`).
-    pub fn abort(&mut self, now: SimTime, c: ChildKey, out: &mut impl ServerOutput) {
-        if self.children.contains_key(c) {
-            self.forget_child(now, c, RstCause::ApplicationAbort, out);
-        }
     }
 
     /// A segment arrives at the server host.

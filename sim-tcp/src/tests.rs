@@ -9,6 +9,7 @@
 mod harness;
 mod pair;
 
+mod app_close;
 mod client;
 mod close;
 mod deadline;

@@ -40,7 +40,7 @@ pub const CHECKS: [(&str, &str); 8] = [
     ),
     (
         OUTCOMES_ACCOUNTED,
-        "attempted = completed + refused + reset + timed_out + abandoned + in_flight",
+        "attempted = completed + refused + reset + timed_out + abandoned + eof + in_flight",
     ),
     (
         COUNTERS_AGREE,
@@ -222,13 +222,13 @@ pub fn check_run(scn: &Scenario, r: &Report, migrate: Option<bool>) -> Vec<Viola
 /// [`OUTCOMES_ACCOUNTED`].
 fn outcomes_accounted(r: &Report) -> Option<Violation> {
     let c = &r.connections;
-    let ended = c.completed + c.refused + c.reset + c.timed_out + c.abandoned + c.in_flight;
+    let ended = c.completed + c.refused + c.reset + c.timed_out + c.abandoned + c.eof + c.in_flight;
     (ended != c.attempted).then(|| {
         v(
             OUTCOMES_ACCOUNTED,
             format!(
-                "attempted {} but completed {} + refused {} + reset {} + timed_out {} + abandoned {} + in_flight {} = {}",
-                c.attempted, c.completed, c.refused, c.reset, c.timed_out, c.abandoned, c.in_flight, ended
+                "attempted {} but completed {} + refused {} + reset {} + timed_out {} + abandoned {} + eof {} + in_flight {} = {}",
+                c.attempted, c.completed, c.refused, c.reset, c.timed_out, c.abandoned, c.eof, c.in_flight, ended
             ),
         )
     })
@@ -286,6 +286,14 @@ fn counters_agree(r: &Report) -> Option<Violation> {
         bad.push(format!(
             "{} connections migrated with only {hops} migration hops",
             m.connections_migrated
+        ));
+    }
+    // §5.10: only a close with unread data sends `application_abort`.
+    if r.rsts_sent("application_abort") != r.counter("TcpExtTCPAbortOnClose") {
+        bad.push(format!(
+            "application_abort RSTs {} but TCPAbortOnClose {}",
+            r.rsts_sent("application_abort"),
+            r.counter("TcpExtTCPAbortOnClose")
         ));
     }
     let overflows = r.drops("syn_accept_queue_full")

@@ -148,7 +148,7 @@ impl Workers {
     }
 
     /// Worker `w` dies: it stops accepting; returns the children it
-    /// accepted, which the caller aborts.
+    /// accepted, which the caller closes (§5.10).
     pub(super) fn kill(&mut self, w: WorkerIx, stack: &Stack) -> Vec<ChildKey> {
         self.list[w.index()].accepting = false;
         stack.children_tagged(|t| t != 0 && AppTag(t).worker() == w)
@@ -263,6 +263,9 @@ impl Workers {
         io: &mut (impl ServerOutput + WorkerOut),
     ) {
         let worker = &self.list[w.index()];
+        // The worker reads the request, then works on it (§5.10: a close
+        // from now on sends a FIN, not an RST).
+        stack.read_request(child);
         if worker.service_time == SimDuration::ZERO {
             // `respond` reports no `ServerEvent`: answering inside the
             // caller's stack call has the same effects, in the same order,

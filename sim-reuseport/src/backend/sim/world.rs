@@ -424,9 +424,14 @@ impl<'a> World<'a> {
                     });
                 }
                 if let Prim::Kill(_) = prim {
+                    // The process exits: each accepted child is closed, FIN
+                    // or RST by whether its request is unread (§5.10).
                     let stack = self.hosts.stack(h).expect("a worker's host runs a server");
                     for c in self.workers.kill(w, stack) {
-                        self.with_stack(now, h, |stack, _, io| stack.abort(now, c, io));
+                        self.with_stack(now, h, |stack, _, io| {
+                            stack.close_child(now, c, io);
+                            stack.set_app_tag(c, 0);
+                        });
                     }
                 }
             }

@@ -340,7 +340,11 @@ pub enum Prim {
     StopAccepting(WorkerIx),
     /// The worker calls `accept()` again.
     ResumeAccepting(WorkerIx),
-    /// The worker dies: its listener closes, its accepted connections are reset.
+    /// `listen(fd, backlog)` on the listening socket the worker holds:
+    /// only the backlog changes (§5.1).
+    Relisten(WorkerIx, u32),
+    /// The worker's process exits: its listener closes, its accepted
+    /// connections are closed (§5.10).
     Kill(WorkerIx),
     /// Sets a sysctl (a name [`Sysctls::set`] accepts, with a valid value).
     SetSysctl {

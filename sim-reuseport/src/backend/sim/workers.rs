@@ -119,6 +119,12 @@ impl Workers {
         self.list[w.index()].backlog
     }
 
+    /// A `relisten` set worker `w`'s backlog (a later `listen` after a
+    /// shutdown uses it).
+    pub(super) fn set_backlog(&mut self, w: WorkerIx, backlog: u32) {
+        self.list[w.index()].backlog = backlog;
+    }
+
     /// Each worker's name, server, host and own listener, in worker order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&str, ServerIx, HostIx, ListenerId)> + '_ {
         self.list

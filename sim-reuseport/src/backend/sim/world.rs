@@ -435,6 +435,29 @@ impl<'a> World<'a> {
                     }
                 }
             }
+            Prim::Relisten(w, backlog) => {
+                // §5.1: `listen()` on a listening socket only sets its
+                // backlog (nothing queued is evicted). On a socket that is
+                // no longer listening it would resurrect or fail: nothing.
+                let h = self.workers.host(w);
+                match self.workers.listener(w) {
+                    Some(l) if self.hosts.listener(h, l).is_listening() => {
+                        self.hosts.listen(h, l, backlog, w);
+                        if self.workers.own_listener(w).1 == l {
+                            self.workers.set_backlog(w, backlog);
+                        }
+                    }
+                    _ => {
+                        if self.tap.tracing() {
+                            self.tap.trace_event(
+                                now,
+                                "relisten_refused",
+                                "the socket is not listening".into(),
+                            );
+                        }
+                    }
+                }
+            }
             Prim::StopAccepting(w) => self.workers.stop_accepting(w),
             Prim::ResumeAccepting(w) => {
                 self.workers.resume_accepting(w);

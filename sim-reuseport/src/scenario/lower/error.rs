@@ -82,6 +82,9 @@ error_kinds! {
     InheritsTwice,
     /// A worker that inherits a listener and also listens on its own.
     HeirListens,
+    /// A `relisten` by a worker that has not listened (nor inherited a
+    /// listener) by then: there is no listening socket to call it on.
+    RelistenBeforeListen,
     /// A wildcard server whose host has no address of its family to connect to.
     NoServerAddress,
     /// A client host without an address of the server's family.

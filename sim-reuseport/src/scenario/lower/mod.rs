@@ -21,7 +21,7 @@ use super::plan::*;
 use error::LowerErrorKind as K;
 use sim_core::{SimDuration, SimTime};
 use std::collections::BTreeSet;
-use timeline::check_heirs;
+use timeline::{check_heirs, check_relistens};
 
 /// Longest delay a scenario may give (latency, jitter, service time, accept
 /// interval, burst spacing), like the longest duration: no deadline can
@@ -87,6 +87,7 @@ pub fn lower(scn: &Scenario) -> Result<Plan> {
     // policies' attaches, then the timeline).
     timeline.sort_by_key(|s| s.at);
     check_heirs(&timeline, &workers)?;
+    check_relistens(&timeline, &workers)?;
     if workers.len() > MAX_WORKERS {
         return Err(LowerError::new(
             K::TooManyWorkers,

@@ -61,11 +61,14 @@ pub struct Counters {
     /// `TcpExtTCPAbortOnClose`: the application closed a socket with unread
     /// data; an RST was sent instead of a FIN (§5.10).
     pub TcpExtTCPAbortOnClose: u64,
+    /// `TcpExtTCPFastOpenListenOverflow`: Fast Open SYNs past the
+    /// listener's `TCP_FASTOPEN` qlen, handled as normal SYNs.
+    pub TcpExtTCPFastOpenListenOverflow: u64,
 }
 
 impl Counters {
     /// `(nstat name, value)` pairs in a stable order.
-    pub fn entries(&self) -> [(&'static str, u64); 23] {
+    pub fn entries(&self) -> [(&'static str, u64); 24] {
         [
             (
                 "TcpExtTCPMigrateReqSuccess",
@@ -102,6 +105,10 @@ impl Counters {
             ),
             ("TcpExtTCPAbortOnData", self.TcpExtTCPAbortOnData),
             ("TcpExtTCPAbortOnClose", self.TcpExtTCPAbortOnClose),
+            (
+                "TcpExtTCPFastOpenListenOverflow",
+                self.TcpExtTCPFastOpenListenOverflow,
+            ),
         ]
     }
 
@@ -141,6 +148,7 @@ impl Counters {
             TcpExtTCPACKSkippedChallenge,
             TcpExtTCPAbortOnData,
             TcpExtTCPAbortOnClose,
+            TcpExtTCPFastOpenListenOverflow,
         } = self;
         // Same order as `entries`.
         for v in [
@@ -167,6 +175,7 @@ impl Counters {
             TcpExtTCPACKSkippedChallenge,
             TcpExtTCPAbortOnData,
             TcpExtTCPAbortOnClose,
+            TcpExtTCPFastOpenListenOverflow,
         ] {
             f(v);
         }

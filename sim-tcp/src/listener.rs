@@ -63,6 +63,12 @@ pub struct Listener {
     pub peak_syn_qlen: u32,
     /// Peak accept-queue length seen.
     pub peak_accept_qlen: u32,
+    /// `fastopenq.qlen`: pending Fast Open children (final ACK not yet
+    /// received), plus reset ones held on `fastopen_rst`.
+    pub fastopen_pending: u32,
+    /// `fastopenq.rskq_rst_head`: when each accepted pending Fast Open
+    /// child that was reset stops holding its slot (60 s after the RST).
+    pub fastopen_rst: VecDeque<SimTime>,
 }
 
 impl Listener {
@@ -82,6 +88,8 @@ impl Listener {
             accepted_total: 0,
             peak_syn_qlen: 0,
             peak_accept_qlen: 0,
+            fastopen_pending: 0,
+            fastopen_rst: VecDeque::new(),
         }
     }
 
@@ -101,6 +109,23 @@ impl Listener {
     /// conversion rules apply: a negative qlen reads as huge (full).
     pub fn syn_queue_is_full(&self) -> bool {
         (self.syn_qlen as u32) > self.backlog
+    }
+
+    /// `tcp_fastopen_queue_check`: whether a Fast Open SYN may create a
+    /// child now. At the limit (`TCP_FASTOPEN` qlen), the oldest reset
+    /// child's slot is freed if its 60 s are over; otherwise no.
+    pub fn fastopen_queue_check(&mut self, now: SimTime) -> bool {
+        if self.fastopen_pending < self.options.fastopen_qlen {
+            return true;
+        }
+        match self.fastopen_rst.front() {
+            Some(&expires) if expires <= now => {
+                self.fastopen_rst.pop_front();
+                self.fastopen_pending -= 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Whether the listener is in `TCP_LISTEN`.

@@ -618,6 +618,12 @@ impl<H: ReuseportHooks> ServerStack<H> {
     /// Removes a child from the stack: ehash and, if still queued, its
     /// listener's accept queue.
     fn unlink_child(&mut self, c: ChildKey) -> Child {
+        // A pending Fast Open child that dies stops counting (`tcp_done`).
+        let child = &mut self.children[c];
+        if let Some(l) = child.tfo_listener.take() {
+            let listener = &mut self.listeners[l.index()];
+            listener.fastopen_pending = listener.fastopen_pending.saturating_sub(1);
+        }
         let child = self.children.remove(c).expect("live child");
         self.ehash.remove(&child.tuple);
         if let Some(l) = child.queued_on {

@@ -14,6 +14,7 @@ mod client;
 mod close;
 mod deadline;
 mod fastopen;
+mod fastopen_queue;
 mod link;
 mod listener_segment;
 mod request;

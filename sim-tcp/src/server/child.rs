@@ -58,6 +58,9 @@ pub(super) struct Child {
     /// `icsk_syn_retries` inherited from the listener (TCP_SYNCNT), 0 = sysctl.
     pub(super) syn_retries: u8,
     pub(super) migrated: bool,
+    /// The listener whose Fast Open queue this child counts in while its
+    /// handshake is pending (`tcp_rsk(req)->tfo_listener`, `rsk_listener`).
+    pub(super) tfo_listener: Option<ListenerId>,
     /// Opaque application tag (0 = none), set by the driver after accept().
     pub(super) app: u64,
 }
@@ -99,6 +102,10 @@ impl Child {
         self.backoff = 0;
     }
 }
+
+/// How long an accepted pending Fast Open child that was reset keeps its
+/// Fast Open queue slot (`reqsk_fastopen_remove`: `jiffies + 60*HZ`).
+const TCP_FASTOPEN_RST_HOLD: SimDuration = SimDuration::from_secs(60);
 
 /// The flags of the segment that carries the application's close: PSH
 /// only when it carries data too.
@@ -158,6 +165,27 @@ impl<H: ReuseportHooks> ServerStack<H> {
         AppClose::Fin
     }
 
+    /// `reqsk_fastopen_remove`: a pending Fast Open child stops counting in
+    /// its listener's Fast Open queue (handshake done, or the child dies).
+    /// An accepted child reset by the client on a listening listener holds
+    /// its slot 60 s more (`rskq_rst_head`). Measured:
+    /// `tools/kernel-probes/results/fastopen_queue.txt` (E2, E3a, E3b).
+    pub(super) fn fastopen_remove(&mut self, now: SimTime, c: ChildKey, reset: bool) {
+        let child = &mut self.children[c];
+        let Some(l) = child.tfo_listener.take() else {
+            return;
+        };
+        let accepted = child.queued_on.is_none();
+        let listener = &mut self.listeners[l.index()];
+        listener.fastopen_pending = listener.fastopen_pending.saturating_sub(1);
+        if reset && accepted && listener.is_listening() {
+            listener
+                .fastopen_rst
+                .push_back(now.saturating_add(TCP_FASTOPEN_RST_HOLD));
+            listener.fastopen_pending += 1;
+        }
+    }
+
     /// A child's current RTO (`icsk_rto`), if it still exists.
     pub fn child_rto(&self, c: ChildKey) -> Option<SimDuration> {
         self.children.get(c).map(|ch| ch.rto)
@@ -198,6 +226,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             last_oow_ack: None,
             syn_retries: 0,
             migrated,
+            tfo_listener: None,
             app: 0,
         });
         self.ehash.insert(tuple, Sock::Child(c));
@@ -297,6 +326,17 @@ impl<H: ReuseportHooks> ServerStack<H> {
         if flags.contains(TcpFlags::RST) {
             self.child_rst(now, c, pkt, out);
             return;
+        }
+        if flags.contains(TcpFlags::ACK)
+            && !flags.contains(TcpFlags::SYN)
+            && pkt
+                .ack
+                .wrapping_sub(self.children[c].snd_isn.wrapping_add(1)) as i32
+                >= 0
+        {
+            // An ACK of the SYN-ACK ends the Fast Open handshake, also
+            // after the application closed (`reqsk_fastopen_remove`).
+            self.fastopen_remove(now, c, false);
         }
         let timers = self.timers;
         let rto_max = self.sysctls.rto_max();
@@ -402,6 +442,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             _ => exact,
         };
         if accepted {
+            self.fastopen_remove(now, c, true);
             self.destroy_child_silently(c, out);
             return;
         }

@@ -133,11 +133,22 @@ impl<H: ReuseportHooks> ServerStack<H> {
         // Fast Open (`tcp_try_fastopen`): a child in SYN_RECV straight into
         // the accept queue, data queued (§5.7 note).
         let tfo = sys.tcp_fastopen;
-        if pkt.payload_len > 0
+        let fastopen = pkt.payload_len > 0
             && tfo & TFO_SERVER_ENABLE != 0
             && listener.options.fastopen_qlen > 0
-            && (pkt.fast_open || tfo & TFO_SERVER_COOKIE_NOT_REQD != 0)
-        {
+            && (pkt.fast_open || tfo & TFO_SERVER_COOKIE_NOT_REQD != 0);
+        // `tcp_fastopen_queue_check`: past the listener's TCP_FASTOPEN qlen
+        // the SYN's data is ignored and it becomes a normal request (§5.7
+        // note; fastopen_queue.txt E0).
+        let fastopen = fastopen && {
+            let ok = self.listeners[l.index()].fastopen_queue_check(now);
+            if !ok {
+                self.counters.TcpExtTCPFastOpenListenOverflow += 1;
+            }
+            ok
+        };
+        let listener = &self.listeners[l.index()];
+        if fastopen {
             self.counters.TcpExtTCPFastOpenPassive += 1;
             let syn_retries = listener.options.syn_retries;
             let c = self.new_child(
@@ -159,7 +170,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 TCP_TIMEOUT_INIT,
                 &self.timers,
             );
+            self.listeners[l.index()].fastopen_pending += 1;
             let child = &mut self.children[c];
+            child.tfo_listener = Some(l);
             child.syn_retries = syn_retries;
             child.rcv_nxt = child.rcv_nxt.wrapping_add(pkt.payload_len);
             child.request_bytes = pkt.payload_len;

@@ -177,11 +177,15 @@ pub enum DropCause {
     /// An RST inside a child's window but not at exactly `rcv_nxt`: dropped
     /// with a challenge ACK (RFC 5961 3.2, `tcp_validate_incoming` step 2).
     RstChallenged,
+    /// A bare final ACK (no data) reached a request of a `TCP_DEFER_ACCEPT`
+    /// listener within its defer period: dropped, the request marked
+    /// `acked` (`tcp_check_req`, `TCPDeferAcceptDrop`, §5.3).
+    DeferAcceptBareAck,
 }
 
 impl DropCause {
     /// All causes, in declaration order.
-    pub const ALL: [DropCause; 15] = [
+    pub const ALL: [DropCause; 16] = [
         DropCause::SynAcceptQueueFull,
         DropCause::SynQueueFull,
         DropCause::SynBacklogQuarter,
@@ -197,6 +201,7 @@ impl DropCause {
         DropCause::OutOfWindow,
         DropCause::RstOutOfWindow,
         DropCause::RstChallenged,
+        DropCause::DeferAcceptBareAck,
     ];
 
     /// The spec rule behind this drop.
@@ -217,6 +222,7 @@ impl DropCause {
             DropCause::OutOfWindow => "§5.4 step 3",
             DropCause::RstOutOfWindow => "§5.11",
             DropCause::RstChallenged => "§5.11 (challenge ACK)",
+            DropCause::DeferAcceptBareAck => "§5.3 (TCP_DEFER_ACCEPT)",
         }
     }
 
@@ -238,6 +244,7 @@ impl DropCause {
             DropCause::OutOfWindow => "out_of_window",
             DropCause::RstOutOfWindow => "rst_out_of_window",
             DropCause::RstChallenged => "rst_challenged",
+            DropCause::DeferAcceptBareAck => "defer_accept_bare_ack",
         }
     }
 }

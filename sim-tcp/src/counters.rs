@@ -64,11 +64,14 @@ pub struct Counters {
     /// `TcpExtTCPFastOpenListenOverflow`: Fast Open SYNs past the
     /// listener's `TCP_FASTOPEN` qlen, handled as normal SYNs.
     pub TcpExtTCPFastOpenListenOverflow: u64,
+    /// `TcpExtTCPDeferAcceptDrop`: bare final ACKs dropped by
+    /// `TCP_DEFER_ACCEPT` (§5.3).
+    pub TcpExtTCPDeferAcceptDrop: u64,
 }
 
 impl Counters {
     /// `(nstat name, value)` pairs in a stable order.
-    pub fn entries(&self) -> [(&'static str, u64); 24] {
+    pub fn entries(&self) -> [(&'static str, u64); 25] {
         [
             (
                 "TcpExtTCPMigrateReqSuccess",
@@ -109,6 +112,7 @@ impl Counters {
                 "TcpExtTCPFastOpenListenOverflow",
                 self.TcpExtTCPFastOpenListenOverflow,
             ),
+            ("TcpExtTCPDeferAcceptDrop", self.TcpExtTCPDeferAcceptDrop),
         ]
     }
 
@@ -149,6 +153,7 @@ impl Counters {
             TcpExtTCPAbortOnData,
             TcpExtTCPAbortOnClose,
             TcpExtTCPFastOpenListenOverflow,
+            TcpExtTCPDeferAcceptDrop,
         } = self;
         // Same order as `entries`.
         for v in [
@@ -176,6 +181,7 @@ impl Counters {
             TcpExtTCPAbortOnData,
             TcpExtTCPAbortOnClose,
             TcpExtTCPFastOpenListenOverflow,
+            TcpExtTCPDeferAcceptDrop,
         ] {
             f(v);
         }

@@ -36,7 +36,7 @@ pub use counters::Counters;
 pub use flow::{reciprocal_scale, FlowHasher};
 pub use hooks::{MigrateFailure, MigrateOutcome, MigratingSock, ReuseportHooks, Selection};
 pub use ids::{ChildKey, ListenerId, ReqKey};
-pub use listener::{Listener, ListenerOptions, ListenerState};
+pub use listener::{secs_to_retrans, Listener, ListenerOptions, ListenerState};
 pub use metrics::{TcpMetrics, TCP_METRICS_TIMEOUT};
 pub use rtt::{tcp_model_timeout, RttEstimator};
 pub use server::{

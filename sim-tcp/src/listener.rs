@@ -29,6 +29,27 @@ pub struct ListenerOptions {
     pub fastopen_qlen: u32,
     /// `IPV6_V6ONLY` for an IPv6 wildcard listener.
     pub v6only: bool,
+    /// `TCP_DEFER_ACCEPT` as the kernel stores it (`rskq_defer_accept`):
+    /// a number of SYN-ACK timeouts, see [`secs_to_retrans`]; 0 = off.
+    pub defer_accept: u8,
+}
+
+/// `secs_to_retrans(seconds, TCP_TIMEOUT_INIT, TCP_RTO_MAX)`: the
+/// `TCP_DEFER_ACCEPT` seconds as the smallest number of SYN-ACK timeouts
+/// `d` with 1 + 2 + … + 2^(d−1) ≥ seconds (intervals capped at 120 s), so
+/// 5 s → 3 (7 s) and 30 s → 5 (31 s), as measured
+/// (`tools/kernel-probes/results/defer_accept.txt`).
+pub fn secs_to_retrans(seconds: u32) -> u8 {
+    if seconds == 0 {
+        return 0;
+    }
+    let (mut res, mut timeout, mut period) = (1u8, 1u64, 1u64);
+    while u64::from(seconds) > period && res < 255 {
+        res += 1;
+        timeout = (timeout << 1).min(120);
+        period += timeout;
+    }
+    res
 }
 
 /// A listening socket (§2.2), with the kernel's field names.

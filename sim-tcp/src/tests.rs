@@ -13,6 +13,7 @@ mod app_close;
 mod client;
 mod close;
 mod deadline;
+mod defer_accept;
 mod fastopen;
 mod fastopen_queue;
 mod link;

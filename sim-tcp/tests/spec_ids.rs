@@ -107,6 +107,7 @@ fn drop_index(c: DropCause) -> usize {
         DropCause::OutOfWindow => 12,
         DropCause::RstOutOfWindow => 13,
         DropCause::RstChallenged => 14,
+        DropCause::DeferAcceptBareAck => 15,
     }
 }
 

@@ -402,6 +402,10 @@ pub struct WorkerSpec {
     /// `TCP_FASTOPEN` queue length (0 = Fast Open off on this listener).
     #[serde(default)]
     pub fast_open_qlen: u32,
+    /// `TCP_DEFER_ACCEPT` in seconds on the listener (0 = off; nginx
+    /// `listen ... deferred`): rounded up to SYN-ACK timeouts (§5.3).
+    #[serde(default)]
+    pub defer_accept: u32,
     /// `IPV6_V6ONLY` on a wildcard IPv6 listener.
     #[serde(default)]
     pub v6only: bool,

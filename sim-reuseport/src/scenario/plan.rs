@@ -217,6 +217,8 @@ pub struct WorkerPlan {
     pub syn_retries: u8,
     /// `TCP_FASTOPEN` queue length (0 = off).
     pub fast_open_qlen: u32,
+    /// `TCP_DEFER_ACCEPT` as SYN-ACK timeouts (`secs_to_retrans`; 0 = off).
+    pub defer_accept: u8,
     /// `IPV6_V6ONLY`.
     pub v6only: bool,
 }

@@ -42,6 +42,10 @@ pub struct Connections {
     /// closed the socket.
     #[serde(default)]
     pub abandoned: u64,
+    /// The server closed the connection (FIN) without a response: the
+    /// client read EOF (its worker exited after reading the request, §5.10).
+    #[serde(default)]
+    pub eof: u64,
     /// Still open at the end of the run.
     pub in_flight: u64,
 }
@@ -308,6 +312,7 @@ fn outcome_rows(r: &Report) -> Vec<(&'static str, u64)> {
         ("reset", c.reset),
         ("timed_out", c.timed_out),
         ("abandoned", c.abandoned),
+        ("eof", c.eof),
         ("in_flight", c.in_flight),
         (
             "rsts_sent",

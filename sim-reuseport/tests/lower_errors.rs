@@ -286,6 +286,14 @@ fn case(kind: LowerErrorKind) -> (Value, &'static str) {
             }),
             "timeline[1].old[0]",
         ),
+        K::RelistenBeforeListen => (
+            with(|v| {
+                v["timeline"] = json!([
+                    {"at": "1s", "do": "relisten", "worker": "new-0", "backlog": 64}
+                ])
+            }),
+            "timeline",
+        ),
         K::NoServerAddress => (
             with(|v| v["servers"][0]["address"] = json!("::")),
             "servers[0].address",

@@ -171,7 +171,7 @@ fn check_consistency(file: &str, side: &str, r: &Report) {
     let c = &r.connections;
     assert_eq!(
         c.attempted,
-        c.completed + c.refused + c.reset + c.timed_out + c.abandoned + c.in_flight,
+        c.completed + c.refused + c.reset + c.timed_out + c.abandoned + c.eof + c.in_flight,
         "{tag}: every connection has one outcome"
     );
     assert_eq!(
@@ -227,6 +227,30 @@ fn check_property(file: &str, cmp: &Comparison) {
             );
             assert_eq!(on.connections.reset, 0, "{file}");
             assert!(on.migrations.accept_queue > 0, "{file}");
+        }
+        "nginx-deferred-reload.json" => {
+            // TCP_DEFER_ACCEPT (§5.3) keeps requests whose data was lost in
+            // the SYN queue: more migrate at their data (final_ack, §5.4),
+            // fewer as children at close (accept_queue, §5.7 step 4), than
+            // in the same run without it.
+            let text = common::scenario_text(file);
+            let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+            for w in v["workers"].as_array_mut().unwrap() {
+                w["defer_accept"] = 0.into();
+            }
+            let plain = sim_reuseport::scenario::parse_str(&v.to_string()).unwrap();
+            let plain_on = common::run_with(&plain, Some(true));
+            assert!(on.counter("TcpExtTCPDeferAcceptDrop") > 0, "{file}");
+            assert_eq!(plain_on.counter("TcpExtTCPDeferAcceptDrop"), 0);
+            assert!(
+                on.migrations.final_ack > plain_on.migrations.final_ack,
+                "{file}: final_ack {} vs {} without defer",
+                on.migrations.final_ack,
+                plain_on.migrations.final_ack
+            );
+            assert!(on.migrations.accept_queue < plain_on.migrations.accept_queue);
+            assert_eq!(on.connections.reset, 0, "{file}");
+            assert!(off.connections.reset > 0, "{file}");
         }
         "reload-high-rtt.json" => {
             // §7 B dominates: requests in the SYN queue during one 200 ms RTT.

@@ -38,14 +38,19 @@ pub enum RstCause {
     /// An ACK reached a listener after a recent SYN-queue overflow but carried
     /// no valid syncookie (§5.5).
     InvalidCookie,
-    /// The application aborted an accepted connection (its worker was killed).
-    /// Outside §7, which covers only connections not yet accepted.
+    /// The application closed an accepted connection with request bytes
+    /// unread (`__tcp_close`: `TCPAbortOnClose`, §5.10). Outside §7, which
+    /// covers only connections not yet accepted.
     ApplicationAbort,
+    /// Data arrived for an accepted connection its application had already
+    /// closed (`tcp_rcv_state_process`: `TCPAbortOnData`, §5.10), e.g. the
+    /// request of a connection whose worker exited before it arrived.
+    AbortOnData,
 }
 
 impl RstCause {
     /// All causes, in report order.
-    pub const ALL: [RstCause; 12] = [
+    pub const ALL: [RstCause; 13] = [
         RstCause::ListenerCloseChild,
         RstCause::ForgottenChild,
         RstCause::ClosedListenerRequest,
@@ -58,6 +63,7 @@ impl RstCause {
         RstCause::SynInWindow,
         RstCause::InvalidCookie,
         RstCause::ApplicationAbort,
+        RstCause::AbortOnData,
     ];
 
     /// The value a packet carries in [`sim_core::Packet::tag`] for this
@@ -87,7 +93,7 @@ impl RstCause {
             RstCause::NoListener => "E",
             RstCause::PolicyDrop => "F",
             RstCause::AcceptQueueOverflow => "G",
-            RstCause::ApplicationAbort => "-",
+            RstCause::ApplicationAbort | RstCause::AbortOnData => "-",
         }
     }
 
@@ -105,7 +111,8 @@ impl RstCause {
             RstCause::BadAck => "§5.4 step 2",
             RstCause::SynInWindow => "§5.4 step 4",
             RstCause::InvalidCookie => "§5.5 (syncookie check)",
-            RstCause::ApplicationAbort => "application abort after accept()",
+            RstCause::ApplicationAbort => "§5.10 (close with unread data)",
+            RstCause::AbortOnData => "§5.10 (data after close)",
         }
     }
 
@@ -124,6 +131,7 @@ impl RstCause {
             RstCause::SynInWindow => "syn_in_window",
             RstCause::InvalidCookie => "invalid_cookie",
             RstCause::ApplicationAbort => "application_abort",
+            RstCause::AbortOnData => "abort_on_data",
         }
     }
 }
@@ -169,11 +177,15 @@ pub enum DropCause {
     /// An RST inside a child's window but not at exactly `rcv_nxt`: dropped
     /// with a challenge ACK (RFC 5961 3.2, `tcp_validate_incoming` step 2).
     RstChallenged,
+    /// A bare final ACK (no data) reached a request of a `TCP_DEFER_ACCEPT`
+    /// listener within its defer period: dropped, the request marked
+    /// `acked` (`tcp_check_req`, `TCPDeferAcceptDrop`, §5.3).
+    DeferAcceptBareAck,
 }
 
 impl DropCause {
     /// All causes, in declaration order.
-    pub const ALL: [DropCause; 15] = [
+    pub const ALL: [DropCause; 16] = [
         DropCause::SynAcceptQueueFull,
         DropCause::SynQueueFull,
         DropCause::SynBacklogQuarter,
@@ -189,6 +201,7 @@ impl DropCause {
         DropCause::OutOfWindow,
         DropCause::RstOutOfWindow,
         DropCause::RstChallenged,
+        DropCause::DeferAcceptBareAck,
     ];
 
     /// The spec rule behind this drop.
@@ -209,6 +222,7 @@ impl DropCause {
             DropCause::OutOfWindow => "§5.4 step 3",
             DropCause::RstOutOfWindow => "§5.11",
             DropCause::RstChallenged => "§5.11 (challenge ACK)",
+            DropCause::DeferAcceptBareAck => "§5.3 (TCP_DEFER_ACCEPT)",
         }
     }
 
@@ -230,6 +244,7 @@ impl DropCause {
             DropCause::OutOfWindow => "out_of_window",
             DropCause::RstOutOfWindow => "rst_out_of_window",
             DropCause::RstChallenged => "rst_challenged",
+            DropCause::DeferAcceptBareAck => "defer_accept_bare_ack",
         }
     }
 }

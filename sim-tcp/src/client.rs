@@ -59,6 +59,10 @@ pub enum ClientOutcome {
     /// The application gave up at its deadline ([`ClientConfig`]) and
     /// closed the socket.
     Abandoned,
+    /// The server closed the connection (FIN) without a response: read()
+    /// returned 0 (EOF), e.g. its worker exited after reading the request
+    /// (§5.10). An HTTP client reports an empty reply.
+    Eof,
 }
 
 /// Client socket state (§2.6).
@@ -575,7 +579,9 @@ impl ClientSocket {
             if flags.contains(TcpFlags::FIN) {
                 self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
             }
-            if pkt.payload_len > 0 {
+            if pkt.payload_len > 0 || flags.contains(TcpFlags::FIN) {
+                // The response, or a bare FIN (EOF: the server's application
+                // closed without answering, §5.10); the application closes.
                 self.snd_una = self.snd_nxt;
                 out.transmit(
                     self.seg(now, TcpFlags::ACK | TcpFlags::FIN, self.snd_nxt, 0),
@@ -590,7 +596,12 @@ impl ClientSocket {
                     self.backoff > 0,
                     env.sysctls,
                 );
-                self.finish(ClientOutcome::Completed, out);
+                let outcome = if pkt.payload_len > 0 {
+                    ClientOutcome::Completed
+                } else {
+                    ClientOutcome::Eof
+                };
+                self.finish(outcome, out);
             }
         }
     }

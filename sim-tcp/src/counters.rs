@@ -58,11 +58,20 @@ pub struct Counters {
     /// `TcpExtTCPAbortOnData`: data arrived for a socket its application had
     /// closed; answered with an RST.
     pub TcpExtTCPAbortOnData: u64,
+    /// `TcpExtTCPAbortOnClose`: the application closed a socket with unread
+    /// data; an RST was sent instead of a FIN (§5.10).
+    pub TcpExtTCPAbortOnClose: u64,
+    /// `TcpExtTCPFastOpenListenOverflow`: Fast Open SYNs past the
+    /// listener's `TCP_FASTOPEN` qlen, handled as normal SYNs.
+    pub TcpExtTCPFastOpenListenOverflow: u64,
+    /// `TcpExtTCPDeferAcceptDrop`: bare final ACKs dropped by
+    /// `TCP_DEFER_ACCEPT` (§5.3).
+    pub TcpExtTCPDeferAcceptDrop: u64,
 }
 
 impl Counters {
     /// `(nstat name, value)` pairs in a stable order.
-    pub fn entries(&self) -> [(&'static str, u64); 22] {
+    pub fn entries(&self) -> [(&'static str, u64); 25] {
         [
             (
                 "TcpExtTCPMigrateReqSuccess",
@@ -98,6 +107,12 @@ impl Counters {
                 self.TcpExtTCPACKSkippedChallenge,
             ),
             ("TcpExtTCPAbortOnData", self.TcpExtTCPAbortOnData),
+            ("TcpExtTCPAbortOnClose", self.TcpExtTCPAbortOnClose),
+            (
+                "TcpExtTCPFastOpenListenOverflow",
+                self.TcpExtTCPFastOpenListenOverflow,
+            ),
+            ("TcpExtTCPDeferAcceptDrop", self.TcpExtTCPDeferAcceptDrop),
         ]
     }
 
@@ -136,6 +151,9 @@ impl Counters {
             TcpExtTCPSYNChallenge,
             TcpExtTCPACKSkippedChallenge,
             TcpExtTCPAbortOnData,
+            TcpExtTCPAbortOnClose,
+            TcpExtTCPFastOpenListenOverflow,
+            TcpExtTCPDeferAcceptDrop,
         } = self;
         // Same order as `entries`.
         for v in [
@@ -161,6 +179,9 @@ impl Counters {
             TcpExtTCPSYNChallenge,
             TcpExtTCPACKSkippedChallenge,
             TcpExtTCPAbortOnData,
+            TcpExtTCPAbortOnClose,
+            TcpExtTCPFastOpenListenOverflow,
+            TcpExtTCPDeferAcceptDrop,
         ] {
             f(v);
         }

@@ -36,12 +36,12 @@ pub use counters::Counters;
 pub use flow::{reciprocal_scale, FlowHasher};
 pub use hooks::{MigrateFailure, MigrateOutcome, MigratingSock, ReuseportHooks, Selection};
 pub use ids::{ChildKey, ListenerId, ReqKey};
-pub use listener::{Listener, ListenerOptions, ListenerState};
+pub use listener::{secs_to_retrans, Listener, ListenerOptions, ListenerState};
 pub use metrics::{TcpMetrics, TCP_METRICS_TIMEOUT};
 pub use rtt::{tcp_model_timeout, RttEstimator};
 pub use server::{
-    AcceptError, ChildInfo, ChildState, ListenError, ServerEvent, ServerOutput, ServerStack,
-    ServerTimer,
+    AcceptError, AppClose, ChildInfo, ChildState, ListenError, ServerEvent, ServerOutput,
+    ServerStack, ServerTimer,
 };
 pub use server::{
     TCP_INVALID_RATELIMIT, TCP_RTO_MAX, TCP_RTO_MIN, TCP_SYNCOOKIE_VALID, TCP_TIMEOUT_INIT,

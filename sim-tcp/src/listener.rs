@@ -29,6 +29,27 @@ pub struct ListenerOptions {
     pub fastopen_qlen: u32,
     /// `IPV6_V6ONLY` for an IPv6 wildcard listener.
     pub v6only: bool,
+    /// `TCP_DEFER_ACCEPT` as the kernel stores it (`rskq_defer_accept`):
+    /// a number of SYN-ACK timeouts, see [`secs_to_retrans`]; 0 = off.
+    pub defer_accept: u8,
+}
+
+/// `secs_to_retrans(seconds, TCP_TIMEOUT_INIT, TCP_RTO_MAX)`: the
+/// `TCP_DEFER_ACCEPT` seconds as the smallest number of SYN-ACK timeouts
+/// `d` with 1 + 2 + … + 2^(d−1) ≥ seconds (intervals capped at 120 s), so
+/// 5 s → 3 (7 s) and 30 s → 5 (31 s), as measured
+/// (`tools/kernel-probes/results/defer_accept.txt`).
+pub fn secs_to_retrans(seconds: u32) -> u8 {
+    if seconds == 0 {
+        return 0;
+    }
+    let (mut res, mut timeout, mut period) = (1u8, 1u64, 1u64);
+    while u64::from(seconds) > period && res < 255 {
+        res += 1;
+        timeout = (timeout << 1).min(120);
+        period += timeout;
+    }
+    res
 }
 
 /// A listening socket (§2.2), with the kernel's field names.
@@ -66,6 +87,12 @@ pub struct Listener {
     /// Peak SYN- and accept-queue lengths since the last
     /// [`Listener::take_window_peaks`] (plot sampling; never read by the model).
     window_peaks: (u32, u32),
+    /// `fastopenq.qlen`: pending Fast Open children (final ACK not yet
+    /// received), plus reset ones held on `fastopen_rst`.
+    pub fastopen_pending: u32,
+    /// `fastopenq.rskq_rst_head`: when each accepted pending Fast Open
+    /// child that was reset stops holding its slot (60 s after the RST).
+    pub fastopen_rst: VecDeque<SimTime>,
 }
 
 impl Listener {
@@ -86,6 +113,8 @@ impl Listener {
             peak_syn_qlen: 0,
             peak_accept_qlen: 0,
             window_peaks: (0, 0),
+            fastopen_pending: 0,
+            fastopen_rst: VecDeque::new(),
         }
     }
 
@@ -105,6 +134,23 @@ impl Listener {
     /// conversion rules apply: a negative qlen reads as huge (full).
     pub fn syn_queue_is_full(&self) -> bool {
         (self.syn_qlen as u32) > self.backlog
+    }
+
+    /// `tcp_fastopen_queue_check`: whether a Fast Open SYN may create a
+    /// child now. At the limit (`TCP_FASTOPEN` qlen), the oldest reset
+    /// child's slot is freed if its 60 s are over; otherwise no.
+    pub fn fastopen_queue_check(&mut self, now: SimTime) -> bool {
+        if self.fastopen_pending < self.options.fastopen_qlen {
+            return true;
+        }
+        match self.fastopen_rst.front() {
+            Some(&expires) if expires <= now => {
+                self.fastopen_rst.pop_front();
+                self.fastopen_pending -= 1;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// Whether the listener is in `TCP_LISTEN`.

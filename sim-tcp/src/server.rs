@@ -11,6 +11,7 @@ use crate::metrics::TcpMetrics;
 use crate::rtt::{rtt_us, ts_now, ts_rtt_us, RttEstimator};
 use crate::{ChildKey, Counters, FlowHasher, ListenerId, ReqKey, Sysctls};
 use crate::{TFO_SERVER_COOKIE_NOT_REQD, TFO_SERVER_ENABLE};
+pub use child::AppClose;
 use child::Child;
 use request::Request;
 use sim_core::{
@@ -542,14 +543,6 @@ impl<H: ReuseportHooks> ServerStack<H> {
         self.maybe_destroy_listener(id);
     }
 
-    /// Application abort of an accepted child (a killed worker): RST to the
-    /// client (`tcp_disconnect`).
-    pub fn abort(&mut self, now: SimTime, c: ChildKey, out: &mut impl ServerOutput) {
-        if self.children.contains_key(c) {
-            self.forget_child(now, c, RstCause::ApplicationAbort, out);
-        }
-    }
-
     /// A segment arrives at the server host.
     pub fn on_segment(&mut self, now: SimTime, pkt: &Packet, out: &mut impl ServerOutput) {
         let tuple = pkt.tuple_at_receiver();
@@ -631,6 +624,12 @@ impl<H: ReuseportHooks> ServerStack<H> {
     /// Removes a child from the stack: ehash and, if still queued, its
     /// listener's accept queue.
     fn unlink_child(&mut self, c: ChildKey) -> Child {
+        // A pending Fast Open child that dies stops counting (`tcp_done`).
+        let child = &mut self.children[c];
+        if let Some(l) = child.tfo_listener.take() {
+            let listener = &mut self.listeners[l.index()];
+            listener.fastopen_pending = listener.fastopen_pending.saturating_sub(1);
+        }
         let child = self.children.remove(c).expect("live child");
         self.ehash.remove(&child.tuple);
         if let Some(l) = child.queued_on {

@@ -9,10 +9,13 @@
 mod harness;
 mod pair;
 
+mod app_close;
 mod client;
 mod close;
 mod deadline;
+mod defer_accept;
 mod fastopen;
+mod fastopen_queue;
 mod link;
 mod listener_segment;
 mod request;

@@ -34,6 +34,7 @@ impl Action {
             | Action::Close { at, .. }
             | Action::StopAccepting { at, .. }
             | Action::ResumeAccepting { at, .. }
+            | Action::Relisten { at, .. }
             | Action::Kill { at, .. }
             | Action::SetSysctl { at, .. }
             | Action::AttachPolicy { at, .. }

@@ -409,6 +409,10 @@ pub struct WorkerSpec {
     /// `TCP_FASTOPEN` queue length (0 = Fast Open off on this listener).
     #[serde(default)]
     pub fast_open_qlen: u32,
+    /// `TCP_DEFER_ACCEPT` in seconds on the listener (0 = off; nginx
+    /// `listen ... deferred`): rounded up to SYN-ACK timeouts (§5.3).
+    #[serde(default)]
+    pub defer_accept: u32,
     /// `IPV6_V6ONLY` on a wildcard IPv6 listener.
     #[serde(default)]
     pub v6only: bool,
@@ -658,7 +662,20 @@ pub enum Action {
         /// Worker.
         worker: String,
     },
-    /// The worker dies: its listener closes and its accepted connections are reset.
+    /// `listen(fd, backlog)` again on the listening socket the worker holds
+    /// (its own, or one it inherited): only the backlog changes, nothing
+    /// queued is evicted (§5.1; nginx re-listens inherited sockets with the
+    /// configured backlog on reload).
+    Relisten {
+        /// When.
+        at: Dur,
+        /// Worker.
+        worker: String,
+        /// The new `listen()` backlog (capped at `somaxconn`).
+        backlog: u32,
+    },
+    /// The worker's process exits: its listener closes (§5.7) and each
+    /// connection it accepted is closed, FIN or RST as Linux does (§5.10).
     Kill {
         /// When.
         at: Dur,

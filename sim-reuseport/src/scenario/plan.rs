@@ -217,6 +217,8 @@ pub struct WorkerPlan {
     pub syn_retries: u8,
     /// `TCP_FASTOPEN` queue length (0 = off).
     pub fast_open_qlen: u32,
+    /// `TCP_DEFER_ACCEPT` as SYN-ACK timeouts (`secs_to_retrans`; 0 = off).
+    pub defer_accept: u8,
     /// `IPV6_V6ONLY`.
     pub v6only: bool,
 }
@@ -383,7 +385,11 @@ pub enum Prim {
     StopAccepting(WorkerIx),
     /// The worker calls `accept()` again.
     ResumeAccepting(WorkerIx),
-    /// The worker dies: its listener closes, its accepted connections are reset.
+    /// `listen(fd, backlog)` on the listening socket the worker holds:
+    /// only the backlog changes (§5.1).
+    Relisten(WorkerIx, u32),
+    /// The worker's process exits: its listener closes, its accepted
+    /// connections are closed (§5.10).
     Kill(WorkerIx),
     /// Sets a sysctl (a name [`Sysctls::set`] accepts, with a valid value).
     SetSysctl {

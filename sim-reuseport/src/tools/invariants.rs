@@ -40,7 +40,7 @@ pub const CHECKS: [(&str, &str); 8] = [
     ),
     (
         OUTCOMES_ACCOUNTED,
-        "attempted = completed + refused + reset + timed_out + abandoned + in_flight",
+        "attempted = completed + refused + reset + timed_out + abandoned + eof + in_flight",
     ),
     (
         COUNTERS_AGREE,
@@ -223,13 +223,13 @@ pub fn check_run(scn: &Scenario, r: &Report, migrate: Option<bool>) -> Vec<Viola
 /// [`OUTCOMES_ACCOUNTED`].
 fn outcomes_accounted(r: &Report) -> Option<Violation> {
     let c = &r.connections;
-    let ended = c.completed + c.refused + c.reset + c.timed_out + c.abandoned + c.in_flight;
+    let ended = c.completed + c.refused + c.reset + c.timed_out + c.abandoned + c.eof + c.in_flight;
     (ended != c.attempted).then(|| {
         v(
             OUTCOMES_ACCOUNTED,
             format!(
-                "attempted {} but completed {} + refused {} + reset {} + timed_out {} + abandoned {} + in_flight {} = {}",
-                c.attempted, c.completed, c.refused, c.reset, c.timed_out, c.abandoned, c.in_flight, ended
+                "attempted {} but completed {} + refused {} + reset {} + timed_out {} + abandoned {} + eof {} + in_flight {} = {}",
+                c.attempted, c.completed, c.refused, c.reset, c.timed_out, c.abandoned, c.eof, c.in_flight, ended
             ),
         )
     })
@@ -289,6 +289,14 @@ fn counters_agree(r: &Report) -> Option<Violation> {
             m.connections_migrated
         ));
     }
+    // §5.10: only a close with unread data sends `application_abort`.
+    if r.rsts_sent("application_abort") != r.counter("TcpExtTCPAbortOnClose") {
+        bad.push(format!(
+            "application_abort RSTs {} but TCPAbortOnClose {}",
+            r.rsts_sent("application_abort"),
+            r.counter("TcpExtTCPAbortOnClose")
+        ));
+    }
     let overflows = r.drops("syn_accept_queue_full")
         + r.drops("final_ack_accept_queue_full")
         + r.drops("cookie_ack_accept_queue_full")
@@ -310,7 +318,45 @@ fn counters_agree(r: &Report) -> Option<Violation> {
     (!bad.is_empty()).then(|| v(COUNTERS_AGREE, bad.join("; ")))
 }
 
-/// [`QUEUE_LIMITS`], from the peaks: only a migration may exceed backlog+1.
+/// The largest backlog worker `name`'s own listener ever has: its
+/// `listen()` backlog, or a `relisten` (§5.1) by it or by a worker that
+/// inherited its listener (through any chain of handovers). A lowered
+/// backlog evicts nothing, so the peak is bounded by the largest one.
+fn max_backlog(scn: &Scenario, name: &str) -> u32 {
+    let mut holders = vec![name.to_string()];
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for a in &scn.timeline {
+            for p in a.expand() {
+                if let Action::Handover { from, to, .. } = p {
+                    if holders.contains(&from) && !holders.contains(&to) {
+                        holders.push(to);
+                        grew = true;
+                    }
+                }
+            }
+        }
+    }
+    let own = scn
+        .workers
+        .iter()
+        .find(|w| w.name == name)
+        .map_or(0, |w| w.backlog);
+    scn.timeline
+        .iter()
+        .flat_map(|a| a.expand())
+        .filter_map(|p| match p {
+            Action::Relisten {
+                worker, backlog, ..
+            } if holders.contains(&worker) => Some(backlog),
+            _ => None,
+        })
+        .fold(own, u32::max)
+}
+
+/// [`QUEUE_LIMITS`], from the peaks: only a migration may exceed backlog+1
+/// (the largest backlog the listener had, [`max_backlog`]).
 fn queue_limits(scn: &Scenario, r: &Report) -> Option<Violation> {
     let m = &r.migrations;
     // A request cloned onto a target by `reqsk_timer_handler` is counted in
@@ -327,7 +373,7 @@ fn queue_limits(scn: &Scenario, r: &Report) -> Option<Violation> {
         let Some(w) = scn.workers.iter().find(|w| w.name == l.worker) else {
             continue;
         };
-        let limit = w.backlog.saturating_add(1);
+        let limit = max_backlog(scn, &w.name).saturating_add(1);
         if m.accept_queue == 0 && l.peak_accept_queue > limit {
             over.push(format!(
                 "{}: accept queue peaked at {} > backlog+1 = {limit} with no migration at close",

@@ -7,7 +7,7 @@ use super::{
     arm_timer, end_seq, in_window, rearm_timer, rto_for, segment, ChildState, ServerEvent,
     ServerOutput, ServerStack, ServerTimer, Sock, TCP_ORPHAN_RETRIES, WINDOW,
 };
-use crate::cause::DropCause;
+use crate::cause::{DropCause, RstCause};
 use crate::hooks::ReuseportHooks;
 use crate::rtt::{
     rtt_us, tcp_model_timeout, timed_out, ts_now, ts_rtt_us, RttEstimator, DATA_RTO_BASE,
@@ -26,6 +26,9 @@ pub(super) struct Child {
     pub(super) snd_nxt: u32,
     pub(super) rcv_nxt: u32,
     pub(super) request_bytes: u32,
+    /// Request bytes the application has read (`copied_seq`): what
+    /// `__tcp_close` finds unread decides FIN or RST (§5.10).
+    pub(super) read_bytes: u32,
     pub(super) response_len: u32,
     pub(super) timer: Timer,
     /// `icsk_rto`.
@@ -55,6 +58,9 @@ pub(super) struct Child {
     /// `icsk_syn_retries` inherited from the listener (TCP_SYNCNT), 0 = sysctl.
     pub(super) syn_retries: u8,
     pub(super) migrated: bool,
+    /// The listener whose Fast Open queue this child counts in while its
+    /// handshake is pending (`tcp_rsk(req)->tfo_listener`, `rsk_listener`).
+    pub(super) tfo_listener: Option<ListenerId>,
     /// Opaque application tag (0 = none), set by the driver after accept().
     pub(super) app: u64,
 }
@@ -75,11 +81,12 @@ impl Child {
         p
     }
 
-    /// The response with FIN, as first sent.
+    /// The response with FIN, as first sent (a bare FIN when the
+    /// application closed without writing, §5.10).
     fn response(&self, now: SimTime) -> Packet {
         let mut p = segment(
             &self.tuple,
-            TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN,
+            fin_flags(self.response_len),
             self.snd_nxt.wrapping_sub(self.response_len + 1),
             self.rcv_nxt,
             self.response_len,
@@ -96,7 +103,89 @@ impl Child {
     }
 }
 
+/// How long an accepted pending Fast Open child that was reset keeps its
+/// Fast Open queue slot (`reqsk_fastopen_remove`: `jiffies + 60*HZ`).
+const TCP_FASTOPEN_RST_HOLD: SimDuration = SimDuration::from_secs(60);
+
+/// The flags of the segment that carries the application's close: PSH
+/// only when it carries data too.
+fn fin_flags(len: u32) -> TcpFlags {
+    if len > 0 {
+        TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN
+    } else {
+        TcpFlags::ACK | TcpFlags::FIN
+    }
+}
+
+/// What the application's `close()` of an accepted child did (§5.10).
+#[derive(Copy, Clone, Debug, PartialEq, Eq)]
+pub enum AppClose {
+    /// A FIN: the receive queue was empty (`tcp_close_state` + `tcp_send_fin`).
+    Fin,
+    /// An RST: request bytes were unread (`TCPAbortOnClose`).
+    Rst,
+    /// Nothing: the application had already closed it (the response and
+    /// its FIN are out), or the child is gone.
+    AlreadyClosed,
+}
+
 impl<H: ReuseportHooks> ServerStack<H> {
+    /// The application reads the request bytes received so far
+    /// (`tcp_recvmsg`): they are no longer unread at close (§5.10).
+    pub fn read_request(&mut self, c: ChildKey) {
+        if let Some(child) = self.children.get_mut(c) {
+            child.read_bytes = child.request_bytes;
+        }
+    }
+
+    /// The application closes an accepted child without answering
+    /// (`close()`, or the exit of its process; `__tcp_close`, §5.10): an
+    /// RST counted as `TCPAbortOnClose` if request bytes are unread, else a
+    /// FIN, after which the orphan waits for the client's FIN as after a
+    /// response, and answers new data with an RST (`TCPAbortOnData`).
+    /// Measured: `tools/kernel-probes/results/close_fin_vs_rst.txt`.
+    pub fn close_child(
+        &mut self,
+        now: SimTime,
+        c: ChildKey,
+        out: &mut impl ServerOutput,
+    ) -> AppClose {
+        let Some(child) = self.children.get(c) else {
+            return AppClose::AlreadyClosed;
+        };
+        if child.state == ChildState::FinWait {
+            return AppClose::AlreadyClosed;
+        }
+        if child.request_bytes > child.read_bytes {
+            self.counters.TcpExtTCPAbortOnClose += 1;
+            self.forget_child(now, c, RstCause::ApplicationAbort, out);
+            return AppClose::Rst;
+        }
+        self.respond(now, c, 0, out);
+        AppClose::Fin
+    }
+
+    /// `reqsk_fastopen_remove`: a pending Fast Open child stops counting in
+    /// its listener's Fast Open queue (handshake done, or the child dies).
+    /// An accepted child reset by the client on a listening listener holds
+    /// its slot 60 s more (`rskq_rst_head`). Measured:
+    /// `tools/kernel-probes/results/fastopen_queue.txt` (E2, E3a, E3b).
+    pub(super) fn fastopen_remove(&mut self, now: SimTime, c: ChildKey, reset: bool) {
+        let child = &mut self.children[c];
+        let Some(l) = child.tfo_listener.take() else {
+            return;
+        };
+        let accepted = child.queued_on.is_none();
+        let listener = &mut self.listeners[l.index()];
+        listener.fastopen_pending = listener.fastopen_pending.saturating_sub(1);
+        if reset && accepted && listener.is_listening() {
+            listener
+                .fastopen_rst
+                .push_back(now.saturating_add(TCP_FASTOPEN_RST_HOLD));
+            listener.fastopen_pending += 1;
+        }
+    }
+
     /// A child's current RTO (`icsk_rto`), if it still exists.
     pub fn child_rto(&self, c: ChildKey) -> Option<SimDuration> {
         self.children.get(c).map(|ch| ch.rto)
@@ -120,6 +209,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             snd_nxt: snd_isn.wrapping_add(1),
             rcv_nxt,
             request_bytes: 0,
+            read_bytes: 0,
             response_len: 0,
             timer: Timer::new(),
             rto: self.timers.quantize(TCP_TIMEOUT_INIT),
@@ -136,6 +226,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             last_oow_ack: None,
             syn_retries: 0,
             migrated,
+            tfo_listener: None,
             app: 0,
         });
         self.ehash.insert(tuple, Sock::Child(c));
@@ -153,10 +244,12 @@ impl<H: ReuseportHooks> ServerStack<H> {
             return;
         }
         child.response_len = len;
+        // The application read the request before answering it.
+        child.read_bytes = child.request_bytes;
         child.state = ChildState::FinWait;
         let mut pkt = segment(
             &child.tuple,
-            TcpFlags::ACK | TcpFlags::PSH | TcpFlags::FIN,
+            fin_flags(len),
             child.snd_nxt,
             child.rcv_nxt,
             len,
@@ -234,6 +327,17 @@ impl<H: ReuseportHooks> ServerStack<H> {
             self.child_rst(now, c, pkt, out);
             return;
         }
+        if flags.contains(TcpFlags::ACK)
+            && !flags.contains(TcpFlags::SYN)
+            && pkt
+                .ack
+                .wrapping_sub(self.children[c].snd_isn.wrapping_add(1)) as i32
+                >= 0
+        {
+            // An ACK of the SYN-ACK ends the Fast Open handshake, also
+            // after the application closed (`reqsk_fastopen_remove`).
+            self.fastopen_remove(now, c, false);
+        }
         let timers = self.timers;
         let rto_max = self.sysctls.rto_max();
         let child = &mut self.children[c];
@@ -305,6 +409,12 @@ impl<H: ReuseportHooks> ServerStack<H> {
                         );
                         out.notify(ServerEvent::ChildFinished { child: c });
                     }
+                } else if pkt.payload_len > 0 && pkt.seq == child.rcv_nxt {
+                    // New data after the application closed (RCV_SHUTDOWN):
+                    // `tcp_rcv_state_process` resets the orphan
+                    // (`TCPAbortOnData`) and the segment gets an RST (§5.10).
+                    self.counters.TcpExtTCPAbortOnData += 1;
+                    self.forget_child(now, c, RstCause::AbortOnData, out);
                 } else if pkt.payload_len > 0 {
                     out.transmit(child.ack(now), None);
                 }
@@ -332,6 +442,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             _ => exact,
         };
         if accepted {
+            self.fastopen_remove(now, c, true);
             self.destroy_child_silently(c, out);
             return;
         }

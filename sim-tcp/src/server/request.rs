@@ -133,11 +133,22 @@ impl<H: ReuseportHooks> ServerStack<H> {
         // Fast Open (`tcp_try_fastopen`): a child in SYN_RECV straight into
         // the accept queue, data queued (§5.7 note).
         let tfo = sys.tcp_fastopen;
-        if pkt.payload_len > 0
+        let fastopen = pkt.payload_len > 0
             && tfo & TFO_SERVER_ENABLE != 0
             && listener.options.fastopen_qlen > 0
-            && (pkt.fast_open || tfo & TFO_SERVER_COOKIE_NOT_REQD != 0)
-        {
+            && (pkt.fast_open || tfo & TFO_SERVER_COOKIE_NOT_REQD != 0);
+        // `tcp_fastopen_queue_check`: past the listener's TCP_FASTOPEN qlen
+        // the SYN's data is ignored and it becomes a normal request (§5.7
+        // note; fastopen_queue.txt E0).
+        let fastopen = fastopen && {
+            let ok = self.listeners[l.index()].fastopen_queue_check(now);
+            if !ok {
+                self.counters.TcpExtTCPFastOpenListenOverflow += 1;
+            }
+            ok
+        };
+        let listener = &self.listeners[l.index()];
+        if fastopen {
             self.counters.TcpExtTCPFastOpenPassive += 1;
             let syn_retries = listener.options.syn_retries;
             let c = self.new_child(
@@ -159,7 +170,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 TCP_TIMEOUT_INIT,
                 &self.timers,
             );
+            self.listeners[l.index()].fastopen_pending += 1;
             let child = &mut self.children[c];
+            child.tfo_listener = Some(l);
             child.syn_retries = syn_retries;
             child.rcv_nxt = child.rcv_nxt.wrapping_add(pkt.payload_len);
             child.request_bytes = pkt.payload_len;
@@ -319,7 +332,20 @@ impl<H: ReuseportHooks> ServerStack<H> {
             }
         }
         self.counters.TcpExtTCPTimeouts += 1;
-        if num_timeout >= max_retries {
+        // `syn_ack_recalc`: with TCP_DEFER_ACCEPT an `acked` request lives
+        // until the defer period is over and gets no SYN-ACK before its
+        // last timeout (defer_accept.txt: one SYN-ACK at 7.1 s for 5 s).
+        let defer = o.options.defer_accept;
+        let acked = self.requests[r].acked;
+        let (expire, resend) = if defer == 0 {
+            (num_timeout >= max_retries, true)
+        } else {
+            (
+                num_timeout >= max_retries && (!acked || num_timeout >= defer),
+                !acked || num_timeout + 1 >= defer,
+            )
+        };
+        if expire {
             if let Some(t) = migrated_to {
                 self.migration_failed(
                     MigrationPath::SynackTimer,
@@ -345,7 +371,9 @@ impl<H: ReuseportHooks> ServerStack<H> {
         // Retransmit the SYN-ACK from the owner and re-arm: the interval is
         // capped at TCP_RTO_MAX, not tcp_rto_max_ms (§2.1, §3), and goes
         // through the timer wheel (§3.1).
-        self.rtx_synack(now, r, out);
+        if resend {
+            self.rtx_synack(now, r, out);
+        }
         if num_timeout == 0 {
             self.listeners[owner.index()].syn_young -= 1;
         }
@@ -545,6 +573,21 @@ impl<H: ReuseportHooks> ServerStack<H> {
         if !has_ack {
             out.notify(ServerEvent::Dropped {
                 cause: DropCause::NoAckFlag,
+            });
+            return;
+        }
+        // TCP_DEFER_ACCEPT of S: a bare ACK (`end_seq == rcv_isn + 1`)
+        // within the defer period only marks the request `acked` (§5.3;
+        // defer_accept.txt: TCPDeferAcceptDrop 1 for the first bare ACK).
+        let defer = self.listeners[s.index()].options.defer_accept;
+        if self.requests[r].num_timeout < defer
+            && pkt.payload_len == 0
+            && !pkt.flags.contains(TcpFlags::FIN)
+        {
+            self.requests[r].acked = true;
+            self.counters.TcpExtTCPDeferAcceptDrop += 1;
+            out.notify(ServerEvent::Dropped {
+                cause: DropCause::DeferAcceptBareAck,
             });
             return;
         }

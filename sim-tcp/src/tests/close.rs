@@ -225,19 +225,3 @@ fn close_migration_to_a_target_that_is_not_listening_forgets_child_5_7_step4() {
     assert_eq!(srv.stack.counters.TcpExtTCPMigrateReqFailure, 1);
     assert_eq!(srv.qs(b).2, 0);
 }
-
-#[test]
-fn abort_of_accepted_child_sends_rst_ack_with_application_abort_cause() {
-    let mut srv = Srv::new(Sysctls::default());
-    let l = srv.listener(16);
-    let isn = srv.handshake(ms(0), 5001);
-    let c = srv.stack.accept(l).unwrap().unwrap();
-    srv.drain();
-    srv.advance(ms(3));
-    srv.stack.abort(ms(3), c, &mut srv.out);
-    let sent = srv.drain_pkts();
-    assert_eq!(sent.len(), 1);
-    assert_eq!(sent[0].rst, Some(RstCause::ApplicationAbort));
-    assert_eq!((sent[0].pkt.flags, sent[0].pkt.seq), (RSTACK, isn + 1));
-    assert_eq!(srv.stack.child(c), None);
-}

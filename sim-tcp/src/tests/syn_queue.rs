@@ -200,3 +200,57 @@ fn somaxconn_caps_listen_backlog_5_1() {
     assert_eq!(srv.l(l).backlog, 0);
     assert_eq!(srv.stack.hooks.listens.len(), 1, "no second join");
 }
+
+#[test]
+fn proven_peer_is_exempt_from_the_quarter_rule_5_2_step3() {
+    // `tcp_peer_is_proven`: a peer with an RTT in the namespace's metrics
+    // cache (written by `tcp_update_metrics` when a connection with it
+    // closed) still gets a request when less than a quarter of
+    // tcp_max_syn_backlog is free; an unproven one is dropped. Measured on
+    // 6.18 (tools/kernel-probes/results/proven_peer.txt): after one closed
+    // connection from 10.0.0.1, its connect() got a SYN-ACK while the
+    // spoofed SYNs filled the queue; without it, the SYN was dropped.
+    let mut srv = Srv::new(sysctls(&[
+        ("tcp_syncookies", 0),
+        ("tcp_max_syn_backlog", 8),
+    ]));
+    let l = srv.listener(100);
+    // One whole connection from 10.0.1.1 with a 1 ms handshake RTT.
+    srv.recv(ms(0), syn(5001));
+    let isn = srv.server_isn(5001);
+    srv.recv(ms(1), final_ack(5001, isn));
+    srv.recv(ms(1), seg(5001, ACK | PSH, cisn(5001) + 1, isn + 1, 100));
+    let c = srv.stack.accept(l).unwrap().unwrap();
+    srv.stack.respond(ms(1), c, 1000, &mut srv.out);
+    srv.recv(ms(2), seg(5001, ACK | FIN, cisn(5001) + 101, isn + 1002, 0));
+    assert_eq!(srv.stack.child(c), None, "closed: the metrics are written");
+    let server_ip = server_addr().ip();
+    let rtt = srv
+        .stack
+        .metrics
+        .cached_rtt(ms(2), server_ip, client_addr(5001).ip());
+    assert!(rtt.is_some(), "the server cached the peer's RTT");
+    // Spoofed SYNs fill the SYN queue to 7 of 8 (their SYN-ACKs vanish).
+    for i in 1..=7u8 {
+        let src = std::net::SocketAddr::new([10, 0, 3, i].into(), 7000);
+        srv.recv(ms(3), seg_between(src, server_addr(), SYN, 1, 0, 0));
+    }
+    assert_eq!(srv.qs(l).0, 7);
+    srv.drain();
+    // Proven 10.0.1.1: a request despite 8 - 7 < 8 / 4.
+    srv.recv(ms(4), syn(5002));
+    assert_eq!(srv.drain(), vec![(ms(4), SYNACK, 5002, None)]);
+    assert_eq!(srv.qs(l).0, 8);
+    // Unproven 10.0.2.1: dropped (ListenDrops only, no TCPReqQFullDrop).
+    let other = std::net::SocketAddr::new([10, 0, 2, 1].into(), 5003);
+    srv.recv(ms(5), seg_between(other, server_addr(), SYN, 1, 0, 0));
+    assert_eq!(srv.drain(), vec![]);
+    assert_eq!(
+        srv.events().last(),
+        Some(&ServerEvent::Dropped {
+            cause: DropCause::SynBacklogQuarter
+        })
+    );
+    let cnt = &srv.stack.counters;
+    assert_eq!((cnt.TcpExtListenDrops, cnt.TcpExtTCPReqQFullDrop), (1, 0));
+}

@@ -67,6 +67,7 @@ pub fn run_result(
             reset: c.reset,
             timed_out: c.timed_out,
             abandoned: 0,
+            eof: c.eof_before_response,
             in_flight: c.in_flight,
         },
         resets_by_cause: Vec::new(),

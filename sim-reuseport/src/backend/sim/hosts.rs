@@ -125,6 +125,7 @@ impl Hosts {
                 ListenerOptions {
                     syn_retries: w.syn_retries,
                     fastopen_qlen: w.fast_open_qlen,
+                    defer_accept: w.defer_accept,
                     v6only: w.v6only,
                 },
             );

@@ -112,6 +112,7 @@ impl Stats {
             }
             ClientOutcome::TimedOut => c.timed_out += 1,
             ClientOutcome::Abandoned => c.abandoned += 1,
+            ClientOutcome::Eof => c.eof += 1,
         }
         if let Some(t) = established_at {
             let _ = self

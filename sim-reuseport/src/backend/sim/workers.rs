@@ -119,6 +119,12 @@ impl Workers {
         self.list[w.index()].backlog
     }
 
+    /// A `relisten` set worker `w`'s backlog (a later `listen` after a
+    /// shutdown uses it).
+    pub(super) fn set_backlog(&mut self, w: WorkerIx, backlog: u32) {
+        self.list[w.index()].backlog = backlog;
+    }
+
     /// Each worker's name, server, host and own listener, in worker order.
     pub(super) fn iter(&self) -> impl Iterator<Item = (&str, ServerIx, HostIx, ListenerId)> + '_ {
         self.list
@@ -148,7 +154,7 @@ impl Workers {
     }
 
     /// Worker `w` dies: it stops accepting; returns the children it
-    /// accepted, which the caller aborts.
+    /// accepted, which the caller closes (§5.10).
     pub(super) fn kill(&mut self, w: WorkerIx, stack: &Stack) -> Vec<ChildKey> {
         self.list[w.index()].accepting = false;
         stack.children_tagged(|t| t != 0 && AppTag(t).worker() == w)
@@ -263,6 +269,9 @@ impl Workers {
         io: &mut (impl ServerOutput + WorkerOut),
     ) {
         let worker = &self.list[w.index()];
+        // The worker reads the request, then works on it (§5.10: a close
+        // from now on sends a FIN, not an RST).
+        stack.read_request(child);
         if worker.service_time == SimDuration::ZERO {
             // `respond` reports no `ServerEvent`: answering inside the
             // caller's stack call has the same effects, in the same order,

@@ -443,9 +443,37 @@ impl<'a> World<'a> {
                     });
                 }
                 if let Prim::Kill(_) = prim {
+                    // The process exits: each accepted child is closed, FIN
+                    // or RST by whether its request is unread (§5.10).
                     let stack = self.hosts.stack(h).expect("a worker's host runs a server");
                     for c in self.workers.kill(w, stack) {
-                        self.with_stack(now, h, |stack, _, io| stack.abort(now, c, io));
+                        self.with_stack(now, h, |stack, _, io| {
+                            stack.close_child(now, c, io);
+                            stack.set_app_tag(c, 0);
+                        });
+                    }
+                }
+            }
+            Prim::Relisten(w, backlog) => {
+                // §5.1: `listen()` on a listening socket only sets its
+                // backlog (nothing queued is evicted). On a socket that is
+                // no longer listening it would resurrect or fail: nothing.
+                let h = self.workers.host(w);
+                match self.workers.listener(w) {
+                    Some(l) if self.hosts.listener(h, l).is_listening() => {
+                        self.hosts.listen(h, l, backlog, w);
+                        if self.workers.own_listener(w).1 == l {
+                            self.workers.set_backlog(w, backlog);
+                        }
+                    }
+                    _ => {
+                        if self.tap.tracing() {
+                            self.tap.trace_event(
+                                now,
+                                "relisten_refused",
+                                "the socket is not listening".into(),
+                            );
+                        }
                     }
                 }
             }

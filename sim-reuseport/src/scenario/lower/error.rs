@@ -106,6 +106,9 @@ error_kinds! {
     ClosedFd,
     /// An action of a worker after it was killed (its process is gone).
     WorkerKilled,
+    /// A `relisten` by a worker that has not listened (nor inherited a
+    /// listener) by then: there is no listening socket to call it on.
+    RelistenBeforeListen,
     /// A wildcard server whose host has no address of its family to connect to.
     NoServerAddress,
     /// A client host without an address of the server's family.

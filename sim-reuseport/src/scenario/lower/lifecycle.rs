@@ -73,9 +73,10 @@ pub(super) fn check_lifecycle(
     for &i in order {
         let s = &steps[i];
         let (uses, after): (Uses, Option<(WorkerIx, Life)>) = match s.prim {
-            Prim::Listen(w) | Prim::Shutdown(w) | Prim::ResumeAccepting(w) => {
-                (vec![(w, Use::Fd)], None)
-            }
+            Prim::Listen(w)
+            | Prim::Relisten(w, _)
+            | Prim::Shutdown(w)
+            | Prim::ResumeAccepting(w) => (vec![(w, Use::Fd)], None),
             Prim::Close(w) => (vec![(w, Use::Fd)], Some((w, Life::Closed(i)))),
             Prim::Kill(w) => (vec![(w, Use::Process)], Some((w, Life::Killed(i)))),
             Prim::StopAccepting(w) => (vec![(w, Use::Process)], None),

@@ -24,7 +24,7 @@ use error::LowerErrorKind as K;
 use lifecycle::{check_lifecycle, declared_origins};
 use sim_core::{SimDuration, SimTime};
 use std::collections::BTreeSet;
-use timeline::check_heirs;
+use timeline::{check_heirs, check_relistens};
 
 /// Longest delay a scenario may give (latency, jitter, service time, accept
 /// interval, burst spacing), like the longest duration: no deadline can
@@ -94,6 +94,7 @@ pub fn lower(scn: &Scenario) -> Result<Plan> {
     check_lifecycle(&order, &timeline, &origins, &workers)?;
     timeline.sort_by_key(|s| s.at);
     check_heirs(&timeline, &workers)?;
+    check_relistens(&timeline, &workers)?;
     if workers.len() > MAX_WORKERS {
         return Err(LowerError::new(
             K::TooManyWorkers,

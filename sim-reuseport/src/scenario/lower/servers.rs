@@ -124,6 +124,7 @@ impl Cx<'_> {
                 generation: w.generation,
                 syn_retries: w.syn_retries,
                 fast_open_qlen: w.fast_open_qlen,
+                defer_accept: sim_tcp::secs_to_retrans(w.defer_accept),
                 v6only: w.v6only,
             });
             if let Some(t) = w.listen_at {

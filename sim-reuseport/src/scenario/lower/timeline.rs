@@ -107,6 +107,12 @@ impl Cx<'_> {
                 Prim::ResumeAccepting(w(worker, "worker")?),
                 format!("resume_accepting {worker}"),
             ),
+            Action::Relisten {
+                worker, backlog, ..
+            } => (
+                Prim::Relisten(w(worker, "worker")?, *backlog),
+                format!("relisten {worker} backlog {backlog}"),
+            ),
             Action::Kill { worker, .. } => {
                 (Prim::Kill(w(worker, "worker")?), format!("kill {worker}"))
             }
@@ -241,6 +247,37 @@ fn old_not_new(base: &str, a: &Action) -> Result<()> {
                      declare a new worker (with \"listen_at\": null) for the new generation"
                 ),
             ));
+        }
+    }
+    Ok(())
+}
+
+/// A `relisten` needs a socket the worker has made listen (its own
+/// `listen`) or inherited (`handover`) at or before that instant, in plan
+/// order. Whether it is still listening then (not closed or shut down) is
+/// decided at run time: a `relisten` of a socket that is not listening does
+/// nothing (traced), since `listen()` on a shut-down one would resurrect it
+/// (§5.9), which is the `listen` action's job.
+pub(super) fn check_relistens(timeline: &[Step], workers: &[WorkerPlan]) -> Result<()> {
+    let mut holds = BTreeSet::new();
+    for s in timeline {
+        match s.prim {
+            Prim::Listen(w) | Prim::Handover { to: w, .. } => {
+                holds.insert(w);
+            }
+            Prim::Relisten(w, _) if !holds.contains(&w) => {
+                return Err(LowerError::new(
+                    K::RelistenBeforeListen,
+                    "timeline",
+                    format!(
+                        "`{}` at {}: worker `{}` has no listening socket yet (it needs a `listen` or a `handover` to it first)",
+                        s.label,
+                        s.at,
+                        workers[w.index()].name
+                    ),
+                ));
+            }
+            _ => {}
         }
     }
     Ok(())

@@ -500,3 +500,73 @@ fn the_context_probe_sees_the_listener_and_the_migrating_child() {
         }
     }
 }
+
+/// A kernel-backend map write (`sim_kernel::MapEntry`) as a scenario's
+/// `map_update` action or initial map entry.
+fn entry_json(e: &sim_kernel::MapEntry, names: &[String]) -> Value {
+    use sim_kernel::MapDatum as D;
+    let datum = |d: &D| match d {
+        D::U32(v) => json!(v),
+        D::U64(v) => json!({"hex": hex(&v.to_le_bytes())}),
+        D::Bytes(b) => json!({"hex": hex(b)}),
+        D::ListenerFd(w) => json!({"worker": names[*w]}),
+        D::ListenerCookie(w) => json!({"cookie": names[*w]}),
+    };
+    json!({"map": e.map, "key": datum(&e.key), "value": datum(&e.value)})
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+/// `newest_generation` and its C twin: `policy.o` with `newest[]` and
+/// `config.newest_len` rewritten at every listen and close, exactly as the
+/// kernel backend's user space writes them (`backend::kernel::policy`), on
+/// `bpf-steer-new-generation` with `pass` on migration (`least_loaded` reads
+/// accept-queue lengths, which no `SK_REUSEPORT` program can see: its twin
+/// needs user space to publish every enqueue, so it has no static twin).
+#[test]
+fn newest_generation_and_its_c_twin_give_identical_outcomes() {
+    use sim_reuseport::backend::kernel::policy::Policies;
+    let mut decl: Value =
+        serde_json::from_str(&scenario_text("bpf-steer-new-generation.json")).unwrap();
+    decl["policies"][0]["on_migrate"] = json!("pass");
+    let names: Vec<String> = decl["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| w["name"].as_str().unwrap().to_string())
+        .collect();
+    let plan = lower(&from_json(&decl)).unwrap();
+    let mut policies = Policies::new(&plan).unwrap();
+    let mut writes = Vec::new();
+    for s in &plan.timeline {
+        for a in policies.after(&s.prim) {
+            let sim_kernel::Action::MapUpdate { entry, .. } = a else {
+                panic!("only map updates follow a step: {a:?}")
+            };
+            let mut w = entry_json(&entry, &names);
+            w["at"] = json!(format!("{}ns", s.at.as_nanos()));
+            w["do"] = json!("map_update");
+            w["policy"] = decl["policies"][0]["name"].clone();
+            writes.push(w);
+        }
+    }
+    let spec = policies.into_specs().remove(0);
+    let mut twin = decl.clone();
+    let p = &decl["policies"][0];
+    twin["policies"][0] = json!({
+        "name": p["name"], "kind": p["kind"], "via": p["via"], "attach_at": p["attach_at"],
+        "bpf": {"object": "../sim-bpf/fixtures/policy.o", "program": spec.program,
+                "maps": spec.initial_entries.iter().map(|e| entry_json(e, &names)).collect::<Vec<_>>()}
+    });
+    twin["timeline"].as_array_mut().unwrap().extend(writes);
+    let (decl, twin) = (from_json(&decl), from_json(&twin));
+    for migrate in [Some(false), Some(true)] {
+        let d = run_with(&decl, migrate);
+        let b = run_with(&twin, migrate);
+        assert!(d.connections.completed > 0);
+        assert_eq!(outcome(&b), outcome(&d), "migrate={migrate:?}");
+        assert!(b.policies[0].bpf.as_ref().unwrap().map_errors.is_empty());
+    }
+}

@@ -257,10 +257,13 @@ impl Policy {
                         }
                     }
                     Rule::NewestGeneration => {
-                        let candidates: Vec<(ListenerId, u32)> = live
+                        // In socket-array order: the slots user space wrote,
+                        // all a real program can see (it has no view of the
+                        // group's own order, which swap-removes reshuffle).
+                        let candidates: Vec<(ListenerId, u32)> = self
+                            .sockarray
                             .iter()
-                            .copied()
-                            .filter(|&(l, _)| self.sockarray.contains(&l))
+                            .filter_map(|&l| live.iter().find(|&&(x, _)| x == l).copied())
                             .collect();
                         match candidates.iter().map(|&(_, g)| g).max() {
                             None => PolicyDecision::Pass,
@@ -276,11 +279,13 @@ impl Policy {
                             }
                         }
                     }
-                    Rule::LeastLoaded => live
+                    // Ties go to the first slot, as in `policy.c`.
+                    Rule::LeastLoaded => self
+                        .sockarray
                         .iter()
-                        .filter(|&&(l, _)| self.sockarray.contains(&l))
-                        .min_by_key(|&&(l, _)| listeners[l.index()].ack_backlog())
-                        .map_or(PolicyDecision::Pass, |&(l, _)| PolicyDecision::Pick(l)),
+                        .filter(|&&l| live.iter().any(|&(x, _)| x == l))
+                        .min_by_key(|&&l| listeners[l.index()].ack_backlog())
+                        .map_or(PolicyDecision::Pass, |&l| PolicyDecision::Pick(l)),
                     Rule::MapByClosingListener {
                         targets,
                         missing_drop,

@@ -44,9 +44,10 @@ fn latency_matches_the_configuration_in_both_families() {
         let r = run(&spec, &opts).expect("run");
         let c = r.outcome_counts();
         assert_eq!((c.attempted, c.completed), (30, 30), "{name}: {c:?}");
-        // Never faster than configured; the median within 2 ms of it; every
+        // Never faster than configured; the median within 5 ms of it; every
         // handshake within 20 ms (a loaded 2-core machine delays a thread
-        // now and then, even at real-time priority).
+        // now and then, even at real-time priority: at load average 10 every
+        // handshake of one run came 3.0-3.7 ms late, 2026-12-06).
         let mut hs: Vec<u64> = r
             .connections
             .iter()
@@ -55,7 +56,7 @@ fn latency_matches_the_configuration_in_both_families() {
         hs.sort_unstable();
         assert!(hs[0] >= 40_000_000, "{name}: handshakes {hs:?} ns");
         assert!(
-            hs[hs.len() / 2] < 42_000_000,
+            hs[hs.len() / 2] < 45_000_000,
             "{name}: handshakes {hs:?} ns"
         );
         assert!(

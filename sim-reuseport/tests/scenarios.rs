@@ -419,6 +419,22 @@ fn check_property(file: &str, cmp: &Comparison) {
             assert!(off.connections.reset > 0, "{file}");
             assert_eq!(on.connections.reset, 0, "{file}");
         }
+        "incoming-cpu-pinned.json" => {
+            // §4.2 exact form with SO_INCOMING_CPU (tests/incoming_cpu.rs
+            // runs the same host without the close: spare gets nothing).
+            let accepted =
+                |r: &Report, w: &str| r.listeners.iter().find(|l| l.worker == w).unwrap().accepted;
+            for r in [off, on] {
+                // spare is only chosen by the hash fallback after w1 closed.
+                assert!(accepted(r, "spare") > 0, "{file}");
+                assert!(accepted(r, "spare") < accepted(r, "w1"), "{file}");
+                assert!(accepted(r, "w0") > accepted(r, "w1"), "{file}");
+            }
+            assert!(off.connections_reset_by("listener_close_child") > 0);
+            assert_eq!(on.connections.reset, 0, "{file}");
+            assert!(on.migrations.accept_queue > 0, "{file}");
+            assert_eq!(on.migrations.failed, 0, "{file}");
+        }
         other => panic!("{other}: add the property this scenario shows to check_property"),
     }
 }

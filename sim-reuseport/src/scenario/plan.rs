@@ -103,6 +103,8 @@ pub struct HostPlan {
     pub sysctls: Sysctls,
     /// Its kernel's timer granularity (`CONFIG_HZ`, wheel or exact, §3.1).
     pub timers: sim_core::TimerModel,
+    /// Its CPU count (>= 1), over which RSS spreads flows.
+    pub cpus: u16,
 }
 
 /// A bidirectional link between two different hosts (at most one per pair).
@@ -219,6 +221,8 @@ pub struct WorkerPlan {
     pub fast_open_qlen: u32,
     /// `IPV6_V6ONLY`.
     pub v6only: bool,
+    /// `SO_INCOMING_CPU` (< its host's `cpus`), if set.
+    pub incoming_cpu: Option<u16>,
 }
 
 /// What a policy does for one kind of call, with workers resolved.

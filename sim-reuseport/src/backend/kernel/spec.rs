@@ -27,6 +27,12 @@ pub fn kernel_spec(plan: &Plan, seed: u64, migrate: Option<bool>) -> Result<Kern
         .iter()
         .map(client)
         .collect::<Result<Vec<_>, _>>()?;
+    if let Some(w) = plan.workers.iter().find(|w| w.incoming_cpu.is_some()) {
+        return Err(RunError::Unsupported(format!(
+            "worker {}: incoming_cpu (SO_INCOMING_CPU) needs the scenario's CPUs and RSS, which the namespaces on this machine do not have",
+            w.name
+        )));
+    }
     let mut policies = Policies::new(plan)?;
     let timeline = timeline(plan, migrate, &mut policies);
     Ok(KernelSpec {

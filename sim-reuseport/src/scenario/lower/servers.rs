@@ -113,6 +113,17 @@ impl Cx<'_> {
                     "must be at least 1",
                 ));
             }
+            let host = servers[server.index()].host;
+            if let Some(cpu) = w.incoming_cpu {
+                let cpus = self.host_cpus(host);
+                if cpu >= cpus {
+                    return Err(LowerError::new(
+                        K::IncomingCpuOutOfRange,
+                        format!("workers[{i}].incoming_cpu"),
+                        format!("CPU {cpu} is not a CPU of its host, which has {cpus} (0..{cpus})"),
+                    ));
+                }
+            }
             workers.push(WorkerPlan {
                 name: w.name.clone(),
                 server,
@@ -125,6 +136,7 @@ impl Cx<'_> {
                 syn_retries: w.syn_retries,
                 fast_open_qlen: w.fast_open_qlen,
                 v6only: w.v6only,
+                incoming_cpu: w.incoming_cpu,
             });
             if let Some(t) = w.listen_at {
                 timeline.push(Step {

@@ -413,6 +413,13 @@ pub struct WorkerSpec {
     /// processed on this CPU (< the host's `cpus`; default unset).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub incoming_cpu: Option<u16>,
+    /// CPU time of each `accept()` on the host's CPUs (default none: with
+    /// `cpu_per_request` also unset, the worker uses no CPU model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_per_accept: Option<Dur>,
+    /// CPU time of handling each request, before `service_time` runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_per_request: Option<Dur>,
 }
 
 /// The arrival process of a client population.

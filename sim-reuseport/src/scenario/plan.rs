@@ -223,6 +223,11 @@ pub struct WorkerPlan {
     pub v6only: bool,
     /// `SO_INCOMING_CPU` (< its host's `cpus`), if set.
     pub incoming_cpu: Option<u16>,
+    /// CPU time of each `accept()` (bounded; zero = none).
+    pub cpu_per_accept: SimDuration,
+    /// CPU time of each request (bounded; zero = none). Both zero: the
+    /// fixed-delay model.
+    pub cpu_per_request: SimDuration,
 }
 
 /// What a policy does for one kind of call, with workers resolved.

@@ -137,6 +137,14 @@ impl Cx<'_> {
                 fast_open_qlen: w.fast_open_qlen,
                 v6only: w.v6only,
                 incoming_cpu: w.incoming_cpu,
+                cpu_per_accept: self.bounded(
+                    w.cpu_per_accept.map_or(SimDuration::ZERO, |d| d.0),
+                    format!("workers[{i}].cpu_per_accept"),
+                )?,
+                cpu_per_request: self.bounded(
+                    w.cpu_per_request.map_or(SimDuration::ZERO, |d| d.0),
+                    format!("workers[{i}].cpu_per_request"),
+                )?,
             });
             if let Some(t) = w.listen_at {
                 timeline.push(Step {

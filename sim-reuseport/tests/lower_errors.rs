@@ -148,6 +148,11 @@ fn case(kind: LowerErrorKind) -> (Value, &'static str) {
             "hosts[0].sysctls.tcp_migrate_req",
         ),
         K::BadHz => (with(|v| v["hosts"][0]["hz"] = json!(200)), "hosts[0].hz"),
+        K::CpusZero => (with(|v| v["hosts"][0]["cpus"] = json!(0)), "hosts[0].cpus"),
+        K::IncomingCpuOutOfRange => (
+            with(|v| v["workers"][0]["incoming_cpu"] = json!(1)),
+            "workers[0].incoming_cpu",
+        ),
         K::TimeoutZero => (
             with(|v| v["clients"][0]["request_timeout"] = json!("0s")),
             "clients[0].request_timeout",

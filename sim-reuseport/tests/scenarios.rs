@@ -462,6 +462,43 @@ fn check_property(file: &str, cmp: &Comparison) {
             assert!(off.connections.reset > 0, "{file}");
             assert_eq!(on.connections.reset, 0, "{file}");
         }
+        "incoming-cpu-pinned.json" => {
+            // §4.2 exact form with SO_INCOMING_CPU (tests/incoming_cpu.rs
+            // runs the same host without the close: spare gets nothing).
+            let accepted =
+                |r: &Report, w: &str| r.listeners.iter().find(|l| l.worker == w).unwrap().accepted;
+            for r in [off, on] {
+                // spare is only chosen by the hash fallback after w1 closed.
+                assert!(accepted(r, "spare") > 0, "{file}");
+                assert!(accepted(r, "spare") < accepted(r, "w1"), "{file}");
+                assert!(accepted(r, "w0") > accepted(r, "w1"), "{file}");
+            }
+            assert!(off.connections_reset_by("listener_close_child") > 0);
+            assert_eq!(on.connections.reset, 0, "{file}");
+            assert!(on.migrations.accept_queue > 0, "{file}");
+            assert_eq!(on.migrations.failed, 0, "{file}");
+        }
+        "worker-cpu-saturation.json" => {
+            // Application CPU on a saturated 2-CPU host (tests/app_cpu.rs
+            // compares with the fixed service time): old workers' queues
+            // hold children at close.
+            assert!(off.connections.reset > 0, "{file}");
+            assert_eq!(
+                off.connections_reset_by("listener_close_child") + 1,
+                off.connections.reset,
+                "{file}: §7 A, and one request in flight (§7 B)"
+            );
+            assert_eq!(on.connections.reset, 0, "{file}");
+            assert_eq!(on.connections.completed, on.connections.attempted);
+            assert!(on.migrations.accept_queue > 0, "{file}");
+            // Queues built up on every old listener before the close.
+            for r in [off, on] {
+                assert!(
+                    r.listeners.iter().take(4).all(|l| l.peak_accept_queue > 50),
+                    "{file}"
+                );
+            }
+        }
         other => panic!("{other}: add the property this scenario shows to check_property"),
     }
 }

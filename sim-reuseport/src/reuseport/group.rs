@@ -1,6 +1,7 @@
 //! Reuseport groups (`struct sock_reuseport`, `net/core/sock_reuseport.c`),
 //! the listener table, selection (§4.2) and migration targets (§4.3).
 
+use super::incoming_cpu;
 use crate::policy::{Policy, PolicyContext, PolicyDecision, PolicyStats};
 use crate::reuseport::bpf::{BpfReport, Call, GroupCtx};
 use serde::Serialize;
@@ -162,6 +163,8 @@ struct Member {
     group: Option<GroupId>,
     /// Worker generation, for policies that steer to the newest workers.
     generation: u32,
+    /// `sk_incoming_cpu` as set by `SO_INCOMING_CPU` (`None` = -1).
+    incoming_cpu: Option<u16>,
 }
 
 /// All reuseport groups of one network namespace, the listener table (the
@@ -186,6 +189,11 @@ pub struct ReuseportTable {
     now: SimTime,
     /// The first runtime fault of a `bpf` policy: the run stops with it.
     fault: Option<String>,
+    /// The host's CPU count (RSS spreads flows over them); 0 = one CPU.
+    cpus: u16,
+    /// Whether any listener set `SO_INCOMING_CPU` (the fast path skips
+    /// counting a group's `incoming_cpu` when none did).
+    any_incoming_cpu: bool,
 }
 
 fn family_compatible(listener: IpAddr, packet_local: IpAddr, v6only: bool) -> bool {
@@ -222,6 +230,45 @@ impl ReuseportTable {
     /// Sets the worker generation of `l` (used by `newest_generation` policies).
     pub fn set_generation(&mut self, l: ListenerId, generation: u32) {
         self.member(l).generation = generation;
+    }
+
+    /// Sets the host's CPU count (the packet's CPU is `rss_cpu(hash, cpus)`).
+    pub fn set_cpus(&mut self, cpus: u16) {
+        self.cpus = cpus;
+    }
+
+    /// `setsockopt(SO_INCOMING_CPU)` on `l` (before it joins a group here,
+    /// so `reuse->incoming_cpu` is counted from the members' values).
+    pub fn set_incoming_cpu(&mut self, l: ListenerId, cpu: Option<u16>) {
+        self.any_incoming_cpu |= cpu.is_some();
+        self.member(l).incoming_cpu = cpu;
+    }
+
+    /// `reuse->incoming_cpu`: members of both sections with the option set.
+    fn incoming_cpu_count(&self, g: GroupId) -> usize {
+        let group = &self.groups[g.0 as usize];
+        let set = |l: &ListenerId| {
+            self.members
+                .get(l.index())
+                .is_some_and(|m| m.incoming_cpu.is_some())
+        };
+        group.live().filter(set).count() + group.closed().filter(set).count()
+    }
+
+    /// `reuseport_select_sock_by_hash` (§4.2, exact form with
+    /// `SO_INCOMING_CPU`): the packet's CPU is the flow's RSS CPU.
+    fn select_sock_by_hash(&self, g: GroupId, hash: u32) -> Option<ListenerId> {
+        let group = &self.groups[g.0 as usize];
+        if !self.any_incoming_cpu {
+            return group.select_by_hash(hash);
+        }
+        incoming_cpu::select_sock_by_hash(
+            &group.socks[..group.num_socks],
+            hash,
+            self.incoming_cpu_count(g),
+            incoming_cpu::rss_cpu(hash, self.cpus),
+            |l| self.members.get(l.index()).and_then(|m| m.incoming_cpu),
+        )
     }
 
     /// Registers a policy; returns its index.
@@ -593,7 +640,7 @@ impl ReuseportHooks for ReuseportTable {
             Some(PolicyDecision::Drop) => return Selection::PolicyDrop,
             Some(PolicyDecision::Pass) | None => {}
         }
-        match self.groups[g.0 as usize].select_by_hash(hash) {
+        match self.select_sock_by_hash(g, hash) {
             Some(l) => Selection::Listener(l),
             None => Selection::NoListener,
         }
@@ -613,18 +660,18 @@ impl ReuseportHooks for ReuseportTable {
             return MigrateOutcome::Fail(MigrateFailure::NoLiveMember);
         }
         let hash = migrating.hash();
+        // `reuseport_migrate_sock` scales with `raw_smp_processor_id()` too:
+        // the model takes the flow's RSS CPU, where its packets and its
+        // request timer run (the close path runs on the closing process's
+        // CPU, not modelled).
         let ctx = PolicyContext::from_migrating(migrating);
         let call = Call::Migrate { migrating };
         let target = match self.run_policy(listeners, g, ctx, closed, Some(closed), hash, call) {
             Some(PolicyDecision::Pick(l)) => l,
             Some(PolicyDecision::Drop) => return MigrateOutcome::Fail(MigrateFailure::PolicyDrop),
             // PassNoPick falls back to hash regardless of the sysctl.
-            Some(PolicyDecision::Pass) => self.groups[g.0 as usize]
-                .select_by_hash(hash)
-                .expect("live member"),
-            None if migrate_req => self.groups[g.0 as usize]
-                .select_by_hash(hash)
-                .expect("live member"),
+            Some(PolicyDecision::Pass) => self.select_sock_by_hash(g, hash).expect("live member"),
+            None if migrate_req => self.select_sock_by_hash(g, hash).expect("live member"),
             None => return MigrateOutcome::Fail(MigrateFailure::SysctlOff),
         };
         MigrateOutcome::Target(target)
@@ -820,6 +867,75 @@ mod tests {
             ..tuple
         };
         assert_eq!(t.select(&ls, &other, 0, false), Selection::NoListener);
+    }
+
+    #[test]
+    fn incoming_cpu_steers_selection_and_migration_to_the_flows_cpu_4_2() {
+        // docs/linux-semantics/so-incoming-cpu.md, probe row "L0 unset,
+        // L1=0, L2 unset": CPU-0 flows all go to L1; CPU-1 flows hash over
+        // all three. Migration targets follow the same rule.
+        let ls = listeners(3);
+        let mut t = ReuseportTable::new();
+        t.set_cpus(2);
+        t.set_incoming_cpu(ListenerId(1), Some(0));
+        listen_all(&mut t, &ls, 3);
+        let g = t.group_of(ListenerId(0)).unwrap();
+        assert_eq!(t.incoming_cpu_count(g), 1);
+        let tuple = FourTuple {
+            local: "10.0.0.1:443".parse().unwrap(),
+            remote: "10.0.1.1:5000".parse().unwrap(),
+        };
+        let (mut cpu1, mut cpu1_l1) = (0, 0);
+        for k in 0..256u32 {
+            let hash = k.wrapping_mul(0x9E37_79B9);
+            let Selection::Listener(l) = t.select(&ls, &tuple, hash, false) else {
+                panic!("no listener");
+            };
+            if incoming_cpu::rss_cpu(hash, 2) == 0 {
+                assert_eq!(l, ListenerId(1), "hash {hash:#x}");
+            } else {
+                assert_eq!(Some(l), t.group(g).select_by_hash(hash));
+                cpu1 += 1;
+                cpu1_l1 += u32::from(l == ListenerId(1));
+            }
+        }
+        assert!(cpu1_l1 > 0 && cpu1_l1 < cpu1, "{cpu1_l1} of {cpu1}");
+        // L1 closes (migration on): the count keeps it in the closed
+        // section (`__reuseport_add_closed_sock`), but no live member claims
+        // CPU 0 any more, so its children migrate by hash.
+        t.on_stop_listen(&ls, ListenerId(1), true);
+        assert_eq!(t.incoming_cpu_count(g), 1, "closed members count");
+        for k in 0..64u32 {
+            let hash = (k << 1).wrapping_mul(0x9E37_79B9) & !1;
+            assert_eq!(incoming_cpu::rss_cpu(hash, 2), 0);
+            let m = MigratingSock::Established { hash };
+            assert_eq!(
+                t.migrate_target(&ls, ListenerId(1), m, true),
+                MigrateOutcome::Target(t.group(g).select_by_hash(hash).unwrap())
+            );
+        }
+        t.on_destroy(ListenerId(1));
+        assert_eq!(t.incoming_cpu_count(g), 0);
+    }
+
+    #[test]
+    fn without_incoming_cpu_the_cpu_count_changes_nothing_4_2() {
+        let ls = listeners(4);
+        let (mut plain, mut cpus) = (ReuseportTable::new(), ReuseportTable::new());
+        cpus.set_cpus(8);
+        listen_all(&mut plain, &ls, 4);
+        listen_all(&mut cpus, &ls, 4);
+        let tuple = FourTuple {
+            local: "10.0.0.1:443".parse().unwrap(),
+            remote: "10.0.1.1:5000".parse().unwrap(),
+        };
+        for k in 0..256u32 {
+            let hash = k.wrapping_mul(0x9E37_79B9);
+            assert_eq!(
+                plain.select(&ls, &tuple, hash, false),
+                cpus.select(&ls, &tuple, hash, false)
+            );
+        }
     }
 
     #[test]

@@ -222,6 +222,10 @@ pub struct HostSpec {
     /// How the host's TCP timers fire (default `wheel`, as Linux does).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timer_mode: Option<TimerModeSpec>,
+    /// Number of CPUs (default 1). Receive-side scaling spreads flows over
+    /// them by flow hash; workers' `incoming_cpu` refers to them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u16>,
 }
 
 /// How a host's TCP timers fire (§3.1).
@@ -416,6 +420,17 @@ pub struct WorkerSpec {
     /// `IPV6_V6ONLY` on a wildcard IPv6 listener.
     #[serde(default)]
     pub v6only: bool,
+    /// `SO_INCOMING_CPU` on the listener: selection prefers it for flows
+    /// processed on this CPU (< the host's `cpus`; default unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incoming_cpu: Option<u16>,
+    /// CPU time of each `accept()` on the host's CPUs (default none: with
+    /// `cpu_per_request` also unset, the worker uses no CPU model).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_per_accept: Option<Dur>,
+    /// CPU time of handling each request, before `service_time` runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu_per_request: Option<Dur>,
 }
 
 /// The arrival process of a client population.

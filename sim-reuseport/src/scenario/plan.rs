@@ -103,6 +103,8 @@ pub struct HostPlan {
     pub sysctls: Sysctls,
     /// Its kernel's timer granularity (`CONFIG_HZ`, wheel or exact, §3.1).
     pub timers: sim_core::TimerModel,
+    /// Its CPU count (>= 1), over which RSS spreads flows.
+    pub cpus: u16,
 }
 
 /// A bidirectional link between two different hosts (at most one per pair).
@@ -221,6 +223,13 @@ pub struct WorkerPlan {
     pub defer_accept: u8,
     /// `IPV6_V6ONLY`.
     pub v6only: bool,
+    /// `SO_INCOMING_CPU` (< its host's `cpus`), if set.
+    pub incoming_cpu: Option<u16>,
+    /// CPU time of each `accept()` (bounded; zero = none).
+    pub cpu_per_accept: SimDuration,
+    /// CPU time of each request (bounded; zero = none). Both zero: the
+    /// fixed-delay model.
+    pub cpu_per_request: SimDuration,
 }
 
 /// What a policy does for one kind of call, with workers resolved.

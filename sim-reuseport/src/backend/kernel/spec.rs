@@ -10,7 +10,7 @@ use crate::backend::RunError;
 use crate::scenario::plan::{
     AcceptModel, ArrivalPlan, ClientPlan, FaultPlan, HostPlan, LinkIx, Plan, Prim, WorkerPlan,
 };
-use sim_core::{Fault, FilterId, HostId, LinkId, LinkParams, PacketFilter};
+use sim_core::{Fault, FilterId, HostId, LinkId, LinkParams, PacketFilter, SimDuration};
 use sim_kernel::{
     Action, ArrivalProcess, ClientSpec, HostSpec, KernelSpec, LinkSpec, ServerSpec, TimedAction,
     WorkerSpec,
@@ -28,6 +28,19 @@ pub fn kernel_spec(plan: &Plan, seed: u64, migrate: Option<bool>) -> Result<Kern
         .map(client)
         .collect::<Result<Vec<_>, _>>()?;
     refuse_not_yet(plan)?;
+    if let Some(w) = plan.workers.iter().find(|w| w.incoming_cpu.is_some()) {
+        return Err(RunError::Unsupported(format!(
+            "worker {}: incoming_cpu (SO_INCOMING_CPU) needs the scenario's CPUs and RSS, which the namespaces on this machine do not have",
+            w.name
+        )));
+    }
+    let cpu = |w: &&WorkerPlan| w.cpu_per_accept + w.cpu_per_request != SimDuration::ZERO;
+    if let Some(w) = plan.workers.iter().find(cpu) {
+        return Err(RunError::Unsupported(format!(
+            "worker {}: cpu_per_accept / cpu_per_request (the simulated application CPU) are not carried out by the kernel backend's workers",
+            w.name
+        )));
+    }
     let mut policies = Policies::new(plan)?;
     let timeline = timeline(plan, migrate, &mut policies);
     Ok(KernelSpec {

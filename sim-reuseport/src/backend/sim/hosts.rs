@@ -83,11 +83,10 @@ impl Hosts {
                     &mut rng.stream("flow-hash-secret", h as u64),
                     u64::MAX,
                 );
-                let mut stack = ServerStack::new(
-                    sysctls[h].clone(),
-                    ReuseportTable::new(),
-                    FlowHasher::new(secret),
-                );
+                let mut table = ReuseportTable::new();
+                table.set_cpus(plan.hosts[h].cpus);
+                let mut stack =
+                    ServerStack::new(sysctls[h].clone(), table, FlowHasher::new(secret));
                 stack.inject_bug = inject_bug;
                 stack.timers = timers[h];
                 servers[h] = Some(ServerHost {
@@ -130,6 +129,7 @@ impl Hosts {
                 },
             );
             host.stack.hooks.set_generation(l, w.generation);
+            host.stack.hooks.set_incoming_cpu(l, w.incoming_cpu);
             host.owner.push(Some(WorkerIx(i as u16)));
             listeners.push(l);
         }

@@ -23,6 +23,7 @@
 //! (`world/io.rs`) name more than one part.
 
 mod clients;
+mod cpu;
 mod hosts;
 mod net;
 mod sched;

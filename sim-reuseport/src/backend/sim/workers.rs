@@ -2,10 +2,16 @@
 //! (immediately, at a rate, or in event-loop batches), serve each accepted
 //! connection's request after a service time, and respond.
 //!
+//! With CPU costs (`cpu_per_accept`, `cpu_per_request`) a worker's accepts
+//! and requests run on its host's CPUs ([`super::cpu`]): one at a time per
+//! worker, queued behind other workers' work when the CPUs are busy; the
+//! response leaves `service_time` after the request's CPU work ended.
+//!
 //! A worker tags every child it accepts (`ServerStack::set_app_tag`) with
 //! its index and whether its service has started, so that the stack's
 //! events about a child reach the right worker.
 
+use super::cpu::HostCpus;
 use super::Stack;
 use crate::scenario::plan::{AcceptModel, HostIx, ServerIx, WorkerIx, WorkerPlan};
 use sim_core::{SimDuration, SimTime};
@@ -26,6 +32,8 @@ pub(super) trait WorkerOut {
     /// `t` is due at `at`, a fixed delay (a service time or an accept
     /// interval) from now.
     fn arm(&mut self, at: SimTime, t: Timer);
+    /// `t` is due at `at`, a time the CPU queue decided (not a fixed delay).
+    fn arm_at(&mut self, at: SimTime, t: Timer);
     /// Worker `w` may accept at `at`, any time from now on.
     fn wake(&mut self, at: SimTime, w: WorkerIx);
 }
@@ -66,16 +74,32 @@ struct Worker {
     backlog: u32,
     tick_pending: bool,
     next_accept_at: SimTime,
+    /// CPU time of one `accept()` (zero with `cpu_per_request` zero too:
+    /// the fixed-delay model).
+    cpu_per_accept: SimDuration,
+    /// CPU time of handling one request.
+    cpu_per_request: SimDuration,
+    /// When its last queued CPU job ends (its event loop is busy until then).
+    busy_until: SimTime,
+}
+
+impl Worker {
+    fn uses_cpu(&self) -> bool {
+        self.cpu_per_accept != SimDuration::ZERO || self.cpu_per_request != SimDuration::ZERO
+    }
 }
 
 /// The workers of a run.
 pub(super) struct Workers {
     list: Vec<Worker>,
+    /// Each host's CPUs (used only by workers with CPU costs).
+    cpus: Vec<HostCpus>,
 }
 
 impl Workers {
-    /// The plan's workers; worker `i` bound `listeners[i]`.
-    pub(super) fn new(plan: &[WorkerPlan], listeners: &[ListenerId]) -> Self {
+    /// The plan's workers; worker `i` bound `listeners[i]`; `cpus` is each
+    /// host's CPU count.
+    pub(super) fn new(plan: &[WorkerPlan], listeners: &[ListenerId], cpus: &[u16]) -> Self {
         let list = plan
             .iter()
             .zip(listeners)
@@ -92,9 +116,13 @@ impl Workers {
                 backlog: w.backlog,
                 tick_pending: false,
                 next_accept_at: SimTime::ZERO,
+                cpu_per_accept: w.cpu_per_accept,
+                cpu_per_request: w.cpu_per_request,
+                busy_until: SimTime::ZERO,
             })
             .collect();
-        Workers { list }
+        let cpus = cpus.iter().map(|&n| HostCpus::new(n)).collect();
+        Workers { list, cpus }
     }
 
     /// Worker `w`'s host.
@@ -199,7 +227,11 @@ impl Workers {
             return;
         }
         let (budget, interval) = match worker.accept {
-            AcceptModel::Immediate => return,
+            // Woken when its CPU work allowed the next accept().
+            AcceptModel::Immediate => {
+                while self.accept_one(now, w, stack, io) {}
+                return;
+            }
             AcceptModel::Rate { per_second } => (
                 1,
                 SimDuration::from_nanos((1_000_000_000 / per_second).max(1)),
@@ -229,9 +261,17 @@ impl Workers {
         io: &mut (impl ServerOutput + WorkerOut),
     ) -> bool {
         let l = self.list[w.index()].listener.expect("listener");
+        if self.list[w.index()].uses_cpu() && !self.cpu_free_for_accept(now, w, l, stack, io) {
+            return false;
+        }
         let Ok(Some(child)) = stack.accept(l) else {
             return false;
         };
+        let worker = &mut self.list[w.index()];
+        if worker.uses_cpu() && worker.cpu_per_accept != SimDuration::ZERO {
+            let h = worker.host.index();
+            worker.busy_until = self.cpus[h].run(now, worker.cpu_per_accept);
+        }
         let has_request = stack.child(child).is_some_and(|c| c.request_bytes > 0);
         let tag = AppTag::accepted_by(w);
         let tag = if has_request { tag.with_service() } else { tag };
@@ -240,6 +280,34 @@ impl Workers {
             self.start_service(now, w, child, stack, io);
         }
         true
+    }
+
+    /// Whether worker `w` (with CPU costs) can call `accept()` on `l` now:
+    /// its event loop is idle and a CPU is free. If not, and a child is
+    /// waiting, it is woken when it could.
+    fn cpu_free_for_accept(
+        &mut self,
+        now: SimTime,
+        w: WorkerIx,
+        l: ListenerId,
+        stack: &Stack,
+        io: &mut impl WorkerOut,
+    ) -> bool {
+        let worker = &mut self.list[w.index()];
+        let ready = worker.busy_until.max(now);
+        let start = if worker.cpu_per_accept == SimDuration::ZERO {
+            ready
+        } else {
+            self.cpus[worker.host.index()].earliest(ready).1
+        };
+        if start == now {
+            return true;
+        }
+        if !worker.tick_pending && !stack.listeners[l.index()].accept_queue.is_empty() {
+            worker.tick_pending = true;
+            io.wake(start, w);
+        }
+        false
     }
 
     /// The request of `child` arrived: its worker, if one accepted it,
@@ -261,17 +329,32 @@ impl Workers {
     /// Worker `w` serves `child`: it responds now, or when its service
     /// time is over.
     fn start_service(
-        &self,
+        &mut self,
         now: SimTime,
         w: WorkerIx,
         child: ChildKey,
         stack: &mut Stack,
         io: &mut (impl ServerOutput + WorkerOut),
     ) {
-        let worker = &self.list[w.index()];
+        let worker = &mut self.list[w.index()];
         // The worker reads the request, then works on it (§5.10: a close
         // from now on sends a FIN, not an RST).
         stack.read_request(child);
+        if worker.uses_cpu() {
+            // Queued behind the worker's own work, then on a CPU.
+            let ready = worker.busy_until.max(now);
+            let end = if worker.cpu_per_request == SimDuration::ZERO {
+                ready
+            } else {
+                self.cpus[worker.host.index()].run(ready, worker.cpu_per_request)
+            };
+            worker.busy_until = end;
+            let at = end + worker.service_time;
+            if at > now {
+                io.arm_at(at, Timer::ServiceDone(worker.host, child));
+                return;
+            }
+        }
         if worker.service_time == SimDuration::ZERO {
             // `respond` reports no `ServerEvent`: answering inside the
             // caller's stack call has the same effects, in the same order,

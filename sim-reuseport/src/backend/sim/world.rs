@@ -109,7 +109,8 @@ impl<'a> World<'a> {
         let net = Net::new(plan, &rng);
         let mut hosts = Hosts::new(plan, &rng, opts.migrate, opts.timer_mode, opts.inject_bug);
         let listeners = hosts.bind_workers(plan);
-        let workers = Workers::new(&plan.workers, &listeners);
+        let cpus: Vec<u16> = plan.hosts.iter().map(|h| h.cpus).collect();
+        let workers = Workers::new(&plan.workers, &listeners, &cpus);
         hosts.load_policies(plan, &listeners, &rng);
         let clients = Clients::new(&plan.clients, &rng);
         let timeline = Timeline::new(&plan.timeline);

@@ -46,6 +46,10 @@ error_kinds! {
     BadSysctl,
     /// A host `hz` other than 100, 250, 300 or 1000 (`CONFIG_HZ`, §3.1).
     BadHz,
+    /// A host `cpus` of 0.
+    CpusZero,
+    /// A worker `incoming_cpu` that is not a CPU of its host.
+    IncomingCpuOutOfRange,
     /// A link from a host to itself.
     LinkToSelf,
     /// Two links between the same pair of hosts.

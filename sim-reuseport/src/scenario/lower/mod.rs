@@ -213,6 +213,11 @@ impl Cx<'_> {
         index_of(names, name, path, "host").map(|i| HostIx(i as u16))
     }
 
+    /// A lowered host's CPU count (the scenario's `cpus`, default 1).
+    fn host_cpus(&self, h: HostIx) -> u16 {
+        self.scn.hosts[h.index()].cpus.unwrap_or(1)
+    }
+
     fn server(&self, name: &str, path: &str) -> Result<ServerIx> {
         let names = self.scn.servers.iter().map(|s| s.name.as_str());
         index_of(names, name, path, "server").map(|i| ServerIx(i as u32))

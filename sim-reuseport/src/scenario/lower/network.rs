@@ -55,11 +55,20 @@ impl Cx<'_> {
                 })?,
             };
             let mode = h.timer_mode.map(Into::into).unwrap_or_default();
+            let cpus = h.cpus.unwrap_or(1);
+            if cpus == 0 {
+                return Err(LowerError::new(
+                    K::CpusZero,
+                    format!("hosts[{i}].cpus"),
+                    "a host has at least 1 CPU",
+                ));
+            }
             hosts.push(HostPlan {
                 name: h.name.clone(),
                 addresses: h.addresses.clone(),
                 sysctls,
                 timers: sim_core::TimerModel { hz, mode },
+                cpus,
             });
         }
         if hosts.len() > MAX_HOSTS {

@@ -113,6 +113,17 @@ impl Cx<'_> {
                     "must be at least 1",
                 ));
             }
+            let host = servers[server.index()].host;
+            if let Some(cpu) = w.incoming_cpu {
+                let cpus = self.host_cpus(host);
+                if cpu >= cpus {
+                    return Err(LowerError::new(
+                        K::IncomingCpuOutOfRange,
+                        format!("workers[{i}].incoming_cpu"),
+                        format!("CPU {cpu} is not a CPU of its host, which has {cpus} (0..{cpus})"),
+                    ));
+                }
+            }
             workers.push(WorkerPlan {
                 name: w.name.clone(),
                 server,
@@ -126,6 +137,15 @@ impl Cx<'_> {
                 fast_open_qlen: w.fast_open_qlen,
                 defer_accept: sim_tcp::secs_to_retrans(w.defer_accept),
                 v6only: w.v6only,
+                incoming_cpu: w.incoming_cpu,
+                cpu_per_accept: self.bounded(
+                    w.cpu_per_accept.map_or(SimDuration::ZERO, |d| d.0),
+                    format!("workers[{i}].cpu_per_accept"),
+                )?,
+                cpu_per_request: self.bounded(
+                    w.cpu_per_request.map_or(SimDuration::ZERO, |d| d.0),
+                    format!("workers[{i}].cpu_per_request"),
+                )?,
             });
             if let Some(t) = w.listen_at {
                 timeline.push(Step {

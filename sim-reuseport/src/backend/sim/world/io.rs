@@ -96,6 +96,14 @@ impl WorkerOut for HostIo<'_, '_> {
         self.wire.sched.schedule_timer(now, at, ev);
     }
 
+    fn arm_at(&mut self, at: SimTime, t: Timer) {
+        let ev = match t {
+            Timer::AcceptTick(w) => Ev::AcceptTick(w),
+            Timer::ServiceDone(h, c) => Ev::ServiceDone(h, c),
+        };
+        self.wire.sched.schedule(at, ev);
+    }
+
     fn wake(&mut self, at: SimTime, w: WorkerIx) {
         self.wire.sched.schedule(at, Ev::AcceptTick(w));
     }

@@ -361,13 +361,14 @@ fn relisten_changes_the_backlog_of_the_held_listener_on_the_kernel() {
     assert!(peak(&sim) <= 2 && sim.counters["TcpExtListenOverflows"] > 0);
 }
 
-/// nginx-deferred-reload, shortened as [`short_nginx_reload`] and without
-/// loss; `defer_accept` removed unless `deferred`.
+/// nginx-deferred-reload, shortened (the reload at 400 ms, its old
+/// listeners closing at 900 ms, clients until 1 s, the run ends at 1.5 s)
+/// and without loss; `defer_accept` removed unless `deferred`.
 fn short_deferred_reload(deferred: bool) -> Plan {
     let mut doc = scenario_json("nginx-deferred-reload.json");
-    doc["duration"] = "2500ms".into();
-    doc["clients"][0]["stop"] = "2s".into();
-    doc["timeline"][0]["at"] = "800ms".into();
+    doc["duration"] = "1500ms".into();
+    doc["clients"][0]["stop"] = "1s".into();
+    doc["timeline"][0]["at"] = "400ms".into();
     doc["links"][0]["loss"] = "0%".into();
     if !deferred {
         for w in doc["workers"].as_array_mut().unwrap() {

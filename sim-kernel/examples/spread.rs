@@ -25,6 +25,7 @@ fn nginx_reload(migrate: bool) -> KernelSpec {
         response_bytes: 1000,
         syn_retries: 0,
         fast_open_qlen: 0,
+        defer_accept_secs: 0,
         v6only: false,
     };
     let mut timeline = Vec::new();

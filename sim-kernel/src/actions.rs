@@ -20,6 +20,7 @@ pub fn label(spec: &KernelSpec, a: &Action) -> String {
         Action::Listen(i) => format!("listen {}", w(i)),
         Action::Shutdown(i) => format!("shutdown {}", w(i)),
         Action::Close(i) => format!("close {}", w(i)),
+        Action::Relisten { worker, backlog } => format!("relisten {} {backlog}", w(worker)),
         Action::StopAccepting(i) => format!("stop_accepting {}", w(i)),
         Action::ResumeAccepting(i) => format!("resume_accepting {}", w(i)),
         Action::Kill(i) => format!("kill {}", w(i)),
@@ -38,7 +39,7 @@ pub fn label(spec: &KernelSpec, a: &Action) -> String {
             )
         }
         Action::DetachPolicy { via } => format!("detach_policy via {}", w(via)),
-        Action::MapUpdate { policy, entry } => {
+        Action::MapUpdate { policy, entry, .. } => {
             format!("map_update {}:{}", spec.policies[*policy].name, entry.map)
         }
         Action::MapDelete { policy, map, .. } => {
@@ -88,6 +89,15 @@ pub fn execute(spec: &KernelSpec, live: &Live, a: &Action) -> Result<(), String>
             sys::cvt(unsafe { libc::listen(fd, backlog) }).map_err(errno)?;
             l.states[*w] = SockState::Listen;
             touch(&mut l, live, *w);
+        }
+        Action::Relisten { worker, backlog } => {
+            let c = l.ctl[*worker]
+                .current
+                .ok_or("the worker holds no listener")?;
+            let fd = own(&l, c)?;
+            let backlog = i32::try_from(*backlog).unwrap_or(i32::MAX);
+            // SAFETY: plain syscall on a socket we own.
+            sys::cvt(unsafe { libc::listen(fd, backlog) }).map_err(errno)?;
         }
         Action::Shutdown(w) => {
             let c = l.ctl[*w].current.ok_or("the worker holds no listener")?;
@@ -155,9 +165,13 @@ pub fn execute(spec: &KernelSpec, live: &Live, a: &Action) -> Result<(), String>
             let fd = own(&l, *via)?;
             policy::detach(fd).map_err(errno)?;
         }
-        Action::MapUpdate { policy, entry } => {
+        Action::MapUpdate {
+            policy,
+            entry,
+            flags,
+        } => {
             drop(l);
-            map_update(live, &live.policies[*policy], entry)?;
+            map_update(live, &live.policies[*policy], entry, *flags)?;
         }
         Action::MapDelete { policy, map, key } => {
             let m = live.policies[*policy]
@@ -171,8 +185,8 @@ pub fn execute(spec: &KernelSpec, live: &Live, a: &Action) -> Result<(), String>
     Ok(())
 }
 
-/// Writes one entry into a policy's map.
-pub fn map_update(live: &Live, p: &LoadedPolicy, e: &MapEntry) -> Result<(), String> {
+/// Writes one entry into a policy's map with `flags` (`BPF_ANY`, ...).
+pub fn map_update(live: &Live, p: &LoadedPolicy, e: &MapEntry, flags: u64) -> Result<(), String> {
     let shared = live.shared.as_ref().expect("listeners");
     let l = shared.0.lock().unwrap_or_else(|p| p.into_inner());
     let m = p
@@ -181,7 +195,8 @@ pub fn map_update(live: &Live, p: &LoadedPolicy, e: &MapEntry) -> Result<(), Str
         .ok_or_else(|| format!("no map `{}`", e.map))?;
     let k = resolve(&l, &e.key, m.key_size)?;
     let v = resolve(&l, &e.value, m.value_size)?;
-    bpf::map_update(m.fd.as_raw_fd(), &k, &v).map_err(|err| format!("map `{}`: {err}", e.map))
+    bpf::map_update_flags(m.fd.as_raw_fd(), &k, &v, flags)
+        .map_err(|err| format!("map `{}`: {err}", e.map))
 }
 
 /// The bytes of a key or value of `size` bytes.

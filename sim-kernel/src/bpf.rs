@@ -159,6 +159,11 @@ pub fn map_update(fd: RawFd, key: &[u8], value: &[u8]) -> std::io::Result<()> {
     elem(BPF_MAP_UPDATE_ELEM, fd, key, Some(value.as_ptr()), 0)
 }
 
+/// `bpf_map_update_elem(fd, key, value, flags)`.
+pub fn map_update_flags(fd: RawFd, key: &[u8], value: &[u8], flags: u64) -> std::io::Result<()> {
+    elem(BPF_MAP_UPDATE_ELEM, fd, key, Some(value.as_ptr()), flags)
+}
+
 /// `bpf_map_delete_elem`.
 pub fn map_delete(fd: RawFd, key: &[u8]) -> std::io::Result<()> {
     elem(BPF_MAP_DELETE_ELEM, fd, key, None, 0)

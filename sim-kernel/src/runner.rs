@@ -210,7 +210,7 @@ fn setup(spec: &KernelSpec, live: &mut Live) -> Result<Setup> {
     for p in &spec.policies {
         let loaded = LoadedPolicy::load(p)?;
         for e in &p.initial_entries {
-            actions::map_update(live, &loaded, e)
+            actions::map_update(live, &loaded, e, 0)
                 .map_err(|m| KernelError::Bpf(format!("policy `{}`: {m}", p.name)))?;
         }
         live.policies.push(loaded);

@@ -127,6 +127,9 @@ pub struct WorkerSpec {
     pub syn_retries: u8,
     /// `TCP_FASTOPEN` queue length (0: not set).
     pub fast_open_qlen: u32,
+    /// `TCP_DEFER_ACCEPT` in seconds, as given to `setsockopt` (the kernel
+    /// stores it as SYN-ACK timeouts, `secs_to_retrans`; 0: not set).
+    pub defer_accept_secs: u32,
     /// `IPV6_V6ONLY` (IPv6 listeners only).
     pub v6only: bool,
 }
@@ -269,6 +272,14 @@ pub enum Action {
     Shutdown(usize),
     /// The last `close()` of the listener the worker holds.
     Close(usize),
+    /// `listen(fd, backlog)` again on the listening socket the worker
+    /// holds: the kernel only changes the backlog (`sk_max_ack_backlog`).
+    Relisten {
+        /// Worker.
+        worker: usize,
+        /// New backlog.
+        backlog: u32,
+    },
     /// The worker stops calling `accept()`.
     StopAccepting(usize),
     /// It accepts again.
@@ -314,6 +325,8 @@ pub enum Action {
         policy: usize,
         /// The entry.
         entry: MapEntry,
+        /// `BPF_ANY` (0), `BPF_NOEXIST` (1) or `BPF_EXIST` (2).
+        flags: u64,
     },
     /// `bpf_map_delete_elem` in a policy's map.
     MapDelete {

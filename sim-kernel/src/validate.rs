@@ -259,7 +259,8 @@ pub fn validate(spec: &KernelSpec) -> Result<()> {
             | Action::StopAccepting(w)
             | Action::ResumeAccepting(w)
             | Action::Kill(w)
-            | Action::DetachPolicy { via: w } => worker_ok(*w, p)?,
+            | Action::DetachPolicy { via: w }
+            | Action::Relisten { worker: w, .. } => worker_ok(*w, p)?,
             Action::Handover { from, to } => {
                 worker_ok(*from, p.clone())?;
                 worker_ok(*to, p.clone())?;
@@ -281,7 +282,16 @@ pub fn validate(spec: &KernelSpec) -> Result<()> {
                     return Err(bad(format!("{p}: unknown policy #{policy}")));
                 }
             }
-            Action::MapUpdate { policy, entry } => {
+            Action::MapUpdate {
+                policy,
+                entry,
+                flags,
+            } => {
+                if *flags > 2 {
+                    return Err(bad(format!(
+                        "{p}: map update flags {flags} (expected BPF_ANY 0, BPF_NOEXIST 1 or BPF_EXIST 2)"
+                    )));
+                }
                 if *policy >= spec.policies.len() {
                     return Err(bad(format!("{p}: unknown policy #{policy}")));
                 }

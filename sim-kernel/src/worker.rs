@@ -116,6 +116,10 @@ pub fn create_listener(w: &WorkerSpec, s: &ServerSpec) -> std::io::Result<OwnedF
         let q = i32::try_from(w.fast_open_qlen).unwrap_or(i32::MAX);
         sys::setsockopt_int(raw, libc::IPPROTO_TCP, libc::TCP_FASTOPEN, q)?;
     }
+    if w.defer_accept_secs > 0 {
+        let secs = i32::try_from(w.defer_accept_secs).unwrap_or(i32::MAX);
+        sys::setsockopt_int(raw, libc::IPPROTO_TCP, libc::TCP_DEFER_ACCEPT, secs)?;
+    }
     let (sa, len) = sys::sockaddr(s.addr);
     // SAFETY: valid address of the given length.
     cvt(unsafe { libc::bind(raw, (&sa as *const libc::sockaddr_storage).cast(), len) })?;

@@ -168,6 +168,77 @@ fn selftests_with_the_policy_program_reach_the_last_listener_on_the_kernel() {
     }
 }
 
+/// The `selftest-*-bpf` twin of a selftest scenario.
+fn bpf_twin(file: &str) -> String {
+    file.replace(".json", "-bpf.json")
+}
+
+/// The global variables of a `bpf` policy's `.bss` (the program's own
+/// counters per migration path), by name.
+fn bss_globals(r: &Report) -> Vec<(String, u64)> {
+    let bpf = r.policies[0].bpf.as_ref().expect("a bpf section");
+    let maps = serde_json::to_value(&bpf.maps).unwrap();
+    let bss = maps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == ".bss")
+        .expect(".bss read back");
+    bss["globals"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|g| {
+            (
+                g["name"].as_str().unwrap().to_string(),
+                g["value"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn bpf_selftests_load_the_same_object_and_agree_with_the_simulator_on_the_kernel() {
+    let Some(_g) = kernel_or_skip("bpf_selftests_on_the_kernel") else {
+        return;
+    };
+    for case in &CASES {
+        for ipv6 in [false, true] {
+            let plan = selftest(&bpf_twin(case.file), ipv6, true, case.ms);
+            assert!(plan.policies[0].bpf.is_some());
+            let r = run_kernel(&plan, None);
+            let tag = format!("{} ipv6={ipv6} (own object)", bpf_twin(case.file));
+            // The kernel selftest's result: the target accepts all 25, no
+            // reset, every hop a successful migration.
+            assert_eq!(s4(&r), NR_CLIENTS, "{tag}");
+            assert_eq!(r.connections.completed, NR_CLIENTS, "{tag}");
+            assert_eq!(r.connections.reset + r.connections.refused, 0, "{tag}");
+            assert_eq!(migrated(&r), NR_CLIENTS * case.hops, "{tag}");
+            assert_eq!(r.counters["TcpExtTCPMigrateReqFailure"], 0, "{tag}");
+            assert_eq!(r.counters["TcpOutRsts"], 0, "{tag}");
+            let bpf = r.policies[0].bpf.as_ref().unwrap();
+            assert!(bpf.map_errors.is_empty(), "{tag}: {:?}", bpf.map_errors);
+            assert!(r.kernel.as_ref().unwrap().action_errors.is_empty(), "{tag}");
+            // The simulator on the same plan: same counts, and the
+            // program's own counters (read back from the kernel's .bss)
+            // are the simulator's, path for path.
+            let sim = sim_reuseport::backend::Simulator
+                .run(&plan, RunOptions::default())
+                .unwrap()
+                .report;
+            assert_eq!(s4(&sim), s4(&r), "{tag}");
+            assert_eq!(sim.connections.completed, r.connections.completed, "{tag}");
+            assert_eq!(sim.connections.reset, r.connections.reset, "{tag}");
+            let kernel_bss = bss_globals(&r);
+            assert!(
+                kernel_bss.iter().any(|&(_, v)| v == NR_CLIENTS),
+                "{tag}: {kernel_bss:?}"
+            );
+            assert_eq!(kernel_bss, bss_globals(&sim), "{tag}");
+        }
+    }
+}
+
 #[test]
 fn selftests_with_the_sysctl_reach_the_last_listener_on_the_kernel() {
     let Some(_g) = kernel_or_skip("selftests_with_the_sysctl") else {
@@ -241,6 +312,155 @@ fn nginx_reload_resets_without_migration_and_none_with_it_on_the_kernel() {
     assert_eq!(off.connections.attempted, on.connections.attempted);
 }
 
+/// selftest-established without its policy: 25 connections to four
+/// listeners that do not accept; `relisten` at `relisten_at` (if any)
+/// lowers every backlog to 1.
+fn relisten_plan(relisten: bool) -> Plan {
+    let mut doc = scenario_json("selftest-established.json");
+    doc.as_object_mut().unwrap().remove("policies");
+    doc["duration"] = "400ms".into();
+    let mut timeline = Vec::new();
+    for w in ["s0", "s1", "s2", "s3"] {
+        timeline.push(serde_json::json!({"at": "0s", "do": "stop_accepting", "worker": w}));
+        if relisten {
+            timeline
+                .push(serde_json::json!({"at": "0s", "do": "relisten", "worker": w, "backlog": 1}));
+        }
+    }
+    doc["timeline"] = timeline.into();
+    plan_of(&doc)
+}
+
+#[test]
+fn relisten_changes_the_backlog_of_the_held_listener_on_the_kernel() {
+    let Some(_g) = kernel_or_skip("relisten_on_the_kernel") else {
+        return;
+    };
+    let before = run_kernel(&relisten_plan(false), None);
+    let after = run_kernel(&relisten_plan(true), None);
+    assert!(after.kernel.as_ref().unwrap().action_errors.is_empty());
+    // Backlog 125: all 25 wait in the accept queues. Backlog 1: a queue
+    // is full at 2 (sk_acceptq_is_full: more than the backlog), the rest
+    // of the final ACKs overflow (§5.1).
+    assert_eq!(before.counters["TcpExtListenOverflows"], 0);
+    let peak = |r: &Report| {
+        r.listeners
+            .iter()
+            .map(|l| l.peak_accept_queue)
+            .max()
+            .unwrap()
+    };
+    assert!(peak(&before) > 2, "{:?}", before.listeners);
+    assert!(peak(&after) <= 2, "{:?}", after.listeners);
+    assert!(after.counters["TcpExtListenOverflows"] > 0);
+    // The simulator bounds the queues the same way.
+    let sim = sim_reuseport::backend::Simulator
+        .run(&relisten_plan(true), RunOptions::default())
+        .unwrap()
+        .report;
+    assert!(peak(&sim) <= 2 && sim.counters["TcpExtListenOverflows"] > 0);
+}
+
+/// nginx-deferred-reload, shortened (the reload at 400 ms, its old
+/// listeners closing at 900 ms, clients until 1 s, the run ends at 1.5 s)
+/// and without loss; `defer_accept` removed unless `deferred`.
+fn short_deferred_reload(deferred: bool) -> Plan {
+    let mut doc = scenario_json("nginx-deferred-reload.json");
+    doc["duration"] = "1500ms".into();
+    doc["clients"][0]["stop"] = "1s".into();
+    doc["timeline"][0]["at"] = "400ms".into();
+    doc["links"][0]["loss"] = "0%".into();
+    if !deferred {
+        for w in doc["workers"].as_array_mut().unwrap() {
+            w.as_object_mut().unwrap().remove("defer_accept");
+        }
+    }
+    plan_of(&doc)
+}
+
+#[test]
+fn defer_accept_drops_every_bare_final_ack_on_the_kernel() {
+    let Some(_g) = kernel_or_skip("defer_accept_on_the_kernel") else {
+        return;
+    };
+    let plain = run_kernel(&short_deferred_reload(false), Some(true));
+    let deferred = run_kernel(&short_deferred_reload(true), Some(true));
+    // TCP_DEFER_ACCEPT: the client's final ACK carries no data, so it only
+    // marks the request acked (TcpExtTCPDeferAcceptDrop); the request
+    // segment makes the child (§5.3). Without it, none is dropped.
+    assert_eq!(plain.counters["TcpExtTCPDeferAcceptDrop"], 0);
+    let drops = deferred.counters["TcpExtTCPDeferAcceptDrop"];
+    assert!(
+        drops >= deferred.connections.completed && drops > 0,
+        "{drops} drops, {:?}",
+        deferred.connections
+    );
+    assert_eq!(deferred.connections.reset, 0, "{:?}", deferred.connections);
+    // The simulator counts one drop per connection too.
+    let sim = sim_reuseport::backend::Simulator
+        .run(&short_deferred_reload(true), RunOptions::default())
+        .unwrap()
+        .report;
+    assert!(sim.counters["TcpExtTCPDeferAcceptDrop"] >= sim.connections.completed);
+}
+
+#[test]
+fn defer_accept_is_set_as_the_seconds_of_its_syn_ack_timeouts() {
+    use sim_reuseport::backend::kernel::spec::retrans_to_secs;
+    // As `getsockopt(TCP_DEFER_ACCEPT)` reports them: 5 s → 3 → 7 s.
+    assert_eq!(retrans_to_secs(0), 0);
+    assert_eq!(retrans_to_secs(3), 7);
+    assert_eq!(retrans_to_secs(5), 31);
+    assert_eq!(retrans_to_secs(8), 127 + 120);
+    for d in 0..=20u8 {
+        assert_eq!(sim_tcp::secs_to_retrans(retrans_to_secs(d)), d, "{d}");
+    }
+    let plan = short_deferred_reload(true);
+    let spec = sim_reuseport::backend::kernel::spec::kernel_spec(&plan, 1, None).unwrap();
+    assert!(spec.workers.iter().all(|w| w.defer_accept_secs == 7));
+}
+
+#[test]
+fn a_bpf_plan_loads_the_scenarios_object_and_carries_out_its_map_actions() {
+    use sim_kernel::{Action, MapDatum};
+    let plan = plan_of(&scenario_json("selftest-established-bpf.json"));
+    let spec = sim_reuseport::backend::kernel::spec::kernel_spec(&plan, 1, None).unwrap();
+    let p = &spec.policies[0];
+    assert_eq!(p.program, "migrate_reuseport");
+    assert_eq!(p.attach, sim_kernel::ReuseportAttach::SelectOrMigrate);
+    // The very bytes the simulator loaded.
+    let file = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../sim-bpf/fixtures/migrate_reuseport.o");
+    match &p.object {
+        sim_kernel::BpfObject::Bytes(b) => assert_eq!(&b[..], &std::fs::read(file).unwrap()[..]),
+        other => panic!("{other:?}"),
+    }
+    // migrate_map: every listener's cookie → slot 4, at load.
+    assert_eq!(p.initial_entries.len(), 5);
+    assert!(p.initial_entries.iter().all(|e| e.map == "migrate_map"
+        && matches!(e.key, MapDatum::ListenerCookie(_))
+        && e.value == MapDatum::Bytes(4u32.to_le_bytes().to_vec())));
+    // reuseport_map[i] = listener i, after s4's listen at 100 ms.
+    let updates: Vec<_> = spec
+        .timeline
+        .iter()
+        .filter_map(|t| match &t.action {
+            Action::MapUpdate {
+                policy: 0,
+                entry,
+                flags: 0,
+            } => Some((t.at, entry)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(updates.len(), 5);
+    for (i, (at, e)) in updates.iter().enumerate() {
+        assert_eq!(*at, sim_core::SimTime(100_000_000));
+        assert_eq!(e.map, "reuseport_map");
+        assert_eq!(e.value, MapDatum::ListenerFd(i));
+    }
+}
+
 #[test]
 fn features_the_kernel_cannot_run_are_refused_by_name() {
     // least_loaded needs a user-space publisher of queue lengths.
@@ -292,7 +512,11 @@ fn a_plan_translates_field_by_field() {
         .unwrap();
     assert_eq!(spec.timeline[i].at, sim_core::SimTime(100_000_000));
     match &spec.timeline[i + 1].action {
-        Action::MapUpdate { policy: 0, entry } => {
+        Action::MapUpdate {
+            policy: 0,
+            entry,
+            flags: 0,
+        } => {
             assert_eq!(entry.map, "socks");
             assert_eq!(entry.value, sim_kernel::MapDatum::ListenerFd(4));
         }

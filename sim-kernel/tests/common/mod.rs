@@ -61,6 +61,7 @@ pub fn worker(name: &str, server: usize, listen_at: Option<u64>) -> WorkerSpec {
         response_bytes: 1000,
         syn_retries: 0,
         fast_open_qlen: 0,
+        defer_accept_secs: 0,
         v6only: false,
     }
 }
@@ -172,6 +173,7 @@ pub fn selftest(v6: bool, migration: Migration, drop_ack: bool) -> KernelSpec {
                     key: MapDatum::U32(0),
                     value: MapDatum::ListenerFd(4),
                 },
+                flags: 0,
             },
         });
         policies.push(PolicySpec {

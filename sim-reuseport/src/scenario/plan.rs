@@ -281,6 +281,8 @@ pub struct PolicyPlan {
 pub struct BpfPlan {
     /// The object path as the scenario wrote it.
     pub object: String,
+    /// The object file's bytes, as read (the kernel backend loads these).
+    pub elf: std::sync::Arc<[u8]>,
     /// The object, loaded and checked (each run starts from a copy).
     pub loaded: std::sync::Arc<sim_bpf::BpfObject>,
     /// The program in it.

@@ -13,6 +13,7 @@
 //! What the kernel backend cannot carry out is refused before anything is
 //! created, with a [`RunError::Unsupported`] naming the feature.
 
+pub mod bpf;
 pub mod policy;
 pub mod report;
 pub mod spec;

@@ -18,6 +18,9 @@
 //! - `targets` (cookie of the closing listener → slot) and `cancel`
 //!   (cookies): written at load, from the listeners' `SO_COOKIE`.
 //!
+//! `bpf` policies (the scenario's own object) are translated by
+//! [`super::bpf`].
+//!
 //! `least_loaded` is refused: the program needs the accept-queue lengths
 //! published into its `loads` map while the run goes, and the kernel
 //! backend runs no such publisher.
@@ -92,11 +95,21 @@ struct Tracker {
     newest: Vec<usize>,
 }
 
+/// One policy of the plan on the kernel.
+#[derive(Debug)]
+enum Translated {
+    /// Declarative rules, run as `policy.o` with maps user space keeps.
+    Rules(Box<Tracker>),
+    /// The scenario's own object ([`super::bpf`]): its maps change only
+    /// by the timeline's map actions.
+    Bpf(PolicySpec),
+}
+
 /// Every policy of a plan, as kernel programs and the map updates that
 /// follow the timeline.
 #[derive(Debug)]
 pub struct Policies {
-    trackers: Vec<Tracker>,
+    trackers: Vec<Translated>,
 }
 
 impl Policies {
@@ -108,17 +121,13 @@ impl Policies {
                 "policies with more than {MAX_SLOTS} workers (policy.c has {MAX_SLOTS} socket slots)"
             )));
         }
-        if let Some(p) = plan.policies.iter().find(|p| p.bpf.is_some()) {
-            return Err(RunError::Unsupported(format!(
-                "policy `{}`: a `bpf` policy (a scenario's own object) is not loaded by the \
-                 kernel backend yet",
-                p.name
-            )));
-        }
         let trackers = plan
             .policies
             .iter()
-            .map(|p| tracker(plan, p))
+            .map(|p| match &p.bpf {
+                Some(b) => Ok(Translated::Bpf(super::bpf::policy_spec(p, b))),
+                None => tracker(plan, p).map(|t| Translated::Rules(Box::new(t))),
+            })
             .collect::<Result<_, _>>()?;
         Ok(Policies { trackers })
     }
@@ -127,14 +136,22 @@ impl Policies {
     pub fn after(&mut self, prim: &Prim) -> Vec<Action> {
         let mut out = Vec::new();
         for (i, t) in self.trackers.iter_mut().enumerate() {
-            t.after(i, prim, &mut out);
+            if let Translated::Rules(t) = t {
+                t.after(i, prim, &mut out);
+            }
         }
         out
     }
 
     /// The programs to load.
     pub fn into_specs(self) -> Vec<PolicySpec> {
-        self.trackers.into_iter().map(|t| t.spec).collect()
+        self.trackers
+            .into_iter()
+            .map(|t| match t {
+                Translated::Rules(t) => t.spec,
+                Translated::Bpf(spec) => spec,
+            })
+            .collect()
     }
 }
 
@@ -249,6 +266,7 @@ impl Tracker {
                         key: MapDatum::U32(w.0.into()),
                         value: MapDatum::ListenerFd(w.index()),
                     },
+                    flags: 0,
                 });
             }
             Prim::Shutdown(w) | Prim::Close(w) | Prim::Kill(w) => stopped(self, *w),
@@ -283,12 +301,14 @@ impl Tracker {
                     key: MapDatum::U32(i as u32),
                     value: MapDatum::U32(slot as u32),
                 },
+                flags: 0,
             });
         }
         self.config.newest_len = newest.len() as u32;
         out.push(Action::MapUpdate {
             policy: me,
             entry: config_entry(&self.config),
+            flags: 0,
         });
         self.newest = newest;
     }

@@ -207,7 +207,17 @@ fn details(plan: &Plan, k: &KernelRunResult, eof: u64, other: u64) -> KernelDeta
     let us = |d: SimDuration| d.as_nanos() / 1000;
     KernelDetails {
         kernel_release: k.kernel_release.clone(),
-        notes: NOTES.iter().map(|n| n.to_string()).collect(),
+        notes: NOTES
+            .iter()
+            .copied()
+            .chain(
+                plan.policies
+                    .iter()
+                    .any(|p| p.bpf.is_some())
+                    .then_some(super::bpf::NOTE),
+            )
+            .map(str::to_string)
+            .collect(),
         eof_before_response: eof,
         other_error: other,
         peak_syn_recv: plan
@@ -283,11 +293,37 @@ const DECISIONS: [&str; 3] = ["picks", "passes", "drops"];
 
 /// Each policy's decision counts from its `decisions` map
 /// (`decisions[path * 3 + decision]`, `u64`), paths with none left out as
-/// the simulator does.
+/// the simulator does; a `bpf` policy's program has no such map: its
+/// report has the maps read back instead ([`super::bpf::report`]), and the
+/// failed map actions of the timeline.
 fn policies(plan: &Plan, k: &KernelRunResult) -> Vec<crate::report::PolicyReport> {
     plan.policies
         .iter()
         .filter_map(|p| {
+            let host = plan.hosts[p.host.index()].name.clone();
+            if let Some(b) = &p.bpf {
+                let data: Vec<_> = k
+                    .policy_data
+                    .iter()
+                    .filter(|d| d.policy == p.name)
+                    .collect();
+                let mut bpf = super::bpf::report(b, &data);
+                let prefix = format!("map_update {}:", p.name);
+                let prefix_del = format!("map_delete {}:", p.name);
+                bpf.map_errors.extend(k.actions.iter().filter_map(|a| {
+                    let mine = a.label.starts_with(&prefix) || a.label.starts_with(&prefix_del);
+                    a.error
+                        .as_ref()
+                        .filter(|_| mine)
+                        .map(|e| format!("{} {}: {e}", a.planned, a.label))
+                }));
+                return Some(crate::report::PolicyReport {
+                    name: p.name.clone(),
+                    host,
+                    decisions: BTreeMap::new(),
+                    bpf: Some(bpf),
+                });
+            }
             let data = k
                 .policy_data
                 .iter()
@@ -310,7 +346,7 @@ fn policies(plan: &Plan, k: &KernelRunResult) -> Vec<crate::report::PolicyReport
             }
             Some(crate::report::PolicyReport {
                 name: p.name.clone(),
-                host: plan.hosts[p.host.index()].name.clone(),
+                host,
                 decisions,
                 bpf: None,
             })

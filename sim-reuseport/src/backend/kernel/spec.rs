@@ -5,6 +5,7 @@
 //! What the kernel backend cannot do is refused here, before anything is
 //! created: [`RunError::Unsupported`] names the feature and why.
 
+use super::bpf::Holds;
 use super::policy::Policies;
 use crate::backend::RunError;
 use crate::scenario::plan::{
@@ -27,7 +28,6 @@ pub fn kernel_spec(plan: &Plan, seed: u64, migrate: Option<bool>) -> Result<Kern
         .iter()
         .map(client)
         .collect::<Result<Vec<_>, _>>()?;
-    refuse_not_yet(plan)?;
     if let Some(w) = plan.workers.iter().find(|w| w.incoming_cpu.is_some()) {
         return Err(RunError::Unsupported(format!(
             "worker {}: incoming_cpu (SO_INCOMING_CPU) needs the scenario's CPUs and RSS, which the namespaces on this machine do not have",
@@ -109,26 +109,21 @@ fn kernel_has_sysctl(name: &str) -> bool {
     sim_kernel::sysctl::sysctl_path(name).is_ok_and(|p| std::path::Path::new(&p).exists())
 }
 
-/// Server features of the simulator that the kernel backend does not set
-/// up yet: refused by name rather than run without them.
-fn refuse_not_yet(plan: &Plan) -> Result<(), RunError> {
-    if let Some(w) = plan.workers.iter().find(|w| w.defer_accept > 0) {
-        return Err(RunError::Unsupported(format!(
-            "worker `{}`: defer_accept (TCP_DEFER_ACCEPT) is not set by the kernel backend's workers yet",
-            w.name
-        )));
+/// `retrans_to_secs(retrans, TCP_TIMEOUT_INIT / HZ, TCP_RTO_MAX / HZ)`
+/// (`net/ipv4/tcp.c`): the seconds `getsockopt(TCP_DEFER_ACCEPT)` reports
+/// for `retrans` SYN-ACK timeouts, 1 + 2 + … + 2^(retrans−1) with the
+/// intervals capped at 120 s. `setsockopt` with them gives back `retrans`
+/// (`secs_to_retrans` rounds up), so a worker's `defer_accept` is set as
+/// these seconds.
+pub fn retrans_to_secs(retrans: u8) -> u32 {
+    let (mut period, mut timeout) = (0u32, 1u32);
+    for i in 0..retrans {
+        if i > 0 {
+            timeout = (timeout << 1).min(120);
+        }
+        period += timeout;
     }
-    if let Some(s) = plan
-        .timeline
-        .iter()
-        .find(|s| matches!(s.prim, Prim::Relisten(..)))
-    {
-        return Err(RunError::Unsupported(format!(
-            "`{}`: relisten is not carried out by the kernel backend yet",
-            s.label
-        )));
-    }
-    Ok(())
+    period
 }
 
 fn worker(w: &WorkerPlan) -> WorkerSpec {
@@ -149,6 +144,7 @@ fn worker(w: &WorkerPlan) -> WorkerSpec {
         response_bytes: w.response_bytes,
         syn_retries: w.syn_retries,
         fast_open_qlen: w.fast_open_qlen,
+        defer_accept_secs: retrans_to_secs(w.defer_accept),
         v6only: w.v6only,
     }
 }
@@ -294,9 +290,11 @@ fn link_params_at(plan: &Plan, link: LinkIx, at: sim_core::SimTime, me: usize) -
 }
 
 /// The plan's steps as kernel actions, in order, each followed by the map
-/// updates that keep the policies' maps describing the listeners.
+/// updates that keep the declarative policies' maps describing the
+/// listeners.
 fn timeline(plan: &Plan, migrate: Option<bool>, policies: &mut Policies) -> Vec<TimedAction> {
     let mut out = Vec::with_capacity(plan.timeline.len());
+    let mut holds = Holds::new(plan.workers.len());
     for step in &plan.timeline {
         let action = match &step.prim {
             Prim::Listen(w) => Action::Listen(w.index()),
@@ -324,12 +322,15 @@ fn timeline(plan: &Plan, migrate: Option<bool>, policies: &mut Policies) -> Vec<
                 from: from.index(),
                 to: to.index(),
             },
-            // Only `bpf` policies have map actions, and `Policies::new`
-            // refuses those.
-            Prim::MapUpdate { .. } | Prim::MapDelete { .. } => continue,
-            // Refused by `refuse_not_yet`.
-            Prim::Relisten(..) => continue,
+            Prim::Relisten(w, backlog) => Action::Relisten {
+                worker: w.index(),
+                backlog: *backlog,
+            },
+            Prim::MapUpdate { .. } | Prim::MapDelete { .. } => holds
+                .map_action(&step.prim)
+                .expect("a map action of a `bpf` policy"),
         };
+        holds.after(&step.prim);
         out.push(TimedAction {
             at: step.at,
             action,

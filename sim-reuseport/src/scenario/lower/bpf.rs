@@ -136,6 +136,7 @@ impl Cx<'_> {
         }
         Ok(BpfPlan {
             object: spec.object.clone(),
+            elf: bytes.into(),
             loaded: Arc::new(obj),
             prog,
             program,

@@ -908,7 +908,10 @@ mod tests {
         for k in 0..64u32 {
             let hash = (k << 1).wrapping_mul(0x9E37_79B9) & !1;
             assert_eq!(incoming_cpu::rss_cpu(hash, 2), 0);
-            let m = MigratingSock::Established { hash };
+            let m = MigratingSock::Established {
+                hash,
+                tuple: flow(),
+            };
             assert_eq!(
                 t.migrate_target(&ls, ListenerId(1), m, true),
                 MigrateOutcome::Target(t.group(g).select_by_hash(hash).unwrap())

@@ -98,6 +98,8 @@ fn series_color(label: &str, index: usize) -> RGBColor {
         PALETTE[1]
     } else if key.starts_with("timed_out") || key.starts_with("timed out") {
         PALETTE[4]
+    } else if key.starts_with("migrat") {
+        PALETTE[0]
     } else {
         PALETTE[index % PALETTE.len()]
     }

@@ -1,47 +1,80 @@
-//! A classic libpcap file writer ([`PcapWriter`]) so simulated traffic can be
-//! opened in Wireshark or tcpdump.
+//! A pcapng capture writer ([`PcapWriter`]) so simulated traffic can be
+//! opened in Wireshark or tcpdump, and the packet encoder it uses
+//! ([`encode_packet`]).
 //!
-//! Format: classic pcap (not pcapng), little-endian, magic `0xa1b23c4d`
-//! (nanosecond timestamps), version 2.4, snaplen 65535, link type
-//! `LINKTYPE_RAW` (101: each record starts with an IPv4 or IPv6 header).
+//! The container is written by the `pcap-file` crate: one section (little
+//! endian, `shb_userappl` "reuseport-sim") and two interfaces, both
+//! `LINKTYPE_RAW` (101: each packet starts with an IPv4 or IPv6 header),
+//! snaplen 65535, nanosecond timestamps (`if_tsresol` 9):
+//!
+//! - interface 0, [`IF_WIRE`] (`sim-wire`): every packet the simulated
+//!   network delivered;
+//! - interface 1, [`IF_LOST`] (`sim-lost`): every packet the simulated
+//!   network lost (loss, a link down, a filter), each with an `opt_comment`
+//!   `lost in the simulated network: <why>`.
+//!
+//! A packet is captured as it leaves its host. The lost ones are apart so
+//! that a reader can see what the receiver saw (`frame.interface_id == 0`
+//! in Wireshark), and knows why a retransmission followed.
 //!
 //! Each [`Packet`] becomes an IPv4 (20 bytes, TTL 64, DF, id 0) or IPv6
 //! (40 bytes, hop limit 64) header chosen by the address family, a TCP header
-//! (20 bytes, or more with the Fast Open option) with valid checksums, and
+//! (20 bytes, or more with options) with valid checksums, and
 //! `payload_len` zero bytes of payload (captured up to the snaplen).
 
+use std::borrow::Cow;
 use std::io::{self, Write};
 use std::net::{IpAddr, SocketAddr};
+use std::time::Duration;
+
+use pcap_file::pcapng::blocks::enhanced_packet::{EnhancedPacketBlock, EnhancedPacketOption};
+use pcap_file::pcapng::blocks::interface_description::{
+    InterfaceDescriptionBlock, InterfaceDescriptionOption,
+};
+use pcap_file::pcapng::blocks::section_header::{SectionHeaderBlock, SectionHeaderOption};
+use pcap_file::pcapng::PcapNgWriter;
+use pcap_file::{DataLink, Endianness, PcapError};
 
 use crate::packet::{Packet, TcpFlags};
 use crate::time::SimTime;
 
-/// Magic number of a nanosecond-resolution classic pcap file.
-pub const PCAP_MAGIC_NANOS: u32 = 0xa1b2_3c4d;
-/// Major version written in the global header.
-pub const PCAP_VERSION_MAJOR: u16 = 2;
-/// Minor version written in the global header.
-pub const PCAP_VERSION_MINOR: u16 = 4;
-/// Maximum captured bytes per record.
+/// Maximum captured bytes per packet.
 pub const PCAP_SNAPLEN: u32 = 65_535;
-/// `LINKTYPE_RAW`: records start with an IPv4 or IPv6 header.
+/// `LINKTYPE_RAW`: packets start with an IPv4 or IPv6 header.
 pub const LINKTYPE_RAW: u32 = 101;
 /// TCP option kind of TCP Fast Open (RFC 7413).
 pub const TCPOPT_FASTOPEN: u8 = 34;
+/// Interface id of the packets the simulated network delivered.
+pub const IF_WIRE: u32 = 0;
+/// Interface id of the packets the simulated network lost.
+pub const IF_LOST: u32 = 1;
+/// Start of the comment on a lost packet (then the reason).
+pub const LOST_COMMENT: &str = "lost in the simulated network: ";
 
 const IPV4_HEADER_LEN: usize = 20;
 const IPV6_HEADER_LEN: usize = 40;
 const TCP_BASE_HEADER_LEN: usize = 20;
 const IPPROTO_TCP: u8 = 6;
 const TTL: u8 = 64;
-const NANOS_PER_SEC: u64 = 1_000_000_000;
+/// `if_tsresol` 9: timestamps count nanoseconds.
+const TSRESOL_NANOS: u8 = 9;
 /// Length of the all-zero cookie written for a Fast Open SYN with data (the
 /// model has no cookie values).
 const TFO_COOKIE_LEN: usize = 8;
 
-/// Writes [`Packet`]s to a classic pcap stream.
+/// What became of a captured packet.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Fate<'a> {
+    /// The network delivered it (interface [`IF_WIRE`]).
+    Delivered,
+    /// The network lost it, for this reason (interface [`IF_LOST`]).
+    Lost(&'a str),
+}
+
+/// Writes [`Packet`]s to a pcapng stream.
 ///
 /// ```
+/// use sim_core::pcap::Fate;
 /// use sim_core::{Packet, PcapWriter, SimTime, TcpFlags};
 /// let mut w = PcapWriter::new(Vec::new()).unwrap();
 /// let syn = Packet {
@@ -57,74 +90,134 @@ const TFO_COOKIE_LEN: usize = 8;
 ///     tsecr: 0,
 ///     tag: 0,
 /// };
-/// w.write_packet(SimTime(1_500_000_000), &syn).unwrap();
-/// assert_eq!(w.packets(), 1);
+/// w.write_packet(SimTime(1_500_000_000), &syn, Fate::Delivered).unwrap();
+/// w.write_packet(SimTime(2_500_000_000), &syn, Fate::Lost("loss")).unwrap();
+/// assert_eq!(w.packets(), 2);
+/// assert_eq!(w.lost(), 1);
 /// let bytes = w.into_inner().unwrap();
-/// assert_eq!(bytes.len(), 24 + 16 + 40);
+/// assert_eq!(&bytes[..4], &[0x0a, 0x0d, 0x0d, 0x0a]); // a pcapng section
 /// ```
-#[derive(Debug)]
 pub struct PcapWriter<W: Write> {
-    inner: W,
+    inner: PcapNgWriter<W>,
     packets: u64,
-    /// Reused record buffer (headers + captured payload).
+    lost: u64,
+    /// Reused packet buffer (headers + captured payload).
     buf: Vec<u8>,
+    /// Reused comment buffer.
+    comment: String,
+}
+
+impl<W: Write> std::fmt::Debug for PcapWriter<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PcapWriter")
+            .field("packets", &self.packets)
+            .field("lost", &self.lost)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A `pcap-file` error as an I/O error (the writer only fails on I/O).
+fn io_error(e: PcapError) -> io::Error {
+    match e {
+        PcapError::IoError(e) => e,
+        other => io::Error::other(other.to_string()),
+    }
+}
+
+/// The description of one of the two interfaces.
+fn interface(name: &'static str, description: &'static str) -> InterfaceDescriptionBlock<'static> {
+    InterfaceDescriptionBlock {
+        linktype: DataLink::from(LINKTYPE_RAW),
+        snaplen: PCAP_SNAPLEN,
+        options: vec![
+            InterfaceDescriptionOption::IfName(Cow::Borrowed(name)),
+            InterfaceDescriptionOption::IfDescription(Cow::Borrowed(description)),
+            InterfaceDescriptionOption::IfTsResol(TSRESOL_NANOS),
+        ],
+    }
 }
 
 impl<W: Write> PcapWriter<W> {
-    /// Wraps `inner` and writes the 24-byte global header.
-    pub fn new(mut inner: W) -> io::Result<Self> {
-        let mut h = [0u8; 24];
-        h[0..4].copy_from_slice(&PCAP_MAGIC_NANOS.to_le_bytes());
-        h[4..6].copy_from_slice(&PCAP_VERSION_MAJOR.to_le_bytes());
-        h[6..8].copy_from_slice(&PCAP_VERSION_MINOR.to_le_bytes());
-        // thiszone (8..12) and sigfigs (12..16) are zero.
-        h[16..20].copy_from_slice(&PCAP_SNAPLEN.to_le_bytes());
-        h[20..24].copy_from_slice(&LINKTYPE_RAW.to_le_bytes());
-        inner.write_all(&h)?;
+    /// Wraps `inner` and writes the section header and both interfaces.
+    pub fn new(inner: W) -> io::Result<Self> {
+        let section = SectionHeaderBlock {
+            endianness: Endianness::Little,
+            major_version: 1,
+            minor_version: 0,
+            section_length: -1,
+            options: vec![SectionHeaderOption::UserApplication(Cow::Borrowed(
+                "reuseport-sim",
+            ))],
+        };
+        let mut inner = PcapNgWriter::with_section_header(inner, section).map_err(io_error)?;
+        for idb in [
+            interface("sim-wire", "packets the simulated network delivered"),
+            interface("sim-lost", "packets lost inside the simulated network"),
+        ] {
+            inner.write_pcapng_block(idb).map_err(io_error)?;
+        }
         Ok(PcapWriter {
             inner,
             packets: 0,
+            lost: 0,
             buf: Vec::with_capacity(128),
+            comment: String::new(),
         })
     }
 
-    /// Writes one record for `pkt` observed at `t`.
+    /// Writes one packet `pkt` sent at `t` whose fate was `fate`.
     ///
-    /// The timestamp is `t` split into seconds and nanoseconds (seconds
-    /// saturate at `u32::MAX`, about 136 years). A payload longer than the
+    /// The timestamp is `t` in nanoseconds since the epoch of the capture
+    /// (simulated time 0 shows as 1970-01-01). A payload longer than the
     /// IP length field allows (65535 bytes of IPv4 datagram or IPv6 payload)
     /// is clamped; the captured bytes are further capped at the snaplen, with
-    /// `orig_len` giving the full length.
-    pub fn write_packet(&mut self, t: SimTime, pkt: &Packet) -> io::Result<()> {
-        let ns = t.as_nanos();
-        let secs = u32::try_from(ns / NANOS_PER_SEC).unwrap_or(u32::MAX);
-        let nanos = (ns % NANOS_PER_SEC) as u32;
-
+    /// the original length giving the full length.
+    pub fn write_packet(&mut self, t: SimTime, pkt: &Packet, fate: Fate<'_>) -> io::Result<()> {
         self.buf.clear();
-        let orig_len = encode_packet(pkt, &mut self.buf);
-        let incl_len = self.buf.len() as u32;
-        debug_assert!(incl_len <= PCAP_SNAPLEN && incl_len <= orig_len);
-
-        let mut rec = [0u8; 16];
-        rec[0..4].copy_from_slice(&secs.to_le_bytes());
-        rec[4..8].copy_from_slice(&nanos.to_le_bytes());
-        rec[8..12].copy_from_slice(&incl_len.to_le_bytes());
-        rec[12..16].copy_from_slice(&orig_len.to_le_bytes());
-        self.inner.write_all(&rec)?;
-        self.inner.write_all(&self.buf)?;
+        let original_len = encode_packet(pkt, &mut self.buf);
+        debug_assert!(self.buf.len() <= PCAP_SNAPLEN as usize);
+        let (interface_id, options) = match fate {
+            Fate::Delivered => (IF_WIRE, Vec::new()),
+            Fate::Lost(why) => {
+                self.comment.clear();
+                self.comment.push_str(LOST_COMMENT);
+                self.comment.push_str(why);
+                self.lost += 1;
+                (
+                    IF_LOST,
+                    vec![EnhancedPacketOption::Comment(Cow::Borrowed(
+                        self.comment.as_str(),
+                    ))],
+                )
+            }
+        };
+        let epb = EnhancedPacketBlock {
+            interface_id,
+            timestamp: Duration::from_nanos(t.as_nanos()),
+            original_len,
+            data: Cow::Borrowed(&self.buf),
+            options,
+        };
+        self.inner.write_pcapng_block(epb).map_err(io_error)?;
         self.packets += 1;
         Ok(())
     }
 
-    /// Number of records written so far.
+    /// Number of packets written so far.
     pub fn packets(&self) -> u64 {
         self.packets
     }
 
+    /// Number of those that were lost in the network.
+    pub fn lost(&self) -> u64 {
+        self.lost
+    }
+
     /// Flushes and returns the underlying writer.
-    pub fn into_inner(mut self) -> io::Result<W> {
-        self.inner.flush()?;
-        Ok(self.inner)
+    pub fn into_inner(self) -> io::Result<W> {
+        let mut w = self.inner.into_inner();
+        w.flush()?;
+        Ok(w)
     }
 }
 
@@ -172,7 +265,10 @@ fn tcp_options(pkt: &Packet) -> ([u8; MAX_OPTS], usize) {
 
 /// Appends the captured bytes of `pkt` (IP header, TCP header, payload
 /// capped at the snaplen) to `out` and returns the full on-wire length.
-fn encode_packet(pkt: &Packet, out: &mut Vec<u8>) -> u32 {
+///
+/// # Panics
+/// If `pkt` mixes address families (the model never builds such a packet).
+pub fn encode_packet(pkt: &Packet, out: &mut Vec<u8>) -> u32 {
     let (opts, opts_len) = tcp_options(pkt);
     let tcp_hdr_len = TCP_BASE_HEADER_LEN + opts_len;
     let (ip_hdr_len, max_after_ip) = match pkt.src.ip() {
@@ -284,18 +380,13 @@ mod tests {
     fn u32be(b: &[u8], at: usize) -> u32 {
         u32::from_be_bytes(b[at..at + 4].try_into().unwrap())
     }
-    fn u16le(b: &[u8], at: usize) -> u16 {
-        u16::from_le_bytes([b[at], b[at + 1]])
-    }
-    fn u32le(b: &[u8], at: usize) -> u32 {
-        u32::from_le_bytes(b[at..at + 4].try_into().unwrap())
-    }
 
-    /// A record parsed back from the file.
+    /// A packet parsed back from the file.
     #[derive(Debug)]
     struct Parsed {
-        secs: u32,
-        nanos: u32,
+        t_ns: u128,
+        interface_id: u32,
+        comment: Option<String>,
         incl_len: u32,
         orig_len: u32,
         version: u8,
@@ -310,92 +401,111 @@ mod tests {
         payload_captured: usize,
     }
 
-    /// Parses a whole file, checking the global header and every checksum.
+    /// Reads a whole file back with `pcap-file`, checking the section, the
+    /// two interfaces and every checksum.
     fn parse(file: &[u8]) -> Vec<Parsed> {
-        assert_eq!(u32le(file, 0), 0xa1b2_3c4d);
-        assert_eq!(u16le(file, 4), 2);
-        assert_eq!(u16le(file, 6), 4);
-        assert_eq!(u32le(file, 8), 0);
-        assert_eq!(u32le(file, 12), 0);
-        assert_eq!(u32le(file, 16), 65535);
-        assert_eq!(u32le(file, 20), 101);
-        let mut at = 24;
+        use pcap_file::pcapng::{Block, PcapNgReader};
+        let mut r = PcapNgReader::new(file).expect("a pcapng section");
+        assert_eq!(r.section().endianness, Endianness::Little);
+        assert_eq!(r.section().major_version, 1);
         let mut out = Vec::new();
-        while at < file.len() {
-            let secs = u32le(file, at);
-            let nanos = u32le(file, at + 4);
-            let incl_len = u32le(file, at + 8);
-            let orig_len = u32le(file, at + 12);
-            assert!(nanos < 1_000_000_000);
-            assert!(incl_len <= orig_len && incl_len <= 65535);
-            at += 16;
-            let rec = &file[at..at + incl_len as usize];
-            at += incl_len as usize;
-
-            let version = rec[0] >> 4;
-            let (src_ip, dst_ip, ip_len, mut pseudo_sum, tcp_len): (IpAddr, IpAddr, _, u32, _) =
-                match version {
-                    4 => {
-                        assert_eq!(rec[0] & 0x0f, 5, "IHL");
-                        assert_eq!(usize::from(u16be(rec, 2)), orig_len as usize);
-                        assert_eq!(u16be(rec, 6), 0x4000, "DF, no fragment offset");
-                        assert_eq!(rec[8], 64, "TTL");
-                        assert_eq!(rec[9], 6, "protocol");
-                        assert_eq!(ones_sum(&rec[..20]), 0xffff, "IPv4 header checksum");
-                        let s: [u8; 4] = rec[12..16].try_into().unwrap();
-                        let d: [u8; 4] = rec[16..20].try_into().unwrap();
-                        let tcp_len = orig_len as usize - 20;
-                        let ps = sum_be_words(sum_be_words(6 + tcp_len as u32, &s), &d);
-                        (s.into(), d.into(), 20, ps, tcp_len)
-                    }
-                    6 => {
-                        assert_eq!(&rec[1..4], &[0, 0, 0], "class and flow label");
-                        assert_eq!(usize::from(u16be(rec, 4)), orig_len as usize - 40);
-                        assert_eq!(rec[6], 6, "next header");
-                        assert_eq!(rec[7], 64, "hop limit");
-                        let s: [u8; 16] = rec[8..24].try_into().unwrap();
-                        let d: [u8; 16] = rec[24..40].try_into().unwrap();
-                        let tcp_len = orig_len as usize - 40;
-                        let ps = sum_be_words(sum_be_words(6 + tcp_len as u32, &s), &d);
-                        (s.into(), d.into(), 40, ps, tcp_len)
-                    }
-                    v => panic!("IP version {v}"),
-                };
-            let tcp = &rec[ip_len..];
-            let tcp_header_len = usize::from(tcp[12] >> 4) * 4;
-            assert_eq!(tcp[12] & 0x0f, 0, "reserved bits");
-            assert_eq!(u16be(tcp, 18), 0, "urgent pointer");
-            let payload_captured = tcp.len() - tcp_header_len;
-            // Only verify the TCP checksum when the whole segment is
-            // captured (the payload is zeros either way).
-            if payload_captured == tcp_len - tcp_header_len {
-                pseudo_sum = sum_be_words(pseudo_sum, tcp);
-                let mut s = pseudo_sum;
-                while s > 0xffff {
-                    s = (s & 0xffff) + (s >> 16);
+        let mut interfaces = Vec::new();
+        while let Some(block) = r.next_block() {
+            match block.expect("a valid block") {
+                Block::InterfaceDescription(idb) => interfaces.push(idb.into_owned()),
+                Block::EnhancedPacket(epb) => {
+                    assert_eq!(interfaces.len(), 2, "both interfaces come first");
+                    out.push(parse_packet(&epb));
                 }
-                assert_eq!(s, 0xffff, "TCP checksum");
+                other => panic!("unexpected block {other:?}"),
             }
-            assert!(tcp[tcp_header_len..].iter().all(|&b| b == 0));
-            out.push(Parsed {
-                secs,
-                nanos,
-                incl_len,
-                orig_len,
-                version,
-                src: SocketAddr::new(src_ip, u16be(tcp, 0)),
-                dst: SocketAddr::new(dst_ip, u16be(tcp, 2)),
-                flags: tcp[13],
-                seq: u32be(tcp, 4),
-                ack: u32be(tcp, 8),
-                window: u16be(tcp, 14),
-                tcp_header_len,
-                options: tcp[20..tcp_header_len].to_vec(),
-                payload_captured,
-            });
         }
-        assert_eq!(at, file.len());
+        for (idb, name) in interfaces.iter().zip(["sim-wire", "sim-lost"]) {
+            assert_eq!(u32::from(idb.linktype), LINKTYPE_RAW);
+            assert_eq!(idb.snaplen, PCAP_SNAPLEN);
+            assert!(idb
+                .options
+                .contains(&InterfaceDescriptionOption::IfName(Cow::Borrowed(name))));
+            assert!(idb
+                .options
+                .contains(&InterfaceDescriptionOption::IfTsResol(9)));
+        }
         out
+    }
+
+    /// Parses one packet block, checking its headers and checksums.
+    fn parse_packet(epb: &EnhancedPacketBlock<'_>) -> Parsed {
+        let rec: &[u8] = &epb.data;
+        let incl_len = rec.len() as u32;
+        let orig_len = epb.original_len;
+        assert!(incl_len <= orig_len && incl_len <= PCAP_SNAPLEN);
+        let comment = match epb.options.as_slice() {
+            [] => None,
+            [EnhancedPacketOption::Comment(c)] => Some(c.to_string()),
+            other => panic!("unexpected options {other:?}"),
+        };
+        let version = rec[0] >> 4;
+        let (src_ip, dst_ip, ip_len, mut pseudo_sum, tcp_len): (IpAddr, IpAddr, _, u32, _) =
+            match version {
+                4 => {
+                    assert_eq!(rec[0] & 0x0f, 5, "IHL");
+                    assert_eq!(usize::from(u16be(rec, 2)), orig_len as usize);
+                    assert_eq!(u16be(rec, 6), 0x4000, "DF, no fragment offset");
+                    assert_eq!(rec[8], 64, "TTL");
+                    assert_eq!(rec[9], 6, "protocol");
+                    assert_eq!(ones_sum(&rec[..20]), 0xffff, "IPv4 header checksum");
+                    let s: [u8; 4] = rec[12..16].try_into().unwrap();
+                    let d: [u8; 4] = rec[16..20].try_into().unwrap();
+                    let tcp_len = orig_len as usize - 20;
+                    let ps = sum_be_words(sum_be_words(6 + tcp_len as u32, &s), &d);
+                    (s.into(), d.into(), 20, ps, tcp_len)
+                }
+                6 => {
+                    assert_eq!(&rec[1..4], &[0, 0, 0], "class and flow label");
+                    assert_eq!(usize::from(u16be(rec, 4)), orig_len as usize - 40);
+                    assert_eq!(rec[6], 6, "next header");
+                    assert_eq!(rec[7], 64, "hop limit");
+                    let s: [u8; 16] = rec[8..24].try_into().unwrap();
+                    let d: [u8; 16] = rec[24..40].try_into().unwrap();
+                    let tcp_len = orig_len as usize - 40;
+                    let ps = sum_be_words(sum_be_words(6 + tcp_len as u32, &s), &d);
+                    (s.into(), d.into(), 40, ps, tcp_len)
+                }
+                v => panic!("IP version {v}"),
+            };
+        let tcp = &rec[ip_len..];
+        let tcp_header_len = usize::from(tcp[12] >> 4) * 4;
+        assert_eq!(tcp[12] & 0x0f, 0, "reserved bits");
+        assert_eq!(u16be(tcp, 18), 0, "urgent pointer");
+        let payload_captured = tcp.len() - tcp_header_len;
+        // Only verify the TCP checksum when the whole segment is
+        // captured (the payload is zeros either way).
+        if payload_captured == tcp_len - tcp_header_len {
+            pseudo_sum = sum_be_words(pseudo_sum, tcp);
+            let mut s = pseudo_sum;
+            while s > 0xffff {
+                s = (s & 0xffff) + (s >> 16);
+            }
+            assert_eq!(s, 0xffff, "TCP checksum");
+        }
+        assert!(tcp[tcp_header_len..].iter().all(|&b| b == 0));
+        Parsed {
+            t_ns: epb.timestamp.as_nanos(),
+            interface_id: epb.interface_id,
+            comment,
+            incl_len,
+            orig_len,
+            version,
+            src: SocketAddr::new(src_ip, u16be(tcp, 0)),
+            dst: SocketAddr::new(dst_ip, u16be(tcp, 2)),
+            flags: tcp[13],
+            seq: u32be(tcp, 4),
+            ack: u32be(tcp, 8),
+            window: u16be(tcp, 14),
+            tcp_header_len,
+            options: tcp[20..tcp_header_len].to_vec(),
+            payload_captured,
+        }
     }
 
     fn handshake(client: &str, server: &str) -> [Packet; 3] {
@@ -446,7 +556,7 @@ mod tests {
     fn write_all(pkts: &[(SimTime, Packet)]) -> Vec<u8> {
         let mut w = PcapWriter::new(Vec::new()).unwrap();
         for (t, p) in pkts {
-            w.write_packet(*t, p).unwrap();
+            w.write_packet(*t, p, Fate::Delivered).unwrap();
         }
         assert_eq!(w.packets(), pkts.len() as u64);
         w.into_inner().unwrap()
@@ -488,10 +598,8 @@ mod tests {
         let parsed = parse(&file);
         assert_eq!(parsed.len(), pkts.len());
         for ((t, p), r) in pkts.iter().zip(&parsed) {
-            assert_eq!(
-                u64::from(r.secs) * 1_000_000_000 + u64::from(r.nanos),
-                t.as_nanos()
-            );
+            assert_eq!(r.t_ns, u128::from(t.as_nanos()));
+            assert_eq!((r.interface_id, r.comment.as_deref()), (IF_WIRE, None));
             let (ver, ip_len) = if p.src.is_ipv4() { (4, 20) } else { (6, 40) };
             assert_eq!(r.version, ver);
             assert_eq!(r.orig_len, ip_len + 20 + p.payload_len);
@@ -505,15 +613,49 @@ mod tests {
             assert_eq!(r.tcp_header_len, 20);
             assert_eq!(r.payload_captured, p.payload_len as usize);
         }
-        assert_eq!(parsed[1].secs, 0);
-        assert_eq!(parsed[1].nanos, 999_999_999);
-        assert_eq!(parsed[3].secs, 3);
-        assert_eq!(parsed[3].nanos, 250_000_001);
+        assert_eq!(parsed[1].t_ns, 999_999_999);
+        assert_eq!(parsed[3].t_ns, 3_250_000_001);
         assert_eq!(parsed[0].flags, 0x02);
         assert_eq!(parsed[1].flags, 0x12);
         assert_eq!(parsed[2].flags, 0x18);
-        // 24-byte global header + 6 record headers + packets.
-        assert_eq!(file.len(), 24 + 6 * 16 + 3 * 40 + 517 + 3 * 60 + 517);
+    }
+
+    #[test]
+    fn lost_packets_are_apart_and_commented() {
+        let pkts = sample();
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        let fates = [
+            Fate::Delivered,
+            Fate::Lost("loss"),
+            Fate::Delivered,
+            Fate::Lost("link_down"),
+            Fate::Delivered,
+            Fate::Delivered,
+        ];
+        for ((t, p), fate) in pkts.iter().zip(fates) {
+            w.write_packet(*t, p, fate).unwrap();
+        }
+        assert_eq!((w.packets(), w.lost()), (6, 2));
+        let parsed = parse(&w.into_inner().unwrap());
+        let seen: Vec<(u32, Option<&str>)> = parsed
+            .iter()
+            .map(|r| (r.interface_id, r.comment.as_deref()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                (IF_WIRE, None),
+                (IF_LOST, Some("lost in the simulated network: loss")),
+                (IF_WIRE, None),
+                (IF_LOST, Some("lost in the simulated network: link_down")),
+                (IF_WIRE, None),
+                (IF_WIRE, None),
+            ]
+        );
+        // A lost packet is the same packet: same bytes, same timestamp.
+        assert_eq!(parsed[1].t_ns, 999_999_999);
+        assert_eq!(parsed[1].flags, 0x12);
+        assert_eq!(parsed[3].src, pkts[3].1.src);
     }
 
     #[test]
@@ -578,19 +720,19 @@ mod tests {
     }
 
     #[test]
-    fn timestamp_saturates() {
+    fn timestamp_keeps_every_nanosecond() {
+        // 64-bit nanosecond timestamps: even the last instant is exact.
         let [syn, _, _] = handshake("10.0.0.1:40000", "10.0.0.2:80");
         let file = write_all(&[(SimTime::MAX, syn)]);
         let r = parse(&file);
-        assert_eq!(r[0].secs, u32::MAX);
-        assert_eq!(r[0].nanos, (u64::MAX % 1_000_000_000) as u32);
+        assert_eq!(r[0].t_ns, u128::from(u64::MAX));
     }
 
     fn temp_path(tag: &str) -> std::path::PathBuf {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
         std::env::temp_dir().join(format!(
-            "sim-core-pcap-{tag}-{}-{n}.pcap",
+            "sim-core-pcap-{tag}-{}-{n}.pcapng",
             std::process::id()
         ))
     }
@@ -611,7 +753,16 @@ mod tests {
         tfo.payload_len = 10;
         pkts.push((SimTime(8_000_000_000), tfo));
         let path = temp_path("tshark");
-        std::fs::write(&path, write_all(&pkts)).unwrap();
+        let mut w = PcapWriter::new(Vec::new()).unwrap();
+        for (i, (t, p)) in pkts.iter().enumerate() {
+            let fate = if i == 1 {
+                Fate::Lost("loss")
+            } else {
+                Fate::Delivered
+            };
+            w.write_packet(*t, p, fate).unwrap();
+        }
+        std::fs::write(&path, w.into_inner().unwrap()).unwrap();
         let out = std::process::Command::new("tshark")
             .arg("-r")
             .arg(&path)
@@ -622,6 +773,8 @@ mod tests {
                 "tcp.flags",
                 "-e",
                 "tcp.checksum.status",
+                "-e",
+                "frame.interface_id",
             ])
             .args(["-o", "tcp.check_checksum:TRUE"])
             .output()
@@ -635,10 +788,12 @@ mod tests {
         );
         let lines: Vec<&str> = stdout.lines().collect();
         assert_eq!(lines.len(), pkts.len(), "tshark output:\n{stdout}");
-        for ((_, p), line) in pkts.iter().zip(&lines) {
+        for (i, ((_, p), line)) in pkts.iter().zip(&lines).enumerate() {
             let mut fields = line.split('\t');
             let flags = fields.next().unwrap_or_default();
             let status = fields.next().unwrap_or_default();
+            let interface = fields.next().unwrap_or_default();
+            assert_eq!(interface, if i == 1 { "1" } else { "0" }, "{line:?}");
             let flags = u16::from_str_radix(flags.trim_start_matches("0x"), 16)
                 .unwrap_or_else(|_| panic!("bad tcp.flags in {line:?}"));
             assert_eq!(flags, u16::from(p.flags.0), "{line:?}");

@@ -132,14 +132,13 @@ fn timestamps(opts: &[u8]) -> (u32, u32) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sim_core::{PcapWriter, SimTime};
+    use sim_core::pcap::encode_packet;
 
-    /// Encodes with sim-core's pcap writer (valid headers) and parses back.
+    /// Encodes with sim-core's capture encoder (valid headers) and parses back.
     fn roundtrip(p: Packet) -> Packet {
-        let mut w = PcapWriter::new(Vec::new()).unwrap();
-        w.write_packet(SimTime(0), &p).unwrap();
-        let bytes = w.into_inner().unwrap();
-        parse_tcp(&bytes[24 + 16..]).expect("parses")
+        let mut bytes = Vec::new();
+        encode_packet(&p, &mut bytes);
+        parse_tcp(&bytes).expect("parses")
     }
 
     fn pkt(src: &str, dst: &str, flags: TcpFlags, len: u32, tfo: bool) -> Packet {
@@ -180,10 +179,8 @@ mod tests {
     #[test]
     fn rejects_non_tcp_and_truncated() {
         let p = pkt("10.0.1.1:1", "10.0.0.1:2", TcpFlags::SYN, 0, false);
-        let mut w = PcapWriter::new(Vec::new()).unwrap();
-        w.write_packet(SimTime(0), &p).unwrap();
-        let bytes = w.into_inner().unwrap();
-        let ip = &bytes[40..];
+        let mut ip = Vec::new();
+        encode_packet(&p, &mut ip);
         assert!(parse_tcp(&ip[..30]).is_none());
         let mut udp = ip.to_vec();
         udp[9] = 17;

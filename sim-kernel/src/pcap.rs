@@ -8,10 +8,17 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use sim_core::pcap::{
-    LINKTYPE_RAW, PCAP_MAGIC_NANOS, PCAP_SNAPLEN, PCAP_VERSION_MAJOR, PCAP_VERSION_MINOR,
-};
+use sim_core::pcap::{LINKTYPE_RAW, PCAP_SNAPLEN};
 use sim_core::SimTime;
+
+/// Magic number of a nanosecond-resolution classic pcap file. (The
+/// simulator writes pcapng, to mark packets lost in its network; this
+/// capture has no such packets and stays classic pcap.)
+const PCAP_MAGIC_NANOS: u32 = 0xa1b2_3c4d;
+/// Major version written in the global header.
+const PCAP_VERSION_MAJOR: u16 = 2;
+/// Minor version written in the global header.
+const PCAP_VERSION_MINOR: u16 = 4;
 
 /// Writes raw IP packets.
 #[derive(Debug)]

@@ -16,6 +16,7 @@ pub use sim::{Simulator, MAX_EVENTS};
 use crate::report::Report;
 use crate::scenario::{lower, Plan, Scenario, ScenarioError};
 use serde::Serialize;
+pub use sim_core::pcap::Fate;
 use sim_core::{Packet, SimDuration, SimTime};
 use sim_tcp::MigrationPath;
 use std::io::Write;
@@ -31,16 +32,18 @@ pub trait Backend {
     fn run(&self, plan: &Plan, opts: RunOptions<'_>) -> Result<RunResult, RunError>;
 }
 
-/// Receives every packet the moment it is sent (for pcap capture).
+/// Receives every packet the moment it is sent (for pcap capture), with
+/// what the network made of it.
 pub trait PacketTap {
-    /// `pkt` leaves its host at `t`.
-    fn packet(&mut self, t: SimTime, pkt: &Packet);
+    /// `pkt` leaves its host at `t`; `fate` says whether the network will
+    /// deliver it or lost it (and why).
+    fn packet(&mut self, t: SimTime, pkt: &Packet, fate: Fate<'_>);
 }
 
 impl<W: Write> PacketTap for sim_core::PcapWriter<W> {
-    fn packet(&mut self, t: SimTime, pkt: &Packet) {
+    fn packet(&mut self, t: SimTime, pkt: &Packet, fate: Fate<'_>) {
         // A write error surfaces when the writer is finished (`into_inner`).
-        let _ = self.write_packet(t, pkt);
+        let _ = self.write_packet(t, pkt, fate);
     }
 }
 
@@ -74,6 +77,9 @@ pub struct Sample {
     pub t_s: f64,
     /// Cumulative completed, reset, refused, timed out.
     pub outcomes: [u64; 4],
+    /// Cumulative migrations (every path), when the backend counts them
+    /// over time (the simulator; not the kernel backend).
+    pub migrations: Option<u64>,
     /// Accept-queue length per worker listener (report order).
     pub accept_queues: Vec<u32>,
     /// SYN-queue length per worker listener.
@@ -89,6 +95,8 @@ pub struct RunResult {
     pub samples: Vec<Sample>,
     /// Worker names in listener order (labels for samples).
     pub worker_names: Vec<String>,
+    /// Worker generations in listener order (to group the plot's queues).
+    pub worker_generations: Vec<u32>,
     /// Timeline actions as (time in s, label), for plot markers.
     pub markers: Vec<(f64, String)>,
 }

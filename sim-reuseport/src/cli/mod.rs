@@ -166,12 +166,19 @@ pub(crate) struct RunArgs {
     /// Write a JSON-lines trace of every packet and event.
     #[arg(long, value_name = "FILE.jsonl")]
     pub(crate) trace: Option<PathBuf>,
-    /// Write every simulated packet to a libpcap file.
+    /// Write every simulated packet to a pcapng file (the ones the network
+    /// lost on their own interface, with a comment saying why).
     #[arg(long, value_name = "FILE.pcap")]
     pub(crate) pcap: Option<PathBuf>,
     /// Write an SVG of outcomes and queue lengths over time.
     #[arg(long, value_name = "FILE.svg")]
     pub(crate) plot: Option<PathBuf>,
+    /// Start the plot's time axis here (a time within the run, e.g. `2s`).
+    #[arg(long, value_name = "TIME", requires = "plot")]
+    pub(crate) from: Option<String>,
+    /// End the plot's time axis here (after `--from`, within the run).
+    #[arg(long, value_name = "TIME", requires = "plot")]
+    pub(crate) until: Option<String>,
     /// Test-only: break one migration path.
     #[arg(long, value_enum, hide = true)]
     pub(crate) inject_bug: Option<BugPath>,
@@ -191,6 +198,12 @@ pub(crate) struct CompareArgs {
     /// Write an SVG with both runs overlaid.
     #[arg(long, value_name = "FILE.svg")]
     pub(crate) plot: Option<PathBuf>,
+    /// Start the plot's time axis here (a time within the run, e.g. `2s`).
+    #[arg(long, value_name = "TIME", requires = "plot")]
+    pub(crate) from: Option<String>,
+    /// End the plot's time axis here (after `--from`, within the run).
+    #[arg(long, value_name = "TIME", requires = "plot")]
+    pub(crate) until: Option<String>,
     /// Test-only: break one migration path.
     #[arg(long, value_enum, hide = true)]
     pub(crate) inject_bug: Option<BugPath>,

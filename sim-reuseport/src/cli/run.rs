@@ -64,6 +64,8 @@ pub(crate) fn run_cmd(a: RunArgs) -> Result<(), Failure> {
         trace,
         pcap,
         plot,
+        from,
+        until,
         inject_bug,
     } = a;
     let outputs: Vec<(&str, &Path)> = [
@@ -76,6 +78,8 @@ pub(crate) fn run_cmd(a: RunArgs) -> Result<(), Failure> {
     .collect();
     let report_to_stderr = check_outputs(&file, &outputs)?;
     let (scn, seed_used, drawn) = load_for_seed(&file, seed)?;
+    let zoom = sim_reuseport::plots::window(from.as_deref(), until.as_deref(), scn.duration.0)
+        .map_err(Failure::BadInput)?;
     let mut trace_file = match trace.as_deref() {
         Some(p) => Some(OutputFile::open(p).map_err(Failure::BadInput)?),
         None => None,
@@ -120,7 +124,8 @@ pub(crate) fn run_cmd(a: RunArgs) -> Result<(), Failure> {
         w.into_inner().and_then(|f| f.commit()).map_err(io_err(p))?;
     }
     if let Some(p) = plot.as_deref() {
-        let svg = sim_reuseport::plots::render_run(&result, None).map_err(Failure::BadInput)?;
+        let svg =
+            sim_reuseport::plots::render_run(&result, None, zoom).map_err(Failure::BadInput)?;
         write_output(p, svg.as_bytes()).map_err(Failure::BadInput)?;
     }
     let text = match format {
@@ -146,11 +151,15 @@ pub(crate) fn compare_cmd(a: CompareArgs) -> Result<(), Failure> {
         seed,
         format,
         plot,
+        from,
+        until,
         inject_bug,
     } = a;
     let outputs: Vec<(&str, &Path)> = plot.as_deref().map(|p| ("--plot", p)).into_iter().collect();
     let report_to_stderr = check_outputs(&file, &outputs)?;
     let (scn, seed_used, drawn) = load_for_seed(&file, seed)?;
+    let zoom = sim_reuseport::plots::window(from.as_deref(), until.as_deref(), scn.duration.0)
+        .map_err(Failure::BadInput)?;
     let inject_bug = inject_bug.map(BugPath::path);
     let interval = plot
         .as_ref()
@@ -203,7 +212,8 @@ pub(crate) fn compare_cmd(a: CompareArgs) -> Result<(), Failure> {
         );
     }
     if let Some(p) = plot.as_deref() {
-        let svg = sim_reuseport::plots::render_run(&on, Some(&off)).map_err(Failure::BadInput)?;
+        let svg =
+            sim_reuseport::plots::render_run(&on, Some(&off), zoom).map_err(Failure::BadInput)?;
         write_output(p, svg.as_bytes()).map_err(Failure::BadInput)?;
     }
     let cmp = Comparison::new(off.report, on.report);

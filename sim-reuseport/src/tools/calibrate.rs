@@ -428,6 +428,7 @@ mod tests {
             report,
             samples: vec![],
             worker_names: vec![],
+            worker_generations: vec![],
             markers: vec![],
         }
     }

@@ -10,8 +10,9 @@ use crate::scenario::{Arrival, Scenario};
 pub const EVENTS_PER_CONNECTION: u64 = 12;
 /// Trace bytes per connection, measured (docs/trace-format.md: 1.0-1.1 KB).
 pub const TRACE_BYTES_PER_CONNECTION: u64 = 1_100;
-/// Capture bytes per connection, measured (docs/trace-format.md: 1.7-1.8 KB).
-pub const PCAP_BYTES_PER_CONNECTION: u64 = 1_800;
+/// Capture bytes per connection, measured (docs/trace-format.md: 1.8-1.9 KB
+/// of pcapng).
+pub const PCAP_BYTES_PER_CONNECTION: u64 = 1_900;
 /// Connections above which a run is large enough to warn about (a few
 /// seconds of CPU in release, a gigabyte of trace).
 pub const LARGE_CONNECTIONS: u64 = 1_000_000;

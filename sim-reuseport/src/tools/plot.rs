@@ -1,8 +1,9 @@
 //! SVG charts of a run, or of two runs overlaid, drawn with `plotters`.
 //!
-//! [`render_svg`] draws three stacked panels sharing the time axis:
-//! cumulative connection outcomes, accept-queue lengths and SYN-queue
-//! lengths, with the timeline's actions ([`Marker`]s) as thin vertical lines.
+//! [`render_svg`] draws four stacked panels sharing the time axis:
+//! cumulative connection outcomes, their rates per second, accept-queue
+//! lengths and SYN-queue lengths, with the timeline's actions ([`Marker`]s)
+//! as thin vertical lines.
 //! The output is a deterministic function of the input: no timestamps, no
 //! system fonts (text is emitted as SVG `<text>` and laid out by the viewer).
 
@@ -35,13 +36,21 @@ pub struct Marker {
 pub struct PlotData {
     /// Chart title (the scenario name, say).
     pub title: String,
-    /// Length of the run in seconds: the end of the time axis.
+    /// Start of the time axis in seconds (0 unless zoomed).
+    pub start_s: f64,
+    /// End of the time axis in seconds (the length of the run unless zoomed).
     pub duration_s: f64,
     /// Cumulative completed / reset / refused / timed_out over time.
     pub outcomes: Vec<Series>,
-    /// Accept-queue length per listener over time.
+    /// Events per second over time (completed, reset, migrated, ...).
+    pub rates: Vec<Series>,
+    /// What each queue series stands for, in the panels' captions:
+    /// `"listener"`, or e.g. `"generation (sum over its listeners)"`.
+    /// Empty means `"listener"`.
+    pub queues_by: String,
+    /// Accept-queue length per listener (or group) over time.
     pub accept_queues: Vec<Series>,
-    /// SYN-queue length per listener over time.
+    /// SYN-queue length per listener (or group) over time.
     pub syn_queues: Vec<Series>,
     /// Timeline actions.
     pub markers: Vec<Marker>,
@@ -89,6 +98,8 @@ fn series_color(label: &str, index: usize) -> RGBColor {
         PALETTE[1]
     } else if key.starts_with("timed_out") || key.starts_with("timed out") {
         PALETTE[4]
+    } else if key.starts_with("migrat") {
+        PALETTE[0]
     } else {
         PALETTE[index % PALETTE.len()]
     }
@@ -233,7 +244,7 @@ fn err<E: std::fmt::Display>(e: E) -> String {
 
 /// What one panel shows.
 struct Panel<'a> {
-    caption: &'a str,
+    caption: String,
     y_desc: &'a str,
     lines: Vec<Line<'a>>,
 }
@@ -256,9 +267,14 @@ pub fn render_svg(
     other: Option<(&str, &PlotData)>,
     run_label: &str,
 ) -> Result<String, String> {
+    let by = if run.queues_by.is_empty() {
+        "listener"
+    } else {
+        run.queues_by.as_str()
+    };
     let panels = [
         Panel {
-            caption: "Connection outcomes (cumulative)",
+            caption: "Connection outcomes (cumulative)".into(),
             y_desc: "connections",
             lines: panel_lines(
                 &run.outcomes,
@@ -267,7 +283,16 @@ pub fn render_svg(
             ),
         },
         Panel {
-            caption: "Accept queue length per listener",
+            caption: "Rates (per second, over each sampling interval)".into(),
+            y_desc: "per second",
+            lines: panel_lines(
+                &run.rates,
+                run_label,
+                other.map(|(l, o)| (l, o.rates.as_slice())),
+            ),
+        },
+        Panel {
+            caption: format!("Accept queue length per {by}"),
             y_desc: "accept queue",
             lines: panel_lines(
                 &run.accept_queues,
@@ -276,7 +301,7 @@ pub fn render_svg(
             ),
         },
         Panel {
-            caption: "SYN queue length per listener",
+            caption: format!("SYN queue length per {by}"),
             y_desc: "SYN queue",
             lines: panel_lines(
                 &run.syn_queues,
@@ -288,12 +313,20 @@ pub fn render_svg(
 
     // Shared time axis.
     let mut x_max = run.duration_s;
+    let mut x_min = if run.start_s.is_finite() {
+        run.start_s
+    } else {
+        0.0
+    };
     if let Some((_, o)) = other {
         x_max = x_max.max(o.duration_s);
+        if o.start_s.is_finite() {
+            x_min = x_min.min(o.start_s);
+        }
     }
     let all_points = panels.iter().flat_map(|p| p.lines.iter().map(|l| l.points));
-    let (x_lo, x_hi) = finite_range(all_points, |p| p.0).unwrap_or((0.0, 0.0));
-    let x_min = x_lo.min(0.0);
+    let (x_lo, x_hi) = finite_range(all_points, |p| p.0).unwrap_or((x_min, x_min));
+    let x_min = x_lo.min(x_min);
     x_max = if x_max.is_finite() { x_max } else { 0.0 }.max(x_hi);
     if x_max <= x_min {
         x_max = x_min + 1.0;
@@ -307,7 +340,7 @@ pub fn render_svg(
             }
         }
     }
-    markers.retain(|m| m.at_s.is_finite());
+    markers.retain(|m| m.at_s.is_finite() && m.at_s >= x_min && m.at_s <= x_max);
     let plot_w = f64::from(WIDTH - LEGEND_W - 10 - 16 - 64);
     let (labels, rows) = place(merge(&markers), x_min, x_max, plot_w);
 
@@ -387,7 +420,10 @@ fn draw_panel<DB: DrawingBackend>(
     };
 
     let mut chart = ChartBuilder::on(&chart_area)
-        .caption(panel.caption, (FONT, 17).into_font().style(FontStyle::Bold))
+        .caption(
+            &panel.caption,
+            (FONT, 17).into_font().style(FontStyle::Bold),
+        )
         .margin_top(4)
         .margin_left(10)
         .margin_right(16)
@@ -598,7 +634,10 @@ mod tests {
         let n = 200;
         PlotData {
             title: title.to_string(),
+            start_s: 0.0,
             duration_s: d,
+            rates: vec![series("completed/s", d, n, |_| 950.0)],
+            queues_by: String::new(),
             outcomes: vec![
                 series("completed", d, n, |t| (t * 950.0).floor()),
                 series("reset", d, n, |t| {

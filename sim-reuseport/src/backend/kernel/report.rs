@@ -100,6 +100,7 @@ pub fn run_result(
             Vec::new()
         },
         worker_names: spec.workers.iter().map(|w| w.name.clone()).collect(),
+        worker_generations: plan.workers.iter().map(|w| w.generation).collect(),
         markers: plan
             .timeline
             .iter()
@@ -272,6 +273,7 @@ fn samples(k: &KernelRunResult) -> Vec<Sample> {
             Sample {
                 t_s: s.t.as_secs_f64(),
                 outcomes,
+                migrations: None,
                 accept_queues: s.accept_queue.iter().map(|q| q.unwrap_or(0)).collect(),
                 syn_queues: vec![0; s.accept_queue.len()],
             }

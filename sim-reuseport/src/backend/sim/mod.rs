@@ -52,6 +52,8 @@ impl Backend for Simulator {
     }
 
     fn run(&self, plan: &Plan, opts: RunOptions<'_>) -> Result<RunResult, RunError> {
-        world::World::new(plan, opts).run()
+        let mut result = world::World::new(plan, opts).run()?;
+        result.worker_generations = plan.workers.iter().map(|w| w.generation).collect();
+        Ok(result)
     }
 }

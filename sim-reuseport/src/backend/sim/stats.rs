@@ -154,6 +154,7 @@ impl Stats {
         self.samples.push(Sample {
             t_s: now.as_secs_f64(),
             outcomes: [c.completed, c.reset, c.refused, c.timed_out],
+            migrations: Some(self.migrations.iter().sum()),
             accept_queues,
             syn_queues,
         });

@@ -1,7 +1,7 @@
 //! The run's taps: the JSON-lines trace and the packet capture. A sink:
 //! it records what it is given and calls nobody.
 
-use crate::backend::PacketTap;
+use crate::backend::{Fate, PacketTap};
 use serde::Serialize;
 use sim_core::{Packet, SimTime};
 use std::io::Write;
@@ -70,11 +70,12 @@ impl<'a> Tap<'a> {
         self.trace.is_some()
     }
 
-    /// Captures `pkt` as it leaves its host at `t`.
+    /// Captures `pkt` as it leaves its host at `t`, marked with its fate
+    /// in the network.
     #[inline]
-    pub(super) fn capture(&mut self, t: SimTime, pkt: &Packet) {
+    pub(super) fn capture(&mut self, t: SimTime, pkt: &Packet, fate: Fate<'_>) {
         if let Some(p) = self.pcap.as_deref_mut() {
-            p.packet(t, pkt);
+            p.packet(t, pkt, fate);
         }
     }
 

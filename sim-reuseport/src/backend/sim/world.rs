@@ -598,6 +598,7 @@ impl<'a> World<'a> {
             report,
             samples: self.stats.take_samples(),
             worker_names: self.workers.iter().map(|w| w.0.to_string()).collect(),
+            worker_generations: Vec::new(),
             markers: self.timeline.markers(),
         }
     }

@@ -12,6 +12,7 @@ use crate::backend::sim::sched::Sched;
 use crate::backend::sim::stats::Stats;
 use crate::backend::sim::tap::Tap;
 use crate::backend::sim::workers::{Timer, WorkerOut};
+use crate::backend::Fate;
 use crate::scenario::plan::{ClientIx, HostIx, WorkerIx};
 use sim_core::{FourTuple, Packet, SimTime};
 use sim_tcp::{ClientEnv, ClientRstCause, RstCause, ServerEvent, ServerOutput, ServerTimer};
@@ -28,13 +29,14 @@ impl Wire<'_, '_> {
     /// Host `src` sends `pkt` now.
     #[inline]
     fn send(&mut self, src: HostIx, pkt: Packet) {
-        self.tap.capture(self.now, &pkt);
         match self.net.send(self.now, host_id(src), &pkt) {
             Sent::Arrive { at, src, dst, slot } => {
+                self.tap.capture(self.now, &pkt, Fate::Delivered);
                 self.tap.trace_packet(self.now, "send", &pkt, || None);
                 self.sched.schedule_path(at, src, dst, Ev::Deliver(slot));
             }
             Sent::Dropped(why) => {
+                self.tap.capture(self.now, &pkt, Fate::Lost(why));
                 self.tap
                     .trace_packet(self.now, "net_drop", &pkt, || Some(why.to_string()));
             }

@@ -170,7 +170,19 @@ pub(crate) struct RunArgs {
     /// lost on their own interface, with a comment saying why).
     #[arg(long, value_name = "FILE.pcap")]
     pub(crate) pcap: Option<PathBuf>,
-    /// Write an SVG of outcomes and queue lengths over time.
+    /// The plot and its time window.
+    #[command(flatten)]
+    pub(crate) plot: PlotArgs,
+    /// Test-only: break one migration path.
+    #[arg(long, value_enum, hide = true)]
+    pub(crate) inject_bug: Option<BugPath>,
+}
+
+/// `--plot` and its window (`run` and `compare`).
+#[derive(Args)]
+pub(crate) struct PlotArgs {
+    /// Write an SVG of outcomes and queue lengths over time (`compare`:
+    /// both runs overlaid).
     #[arg(long, value_name = "FILE.svg")]
     pub(crate) plot: Option<PathBuf>,
     /// Start the plot's time axis here (a time within the run, e.g. `2s`).
@@ -179,9 +191,6 @@ pub(crate) struct RunArgs {
     /// End the plot's time axis here (after `--from`, within the run).
     #[arg(long, value_name = "TIME", requires = "plot")]
     pub(crate) until: Option<String>,
-    /// Test-only: break one migration path.
-    #[arg(long, value_enum, hide = true)]
-    pub(crate) inject_bug: Option<BugPath>,
 }
 
 /// The `compare` command's arguments.
@@ -195,15 +204,9 @@ pub(crate) struct CompareArgs {
     /// Output format.
     #[arg(long, value_enum, default_value = "text")]
     pub(crate) format: Format,
-    /// Write an SVG with both runs overlaid.
-    #[arg(long, value_name = "FILE.svg")]
-    pub(crate) plot: Option<PathBuf>,
-    /// Start the plot's time axis here (a time within the run, e.g. `2s`).
-    #[arg(long, value_name = "TIME", requires = "plot")]
-    pub(crate) from: Option<String>,
-    /// End the plot's time axis here (after `--from`, within the run).
-    #[arg(long, value_name = "TIME", requires = "plot")]
-    pub(crate) until: Option<String>,
+    /// The plot and its time window.
+    #[command(flatten)]
+    pub(crate) plot: PlotArgs,
     /// Test-only: break one migration path.
     #[arg(long, value_enum, hide = true)]
     pub(crate) inject_bug: Option<BugPath>,

@@ -2,7 +2,7 @@
 
 use super::{
     check_outputs, io_err, load_for_seed, run_caught, violations, BugPath, CompareArgs, Failure,
-    Format, OnOff, RunArgs, Timers,
+    Format, OnOff, PlotArgs, RunArgs, Timers,
 };
 use sim_reuseport::backend::RunOptions;
 use sim_reuseport::invariants;
@@ -63,9 +63,7 @@ pub(crate) fn run_cmd(a: RunArgs) -> Result<(), Failure> {
         format,
         trace,
         pcap,
-        plot,
-        from,
-        until,
+        plot: PlotArgs { plot, from, until },
         inject_bug,
     } = a;
     let outputs: Vec<(&str, &Path)> = [
@@ -150,9 +148,7 @@ pub(crate) fn compare_cmd(a: CompareArgs) -> Result<(), Failure> {
         file,
         seed,
         format,
-        plot,
-        from,
-        until,
+        plot: PlotArgs { plot, from, until },
         inject_bug,
     } = a;
     let outputs: Vec<(&str, &Path)> = plot.as_deref().map(|p| ("--plot", p)).into_iter().collect();

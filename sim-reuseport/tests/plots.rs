@@ -37,8 +37,20 @@ fn sixteen_listeners_plot_one_queue_line_per_generation() {
         !svg.contains(" more<") && !svg.contains("more\n"),
         "complete legend"
     );
-    // Below the threshold, one line per listener as before.
-    let few = sampled("nginx-reload.json", true);
+    // nginx-reload: 4 old and 4 new listeners are two lines, old and new.
+    let reload = sampled("nginx-reload.json", true);
+    let svg = render_run(&reload, None, None).unwrap();
+    assert!(svg.contains("SYN queue length per generation (sum over its listeners)"));
+    assert!(svg.contains("generation 0 (4 listeners)"));
+    assert!(svg.contains("generation 1 (4 listeners)"));
+    // At the threshold (4 listeners of two generations), one line per
+    // listener as before.
+    let few = sampled("syn-flood-syncookies.json", true);
+    assert_eq!(few.worker_names.len(), sim_reuseport::plots::GROUP_ABOVE);
+    assert!(few
+        .worker_generations
+        .iter()
+        .any(|&g| g != few.worker_generations[0]));
     let svg = render_run(&few, None, None).unwrap();
     assert!(svg.contains("SYN queue length per listener"));
     for name in &few.worker_names {

@@ -13,7 +13,7 @@ pub fn sample_interval(scn: &Scenario) -> SimDuration {
 
 /// Listeners above which the queue panels show one line per worker
 /// generation (the sum over its listeners) instead of one per listener.
-pub const GROUP_ABOVE: usize = 8;
+pub const GROUP_ABOVE: usize = 4;
 
 /// The rates panel: events per second over each sampling interval, drawn
 /// at the interval's end. Completed, reset and (when sampled) migrated

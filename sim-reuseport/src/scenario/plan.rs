@@ -165,6 +165,71 @@ pub enum FaultPlan {
     },
 }
 
+impl FaultPlan {
+    /// Fault `i` of the plan as a `sim_core` fault (a filter's id is its
+    /// index), for either backend. A parameter change keeps, for what it
+    /// leaves out, the values `params_at` says are in force on its link at
+    /// its time (the link's own, or an earlier change's).
+    pub fn to_fault(
+        &self,
+        i: usize,
+        params_at: impl FnOnce(LinkIx, SimTime) -> LinkParams,
+    ) -> sim_core::Fault {
+        use sim_core::{Fault, FilterId, HostId, LinkId, PacketFilter};
+        let host = |h: HostIx| HostId(u32::from(h.0));
+        match *self {
+            FaultPlan::LinkDown { link, from, until } => Fault::LinkDown {
+                link: LinkId(link.0),
+                from,
+                until,
+            },
+            FaultPlan::SetLink {
+                link,
+                at,
+                latency,
+                jitter,
+                loss,
+            } => {
+                let mut params = params_at(link, at);
+                if let Some(l) = latency {
+                    params.latency = l;
+                }
+                if let Some(j) = jitter {
+                    params.jitter = j;
+                }
+                if let Some(p) = loss {
+                    params.loss = p;
+                }
+                Fault::SetLinkParams {
+                    link: LinkId(link.0),
+                    at,
+                    params,
+                }
+            }
+            FaultPlan::DropPackets {
+                from,
+                until,
+                match_kind,
+                src_host,
+                dst_host,
+                dst_port,
+                src_port,
+            } => Fault::Filter {
+                id: FilterId(i as u32),
+                rule: PacketFilter {
+                    src_host: src_host.map(host),
+                    dst_host: dst_host.map(host),
+                    dst_port,
+                    src_port,
+                    match_kind,
+                },
+                from,
+                until,
+            },
+        }
+    }
+}
+
 /// A service address: what the workers of a server bind.
 #[derive(Clone, Debug)]
 pub struct ServerPlan {

@@ -11,7 +11,7 @@ use crate::backend::RunError;
 use crate::scenario::plan::{
     AcceptModel, ArrivalPlan, ClientPlan, FaultPlan, HostPlan, LinkIx, Plan, Prim, WorkerPlan,
 };
-use sim_core::{Fault, FilterId, HostId, LinkId, LinkParams, PacketFilter, SimDuration};
+use sim_core::{Fault, HostId, LinkParams, SimDuration};
 use sim_kernel::{
     Action, ArrivalProcess, ClientSpec, HostSpec, KernelSpec, LinkSpec, ServerSpec, TimedAction,
     WorkerSpec,
@@ -195,56 +195,7 @@ fn faults(plan: &Plan) -> Vec<Fault> {
     plan.faults
         .iter()
         .enumerate()
-        .map(|(i, f)| match *f {
-            FaultPlan::LinkDown { link, from, until } => Fault::LinkDown {
-                link: LinkId(link.0),
-                from,
-                until,
-            },
-            FaultPlan::SetLink {
-                link,
-                at,
-                latency,
-                jitter,
-                loss,
-            } => {
-                let mut params = link_params_at(plan, link, at, i);
-                if let Some(l) = latency {
-                    params.latency = l;
-                }
-                if let Some(j) = jitter {
-                    params.jitter = j;
-                }
-                if let Some(p) = loss {
-                    params.loss = p;
-                }
-                Fault::SetLinkParams {
-                    link: LinkId(link.0),
-                    at,
-                    params,
-                }
-            }
-            FaultPlan::DropPackets {
-                from,
-                until,
-                match_kind,
-                src_host,
-                dst_host,
-                dst_port,
-                src_port,
-            } => Fault::Filter {
-                id: FilterId(i as u32),
-                rule: PacketFilter {
-                    src_host: src_host.map(|h| HostId(u32::from(h.0))),
-                    dst_host: dst_host.map(|h| HostId(u32::from(h.0))),
-                    dst_port,
-                    src_port,
-                    match_kind,
-                },
-                from,
-                until,
-            },
-        })
+        .map(|(i, f)| f.to_fault(i, |link, at| link_params_at(plan, link, at, i)))
         .collect()
 }
 

@@ -2,10 +2,9 @@
 //! packets in flight, and the network's counters for the report.
 
 use crate::report::NetworkSummary;
-use crate::scenario::plan::{FaultPlan, HostIx, Plan};
+use crate::scenario::plan::{HostIx, Plan};
 use sim_core::{
-    Delivery, DropReason, Fault, FilterId, HostId, LinkId, Network, Packet, PacketFilter,
-    RngStreams, SimTime, TopologyBuilder,
+    Delivery, DropReason, HostId, LinkId, Network, Packet, RngStreams, SimTime, TopologyBuilder,
 };
 
 /// The simulator's `HostId` of a plan's host.
@@ -61,7 +60,7 @@ impl Net {
         }
         let mut network = topo.build(rng);
         for (i, f) in plan.faults.iter().enumerate() {
-            let fault = fault(&network, i, f);
+            let fault = f.to_fault(i, |l, at| network.link_params_at(LinkId(l.0), at));
             network.add_fault(fault);
         }
         Net {
@@ -135,57 +134,5 @@ impl Net {
                 (self.packets.len() - 1) as u32
             }
         }
-    }
-}
-
-/// Fault `i` of the plan; a parameter change keeps the values in force at
-/// its time (the link's, or an earlier change's) for what it leaves out.
-fn fault(network: &Network, i: usize, f: &FaultPlan) -> Fault {
-    match *f {
-        FaultPlan::LinkDown { link, from, until } => Fault::LinkDown {
-            link: LinkId(link.0),
-            from,
-            until,
-        },
-        FaultPlan::SetLink {
-            link,
-            at,
-            latency,
-            jitter,
-            loss,
-        } => {
-            let link = LinkId(link.0);
-            let mut params = network.link_params_at(link, at);
-            if let Some(l) = latency {
-                params.latency = l;
-            }
-            if let Some(j) = jitter {
-                params.jitter = j;
-            }
-            if let Some(p) = loss {
-                params.loss = p;
-            }
-            Fault::SetLinkParams { link, at, params }
-        }
-        FaultPlan::DropPackets {
-            from,
-            until,
-            match_kind,
-            src_host,
-            dst_host,
-            dst_port,
-            src_port,
-        } => Fault::Filter {
-            id: FilterId(i as u32),
-            rule: PacketFilter {
-                src_host: src_host.map(host_id),
-                dst_host: dst_host.map(host_id),
-                dst_port,
-                src_port,
-                match_kind,
-            },
-            from,
-            until,
-        },
     }
 }

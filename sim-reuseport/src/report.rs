@@ -152,6 +152,21 @@ pub struct Latency {
     pub completion_ms: Percentiles,
 }
 
+/// TIME_WAIT sockets of one side of a host (`ss -tan state time-wait`
+/// counted over the run).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimeWaitReport {
+    /// The host.
+    pub host: String,
+    /// `"server"` (connections its server closed first) or `"clients"`
+    /// (connections its clients closed first).
+    pub side: String,
+    /// The most sockets in TIME_WAIT at once.
+    pub peak: u64,
+    /// Sockets still in TIME_WAIT when the run ended.
+    pub at_end: u64,
+}
+
 /// Packet totals of the network.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NetworkSummary {
@@ -205,6 +220,9 @@ pub struct Report {
     /// names); counted in their host's `TcpOutRsts`.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub client_rsts_by_cause: BTreeMap<String, u64>,
+    /// TIME_WAIT sockets per host and side (only where some existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub time_wait: Vec<TimeWaitReport>,
     /// Per listener.
     pub listeners: Vec<ListenerReport>,
     /// Latencies.
@@ -503,6 +521,13 @@ impl Report {
             for (k, v) in &self.client_rsts_by_cause {
                 let _ = writeln!(s, "  {k:<30} {v:>10}");
             }
+        }
+        for t in &self.time_wait {
+            let _ = writeln!(
+                s,
+                "time_wait {} ({})  peak {}  at end {}",
+                t.host, t.side, t.peak, t.at_end
+            );
         }
         let n = &self.network;
         let _ = writeln!(

@@ -7,7 +7,8 @@ use crate::metrics::TcpMetrics;
 use crate::rtt::{
     rtt_us, tcp_model_timeout, timed_out, ts_now, ts_rtt_us, RttEstimator, DATA_RTO_BASE,
 };
-use crate::server::{TCP_INVALID_RATELIMIT, TCP_TIMEOUT_INIT, TIMER_HORIZON};
+use crate::server::{TCP_INVALID_RATELIMIT, TCP_ORPHAN_RETRIES, TCP_TIMEOUT_INIT, TIMER_HORIZON};
+use crate::timewait::{TimeWaitTable, TwKey};
 use crate::{ClientRstCause, Counters, Sysctls, TFO_CLIENT_ENABLE, TFO_CLIENT_NO_COOKIE};
 use serde::{Deserialize, Serialize};
 use sim_core::{
@@ -77,6 +78,15 @@ pub enum ClientState {
     /// lingers in FIN-WAIT until the peer closes, data arrives (answered
     /// with an RST, `TCPAbortOnData`) or `tcp_fin_timeout` passes.
     Orphan,
+    /// The response and the server's FIN arrived (outcome reported); the
+    /// application closed: our FIN is out, waiting for its ACK (LAST_ACK,
+    /// retransmitted on the loss probe and RTO like data).
+    LastAck(ClientOutcome),
+    /// The response arrived without a FIN (HTTP keep-alive; outcome
+    /// reported) and the application closed first: our FIN is out
+    /// (FIN_WAIT1, then FIN_WAIT2 once acknowledged); the server's FIN
+    /// moves the socket to TIME_WAIT on the client's host.
+    FinWait(ClientOutcome),
     /// Terminal: the socket can be freed.
     Done(ClientOutcome),
 }
@@ -89,6 +99,10 @@ pub trait ClientOutput {
     fn set_timer(&mut self, at: SimTime);
     /// The connection reached a terminal outcome at `now`.
     fn outcome(&mut self, outcome: ClientOutcome);
+    /// The socket entered TIME_WAIT as `k` of its host's table (None: past
+    /// `tcp_max_tw_buckets`); `arm` is when the host's table must expire
+    /// sockets, if it had no call pending.
+    fn time_wait(&mut self, k: Option<TwKey>, arm: Option<SimTime>);
 }
 
 /// The client host's namespace state a client socket reads and updates:
@@ -103,6 +117,8 @@ pub struct ClientEnv<'a> {
     pub metrics: &'a mut TcpMetrics,
     /// Counters of the host's client sockets.
     pub counters: &'a mut Counters,
+    /// The namespace's TIME_WAIT sockets (of connections the client closed first).
+    pub timewait: &'a mut TimeWaitTable,
 }
 
 /// What the pending retransmission timer (`icsk_pending`) will do.
@@ -325,7 +341,10 @@ impl ClientSocket {
             ClientState::Established => {
                 (self.request_deadline != SimTime::MAX).then_some(self.request_deadline)
             }
-            ClientState::Orphan | ClientState::Done(_) => None,
+            ClientState::Orphan
+            | ClientState::LastAck(_)
+            | ClientState::FinWait(_)
+            | ClientState::Done(_) => None,
         }
     }
 
@@ -354,11 +373,28 @@ impl ClientSocket {
         out.outcome(outcome);
     }
 
-    /// The orphan is gone (its outcome was reported when it was abandoned).
-    fn close_orphan(&mut self) {
-        self.state = ClientState::Done(ClientOutcome::Abandoned);
+    /// A socket whose outcome was already reported is gone (an orphan, or
+    /// a socket closing after its response).
+    fn close_quietly(&mut self) {
+        let outcome = match self.state {
+            ClientState::LastAck(o) | ClientState::FinWait(o) | ClientState::Done(o) => o,
+            _ => ClientOutcome::Abandoned,
+        };
+        self.state = ClientState::Done(outcome);
         self.pending = None;
         self.timer.cancel();
+    }
+
+    /// `tcp_update_metrics` as the connection closes (LAST_ACK, TIME_WAIT).
+    fn update_metrics(&self, now: SimTime, env: &mut ClientEnv<'_>) {
+        env.metrics.update(
+            now,
+            self.local.ip(),
+            self.remote.ip(),
+            &self.est,
+            self.backoff > 0,
+            env.sysctls,
+        );
     }
 
     /// One RTT sample (`tcp_ack_update_rtt`): the RTO follows it and the
@@ -424,6 +460,9 @@ impl ClientSocket {
             ClientState::SynSent => self.syn_sent_segment(now, pkt, env, out),
             ClientState::Established => self.established_segment(now, pkt, env, out),
             ClientState::Orphan => self.orphan_segment(now, pkt, env, out),
+            ClientState::LastAck(_) | ClientState::FinWait(_) => {
+                self.closing_segment(now, pkt, env, out)
+            }
             ClientState::Done(_) => {}
         }
         if !self.is_closed() {
@@ -573,36 +612,113 @@ impl ClientSocket {
             self.ts_recent = pkt.tsval;
         }
         if (pkt.payload_len > 0 || flags.contains(TcpFlags::FIN)) && pkt.seq == self.rcv_nxt {
-            // The response (with the server's FIN): done. Answer with
-            // ACK|FIN; our own close needs no further handshake here.
+            // The response (with the server's FIN, or alone under HTTP
+            // keep-alive), or the server's bare FIN.
             self.rcv_nxt = self.rcv_nxt.wrapping_add(pkt.payload_len);
             if flags.contains(TcpFlags::FIN) {
                 self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
             }
-            if pkt.payload_len > 0 || flags.contains(TcpFlags::FIN) {
-                // The response, or a bare FIN (EOF: the server's application
-                // closed without answering, §5.10); the application closes.
-                self.snd_una = self.snd_nxt;
-                out.transmit(
-                    self.seg(now, TcpFlags::ACK | TcpFlags::FIN, self.snd_nxt, 0),
-                    None,
-                );
-                // The close goes through LAST-ACK: `tcp_update_metrics`.
-                env.metrics.update(
-                    now,
-                    self.local.ip(),
-                    self.remote.ip(),
-                    &self.est,
-                    self.backoff > 0,
-                    env.sysctls,
-                );
-                let outcome = if pkt.payload_len > 0 {
-                    ClientOutcome::Completed
-                } else {
-                    ClientOutcome::Eof
-                };
-                self.finish(outcome, out);
+            let outcome = if pkt.payload_len > 0 {
+                ClientOutcome::Completed
+            } else {
+                // A bare FIN (EOF: the server's application closed without
+                // answering, §5.10).
+                ClientOutcome::Eof
+            };
+            // The application has its answer and closes: our FIN carries
+            // the ACK; LAST_ACK after the server's FIN, else FIN_WAIT1.
+            self.snd_una = self.snd_nxt;
+            out.transmit(
+                self.seg(now, TcpFlags::ACK | TcpFlags::FIN, self.snd_nxt, 0),
+                None,
+            );
+            self.snd_nxt = self.snd_nxt.wrapping_add(1);
+            self.sent_at = now;
+            self.data_rexmitted = false;
+            self.probe_sent = false;
+            self.data_retransmits = 0;
+            self.state = if flags.contains(TcpFlags::FIN) {
+                ClientState::LastAck(outcome)
+            } else {
+                ClientState::FinWait(outcome)
+            };
+            self.schedule_data_timer(now, env);
+            out.outcome(outcome);
+        }
+    }
+
+    /// After the application closed with its answer: LAST_ACK (the
+    /// server's FIN came first) or FIN_WAIT1/2 (keep-alive, we closed
+    /// first), `tcp_rcv_state_process`.
+    fn closing_segment(
+        &mut self,
+        now: SimTime,
+        pkt: &Packet,
+        env: &mut ClientEnv<'_>,
+        out: &mut impl ClientOutput,
+    ) {
+        let flags = pkt.flags;
+        if flags.contains(TcpFlags::RST) {
+            if self.rst_acceptable(now, pkt, env, out) {
+                self.close_quietly();
             }
+            return;
+        }
+        if flags.contains(TcpFlags::SYN) {
+            env.counters.TcpExtTCPSYNChallenge += 1;
+            self.challenge_ack(now, env, out);
+            return;
+        }
+        if self.ts_ok && pkt.tsval != 0 {
+            self.ts_recent = pkt.tsval;
+        }
+        if flags.contains(TcpFlags::ACK)
+            && seq_after_eq(pkt.ack, self.snd_nxt)
+            && self.snd_una != self.snd_nxt
+        {
+            // Our FIN is acknowledged.
+            if !self.data_rexmitted {
+                self.rtt_sample(rtt_us(now, self.sent_at), env);
+            } else if self.ts_ok && pkt.tsecr != 0 {
+                self.rtt_sample(ts_rtt_us(now, pkt.tsecr), env);
+            }
+            self.snd_una = self.snd_nxt;
+            self.pending = None;
+            if let ClientState::LastAck(_) = self.state {
+                self.update_metrics(now, env);
+                self.close_quietly();
+                return;
+            }
+            // FIN_WAIT2 of an orphan: `tcp_fin_timeout` for the server's FIN.
+            let linger = SimDuration::from_secs(u64::from(env.sysctls.tcp_fin_timeout));
+            self.pending = Some((env.timers.fire_at(now, linger), Pending::FinTimeout));
+        }
+        let new_fin = flags.contains(TcpFlags::FIN)
+            && pkt.seq == self.rcv_nxt
+            && pkt.payload_len == 0
+            && matches!(self.state, ClientState::FinWait(_));
+        if new_fin {
+            // `tcp_fin` in FIN_WAIT2 (the model's server answers our FIN
+            // with its own FIN|ACK, so CLOSING is not reached): ACK it and
+            // enter TIME_WAIT (`tcp_time_wait` → `tcp_update_metrics`).
+            self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
+            out.transmit(self.seg(now, TcpFlags::ACK, self.snd_nxt, 0), None);
+            self.update_metrics(now, env);
+            let (k, arm) = env.timewait.enter(
+                now,
+                self.tuple(),
+                self.snd_nxt,
+                self.rcv_nxt,
+                self.ts_ok.then_some(self.ts_recent),
+                &env.timers,
+                env.sysctls,
+                env.counters,
+            );
+            out.time_wait(k, arm);
+            self.close_quietly();
+        } else if pkt.payload_len > 0 || flags.contains(TcpFlags::FIN) {
+            // A retransmission of what we already have: a duplicate ACK.
+            out.transmit(self.seg(now, TcpFlags::ACK, self.snd_nxt, 0), None);
         }
     }
 
@@ -617,7 +733,7 @@ impl ClientSocket {
         let flags = pkt.flags;
         if flags.contains(TcpFlags::RST) {
             if self.rst_acceptable(now, pkt, env, out) {
-                self.close_orphan();
+                self.close_quietly();
             }
             return;
         }
@@ -632,7 +748,7 @@ impl ClientSocket {
             env.counters.TcpExtTCPAbortOnData += 1;
             env.counters.TcpOutRsts += 1;
             out.transmit(reset_for(pkt), Some(ClientRstCause::AbortOnData));
-            self.close_orphan();
+            self.close_quietly();
             return;
         }
         if flags.contains(TcpFlags::FIN) && pkt.seq == self.rcv_nxt {
@@ -648,7 +764,7 @@ impl ClientSocket {
                 self.backoff > 0,
                 env.sysctls,
             );
-            self.close_orphan();
+            self.close_quietly();
         }
     }
 
@@ -669,7 +785,7 @@ impl ClientSocket {
                 match what {
                     Pending::Retransmit => self.retransmit_timer(now, env, out),
                     Pending::LossProbe => self.loss_probe(now, env, out),
-                    Pending::FinTimeout => self.close_orphan(),
+                    Pending::FinTimeout => self.close_quietly(),
                 }
             }
         }
@@ -739,21 +855,57 @@ impl ClientSocket {
                 self.rto = self.rto.saturating_mul(2).min(sys.rto_max());
                 self.pending = Some((env.timers.rearm_at(now, self.rto), Pending::Retransmit));
             }
+            ClientState::LastAck(_) | ClientState::FinWait(_) => {
+                if self.snd_una == self.snd_nxt {
+                    return;
+                }
+                env.counters.TcpExtTCPTimeouts += 1;
+                // An orphan gives up after `tcp_orphan_retries` worth of
+                // time (`tcp_write_err`, no RST).
+                let bound = tcp_model_timeout(TCP_ORPHAN_RETRIES, DATA_RTO_BASE, sys.rto_max());
+                if self.data_retransmits > 0 && timed_out(now, self.sent_at, bound) {
+                    self.close_quietly();
+                    return;
+                }
+                self.data_retransmits = self.data_retransmits.saturating_add(1);
+                self.data_rexmitted = true;
+                env.counters.TcpRetransSegs += 1;
+                self.send_last(now, out);
+                self.backoff = self.backoff.saturating_add(1);
+                self.rto = self.rto.saturating_mul(2).min(sys.rto_max());
+                self.pending = Some((env.timers.rearm_at(now, self.rto), Pending::Retransmit));
+            }
             ClientState::Orphan | ClientState::Done(_) => {}
+        }
+    }
+
+    /// Resends the last segment sent: the request, or our FIN after the
+    /// application closed.
+    fn send_last(&mut self, now: SimTime, out: &mut impl ClientOutput) {
+        match self.state {
+            ClientState::LastAck(_) | ClientState::FinWait(_) => {
+                let seq = self.snd_nxt.wrapping_sub(1);
+                out.transmit(self.seg(now, TcpFlags::ACK | TcpFlags::FIN, seq, 0), None);
+            }
+            _ => self.send_data(now, out),
         }
     }
 
     /// `tcp_send_loss_probe`: retransmit the last segment (the request) and
     /// re-arm the RTO from now (§2.1 tcp_early_retrans).
     fn loss_probe(&mut self, now: SimTime, env: &mut ClientEnv<'_>, out: &mut impl ClientOutput) {
-        if self.state != ClientState::Established || self.snd_una == self.snd_nxt {
+        let closing = matches!(
+            self.state,
+            ClientState::LastAck(_) | ClientState::FinWait(_)
+        );
+        if !(closing || self.state == ClientState::Established) || self.snd_una == self.snd_nxt {
             return;
         }
         env.counters.TcpExtTCPLossProbes += 1;
         env.counters.TcpRetransSegs += 1;
         self.probe_sent = true;
         self.data_rexmitted = true;
-        self.send_data(now, out);
+        self.send_last(now, out);
         self.pending = Some((env.timers.rearm_at(now, self.rto), Pending::Retransmit));
     }
 
@@ -776,7 +928,10 @@ impl ClientSocket {
                 self.pending = Some((env.timers.fire_at(now, linger), Pending::FinTimeout));
                 out.outcome(ClientOutcome::Abandoned);
             }
-            ClientState::Orphan | ClientState::Done(_) => {}
+            ClientState::Orphan
+            | ClientState::LastAck(_)
+            | ClientState::FinWait(_)
+            | ClientState::Done(_) => {}
         }
     }
 }
@@ -817,35 +972,15 @@ fn reset_for(pkt: &Packet) -> Packet {
 }
 
 /// The client host's answer to a server segment that matches no client
-/// socket. A retransmitted response with FIN (the client's ACK|FIN was lost
-/// after it completed) is answered with ACK|FIN as from LAST-ACK; an RST is
-/// never answered; anything else gets an RST (`tcp_v4_send_reset`: e.g. a
-/// SYN-ACK reaching a client that gave up or timed out), counted in
-/// `counters` (`TcpOutRsts`).
+/// socket (nor a TIME_WAIT one): an RST is never answered; anything else
+/// gets an RST (`tcp_v4_send_reset`: e.g. a SYN-ACK reaching a client that
+/// gave up or timed out), counted in `counters` (`TcpOutRsts`).
 pub fn closed_port_reply(
     pkt: &Packet,
     counters: &mut Counters,
 ) -> Option<(Packet, Option<ClientRstCause>)> {
     if pkt.flags.contains(TcpFlags::RST) {
         return None;
-    }
-    if pkt.flags.contains(TcpFlags::FIN) {
-        return Some((
-            Packet {
-                src: pkt.dst,
-                dst: pkt.src,
-                flags: TcpFlags::ACK | TcpFlags::FIN,
-                seq: pkt.ack,
-                ack: pkt.seq.wrapping_add(pkt.payload_len).wrapping_add(1),
-                payload_len: 0,
-                fast_open: false,
-                window: WINDOW,
-                tsval: 0,
-                tsecr: 0,
-                tag: 0,
-            },
-            None,
-        ));
     }
     counters.TcpOutRsts += 1;
     Some((reset_for(pkt), Some(ClientRstCause::NoSocket)))

@@ -67,11 +67,25 @@ pub struct Counters {
     /// `TcpExtTCPDeferAcceptDrop`: bare final ACKs dropped by
     /// `TCP_DEFER_ACCEPT` (§5.3).
     pub TcpExtTCPDeferAcceptDrop: u64,
+    /// `TcpExtTW`: TIME_WAIT sockets that lived their whole time
+    /// (`tw_timer_handler`).
+    pub TcpExtTW: u64,
+    /// `TcpExtTCPTimeWaitOverflow`: connections that could not enter
+    /// TIME_WAIT because `tcp_max_tw_buckets` sockets were in it.
+    pub TcpExtTCPTimeWaitOverflow: u64,
+    /// `TcpExtPAWSTimewait`: segments a TIME_WAIT socket rejected by PAWS.
+    pub TcpExtPAWSTimewait: u64,
+    /// `TcpExtTWRecycled`: client TIME_WAIT 4-tuples reused by `connect()`
+    /// (`tcp_tw_reuse`).
+    pub TcpExtTWRecycled: u64,
+    /// `TcpExtTCPACKSkippedTimeWait`: TIME_WAIT ACKs skipped by the
+    /// `tcp_invalid_ratelimit` rate limit.
+    pub TcpExtTCPACKSkippedTimeWait: u64,
 }
 
 impl Counters {
     /// `(nstat name, value)` pairs in a stable order.
-    pub fn entries(&self) -> [(&'static str, u64); 25] {
+    pub fn entries(&self) -> [(&'static str, u64); 30] {
         [
             (
                 "TcpExtTCPMigrateReqSuccess",
@@ -113,6 +127,14 @@ impl Counters {
                 self.TcpExtTCPFastOpenListenOverflow,
             ),
             ("TcpExtTCPDeferAcceptDrop", self.TcpExtTCPDeferAcceptDrop),
+            ("TcpExtTW", self.TcpExtTW),
+            ("TcpExtTCPTimeWaitOverflow", self.TcpExtTCPTimeWaitOverflow),
+            ("TcpExtPAWSTimewait", self.TcpExtPAWSTimewait),
+            ("TcpExtTWRecycled", self.TcpExtTWRecycled),
+            (
+                "TcpExtTCPACKSkippedTimeWait",
+                self.TcpExtTCPACKSkippedTimeWait,
+            ),
         ]
     }
 
@@ -154,6 +176,11 @@ impl Counters {
             TcpExtTCPAbortOnClose,
             TcpExtTCPFastOpenListenOverflow,
             TcpExtTCPDeferAcceptDrop,
+            TcpExtTW,
+            TcpExtTCPTimeWaitOverflow,
+            TcpExtPAWSTimewait,
+            TcpExtTWRecycled,
+            TcpExtTCPACKSkippedTimeWait,
         } = self;
         // Same order as `entries`.
         for v in [
@@ -182,6 +209,11 @@ impl Counters {
             TcpExtTCPAbortOnClose,
             TcpExtTCPFastOpenListenOverflow,
             TcpExtTCPDeferAcceptDrop,
+            TcpExtTW,
+            TcpExtTCPTimeWaitOverflow,
+            TcpExtPAWSTimewait,
+            TcpExtTWRecycled,
+            TcpExtTCPACKSkippedTimeWait,
         ] {
             f(v);
         }

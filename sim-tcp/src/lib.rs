@@ -25,6 +25,7 @@ mod server;
 mod sysctl;
 #[cfg(test)]
 mod tests;
+mod timewait;
 
 pub use cause::{ClientRstCause, DropCause, MigrationPath, RstCause};
 pub use client::TCP_TIMEOUT_FALLBACK;
@@ -50,3 +51,4 @@ pub use server::{
 pub use sysctl::{
     Sysctls, TFO_CLIENT_ENABLE, TFO_CLIENT_NO_COOKIE, TFO_SERVER_COOKIE_NOT_REQD, TFO_SERVER_ENABLE,
 };
+pub use timewait::{TimeWaitSock, TimeWaitTable, TwKey, TwVerdict, TCP_TIMEWAIT_LEN};

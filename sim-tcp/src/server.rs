@@ -3,12 +3,14 @@
 
 mod child;
 mod request;
+mod time_wait;
 
 use crate::cause::{DropCause, MigrationPath, RstCause};
 use crate::hooks::{MigrateFailure, MigrateOutcome, MigratingSock, ReuseportHooks, Selection};
 use crate::listener::{Listener, ListenerOptions, ListenerState};
 use crate::metrics::TcpMetrics;
 use crate::rtt::{rtt_us, ts_now, ts_rtt_us, RttEstimator};
+use crate::timewait::{TimeWaitTable, TwKey};
 use crate::{ChildKey, Counters, FlowHasher, ListenerId, ReqKey, Sysctls};
 use crate::{TFO_SERVER_COOKIE_NOT_REQD, TFO_SERVER_ENABLE};
 pub use child::AppClose;
@@ -39,7 +41,7 @@ pub const TCP_RTO_MAX: SimDuration = SimDuration::from_secs(120);
 /// `tcp_orphan_retries` at its default 0 on a live connection: an orphan
 /// (a child whose application closed it after the response) gives up after
 /// the time 8 retransmissions take (`tcp_orphan_retries`).
-const TCP_ORPHAN_RETRIES: u32 = 8;
+pub(crate) const TCP_ORPHAN_RETRIES: u32 = 8;
 /// `TCP_SYNCOOKIE_VALID` (§3).
 pub const TCP_SYNCOOKIE_VALID: SimDuration = SimDuration::from_secs(120);
 /// `tcp_invalid_ratelimit`: SYN-ACK rate limit for duplicate SYNs (§3).
@@ -56,6 +58,8 @@ pub enum ServerTimer {
     Req(ReqKey),
     /// Retransmission timer of a child (Fast Open SYN-ACK, or the response).
     Child(ChildKey),
+    /// The TIME_WAIT sockets due at this instant (`tw_timer`).
+    TimeWait,
 }
 
 /// What happened inside the stack, for the application model and the report.
@@ -152,8 +156,12 @@ pub enum ChildState {
     Established,
     /// The client sent FIN before the response.
     CloseWait,
-    /// The response and FIN were sent; waiting for the client's ACK|FIN.
+    /// The response and FIN were sent; waiting for the client's ACK|FIN
+    /// (FIN_WAIT1, FIN_WAIT2).
     FinWait,
+    /// The client closed first (CLOSE_WAIT), then the application: our FIN
+    /// waits for its ACK.
+    LastAck,
 }
 
 /// Read-only view of a child, for the driver.
@@ -173,6 +181,7 @@ pub struct ChildInfo {
 enum Sock {
     Req(ReqKey),
     Child(ChildKey),
+    TimeWait(TwKey),
 }
 
 /// The TCP stack of one server host (one network namespace).
@@ -189,6 +198,8 @@ pub struct ServerStack<H> {
     pub metrics: TcpMetrics,
     /// The reuseport layer.
     pub hooks: H,
+    /// The namespace's TIME_WAIT sockets (of connections the server closed first).
+    pub timewait: TimeWaitTable,
     requests: SlotMap<ReqKey, Request>,
     children: SlotMap<ChildKey, Child>,
     ehash: TupleMap<Sock>,
@@ -328,6 +339,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             requests: SlotMap::with_key(),
             children: SlotMap::with_key(),
             ehash: TupleMap::default(),
+            timewait: TimeWaitTable::default(),
             flow,
             inject_bug: None,
         }
@@ -385,12 +397,14 @@ impl<H: ReuseportHooks> ServerStack<H> {
         match timer {
             ServerTimer::Req(r) => self.requests.contains_key(r),
             ServerTimer::Child(c) => self.children.contains_key(c),
+            ServerTimer::TimeWait => true,
         }
     }
 
-    /// Whether ehash holds a request or child for `tuple` (server's view).
+    /// Whether ehash holds a request or child for `tuple` (server's view;
+    /// a TIME_WAIT socket does not count: a new SYN may replace it).
     pub fn holds(&self, tuple: &FourTuple) -> bool {
-        self.ehash.contains_key(tuple)
+        matches!(self.ehash.get(tuple), Some(Sock::Req(_) | Sock::Child(_)))
     }
 
     /// Number of live request sockets.
@@ -549,6 +563,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
         match self.ehash.get(&tuple).copied() {
             Some(Sock::Req(r)) => self.request_segment(now, r, pkt, out),
             Some(Sock::Child(c)) => self.child_segment(now, c, pkt, out),
+            Some(Sock::TimeWait(k)) => self.timewait_segment(now, k, pkt, out),
             None => self.listener_segment(now, tuple, pkt, RstCause::NoRequest, out),
         }
     }
@@ -576,6 +591,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
                     TimerFire::Fire => self.child_timer(now, c, out),
                 }
             }
+            ServerTimer::TimeWait => self.timewait_expire(now, out),
         }
     }
 
@@ -690,11 +706,28 @@ impl<H: ReuseportHooks> ServerStack<H> {
         ctx: RstCause,
         out: &mut impl ServerOutput,
     ) {
-        let flags = pkt.flags;
         let hash = self.flow.hash(&tuple);
         let sel = self
             .hooks
             .select(&self.listeners, &tuple, hash, pkt.payload_len > 0);
+        self.selected_segment(now, tuple, hash, sel, pkt, ctx, None, out);
+    }
+
+    /// [`Self::listener_segment`] after the selection `sel`; `tw_isn` is
+    /// the ISN of a SYN that replaces a TIME_WAIT socket.
+    #[allow(clippy::too_many_arguments)]
+    fn selected_segment(
+        &mut self,
+        now: SimTime,
+        tuple: FourTuple,
+        hash: u32,
+        sel: Selection,
+        pkt: &Packet,
+        ctx: RstCause,
+        tw_isn: Option<u32>,
+        out: &mut impl ServerOutput,
+    ) {
+        let flags = pkt.flags;
         let is_syn = flags.contains(TcpFlags::SYN) && !flags.contains(TcpFlags::ACK);
         let l = match sel {
             Selection::Listener(l) => l,
@@ -721,7 +754,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             return;
         }
         if is_syn {
-            self.conn_request(now, l, tuple, hash, pkt, out);
+            self.conn_request(now, l, tuple, hash, pkt, tw_isn, out);
             return;
         }
         if !flags.contains(TcpFlags::ACK) {

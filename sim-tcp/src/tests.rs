@@ -24,3 +24,4 @@ mod rtt_metrics;
 mod syn_queue;
 mod syn_schedule;
 mod synack_timer;
+mod time_wait;

@@ -404,6 +404,12 @@ pub struct WorkerSpec {
     /// Response size in bytes.
     #[serde(default = "default_response_bytes")]
     pub response_bytes: u32,
+    /// HTTP keep-alive: the worker answers without closing and closes when
+    /// the client does (it reads EOF), so the client closes first and
+    /// holds the TIME_WAIT. Default: the worker closes after its response
+    /// (HTTP/1.0), and the server holds the TIME_WAIT.
+    #[serde(default)]
+    pub keep_alive: bool,
     /// Worker generation (for `newest_generation` policies).
     #[serde(default)]
     pub generation: u32,

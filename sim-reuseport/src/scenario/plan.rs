@@ -278,6 +278,8 @@ pub struct WorkerPlan {
     pub service_time: SimDuration,
     /// Response size in bytes.
     pub response_bytes: u32,
+    /// Answer without closing; close at the client's FIN (HTTP keep-alive).
+    pub keep_alive: bool,
     /// Worker generation (for `newest_generation` policies).
     pub generation: u32,
     /// `TCP_SYNCNT` on the listener (0 = `tcp_synack_retries`).

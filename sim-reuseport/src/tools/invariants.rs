@@ -28,11 +28,14 @@ pub const MIGRATION_OFF_IS_OFF: &str = "migration_off_is_off";
 /// lost to a listener close unless a policy dropped it or the target's
 /// queue overflowed.
 pub const NO_CLOSE_LOSS_WITH_LIVE_LISTENER: &str = "no_close_loss_with_live_listener";
+/// TIME_WAIT sockets stay within `tcp_max_tw_buckets` and come only from
+/// connections whose close went through (§5.12).
+pub const TIME_WAIT_BOUNDED: &str = "time_wait_bounded";
 /// A sample of seeds re-run (in another thread count) gives identical results.
 pub const DETERMINISM: &str = "determinism";
 
 /// Every check, with what it verifies, in report order.
-pub const CHECKS: [(&str, &str); 8] = [
+pub const CHECKS: [(&str, &str); 9] = [
     (NO_PANIC, "the run completes without a panic"),
     (
         TIME_MONOTONIC,
@@ -59,6 +62,11 @@ pub const CHECKS: [(&str, &str); 8] = [
         NO_CLOSE_LOSS_WITH_LIVE_LISTENER,
         "migration on and a live accepting listener left: no loss to a listener close \
          beyond policy drops and target overflows (§6.2)",
+    ),
+    (
+        TIME_WAIT_BOUNDED,
+        "TIME_WAIT: at_end <= peak <= tcp_max_tw_buckets per host side, and all peaks together \
+         <= completed + eof (only a finished exchange closes into TIME_WAIT, §5.12)",
     ),
     (
         DETERMINISM,
@@ -214,10 +222,60 @@ pub fn check_run(scn: &Scenario, r: &Report, migrate: Option<bool>) -> Vec<Viola
         queue_limits(scn, r),
         migration_off_is_off(scn, r, migrate),
         no_close_loss_with_live_listener(scn, r, migrate),
+        time_wait_bounded(scn, r),
     ]
     .into_iter()
     .flatten()
     .collect()
+}
+
+/// The largest `tcp_max_tw_buckets` host `host` ever has (its sysctl, or
+/// a timeline `set_sysctl`; a lowered limit frees nothing).
+fn max_tw_buckets(scn: &Scenario, host: &str) -> u64 {
+    const NAME: &str = "tcp_max_tw_buckets";
+    let default = u64::from(sim_tcp::Sysctls::default().tcp_max_tw_buckets);
+    let initial = scn
+        .hosts
+        .iter()
+        .find(|h| h.name == host)
+        .and_then(|h| h.sysctls.get(NAME).copied())
+        .unwrap_or(default);
+    let later = scn
+        .timeline
+        .iter()
+        .flat_map(|a| a.expand())
+        .filter_map(|a| match a {
+            Action::SetSysctl {
+                host: h,
+                name,
+                value,
+                ..
+            } if h == host && name == NAME => Some(value),
+            _ => None,
+        });
+    later.fold(initial, u64::max)
+}
+
+/// [`TIME_WAIT_BOUNDED`].
+fn time_wait_bounded(scn: &Scenario, r: &Report) -> Option<Violation> {
+    let mut bad = Vec::new();
+    for t in &r.time_wait {
+        let limit = max_tw_buckets(scn, &t.host);
+        if t.at_end > t.peak || t.peak > limit {
+            bad.push(format!(
+                "{} ({}): at_end {} peak {} tcp_max_tw_buckets {limit}",
+                t.host, t.side, t.at_end, t.peak
+            ));
+        }
+    }
+    let peaks: u64 = r.time_wait.iter().map(|t| t.peak).sum();
+    let closed = r.connections.completed + r.connections.eof;
+    if peaks > closed {
+        bad.push(format!(
+            "TIME_WAIT peaks sum to {peaks}, more than the {closed} connections completed or at EOF"
+        ));
+    }
+    (!bad.is_empty()).then(|| v(TIME_WAIT_BOUNDED, bad.join("; ")))
 }
 
 /// [`OUTCOMES_ACCOUNTED`].

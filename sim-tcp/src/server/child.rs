@@ -13,7 +13,7 @@ use crate::rtt::{
     rtt_us, tcp_model_timeout, timed_out, ts_now, ts_rtt_us, RttEstimator, DATA_RTO_BASE,
 };
 use crate::{ChildKey, ListenerId, TCP_INVALID_RATELIMIT, TCP_TIMEOUT_INIT};
-use sim_core::{FourTuple, Packet, SimDuration, SimTime, TcpFlags, Timer};
+use sim_core::{FourTuple, Packet, SimDuration, SimTime, TcpFlags, Timer, TimerModel};
 
 /// A child socket.
 pub(super) struct Child {
@@ -63,6 +63,9 @@ pub(super) struct Child {
     pub(super) tfo_listener: Option<ListenerId>,
     /// Opaque application tag (0 = none), set by the driver after accept().
     pub(super) app: u64,
+    /// The application answered without closing (HTTP keep-alive) and
+    /// closes when it reads the client's FIN.
+    pub(super) keep_alive: bool,
 }
 
 impl Child {
@@ -81,18 +84,38 @@ impl Child {
         p
     }
 
-    /// The response with FIN, as first sent (a bare FIN when the
-    /// application closed without writing, §5.10).
+    /// The unacknowledged segment, for a probe or an RTO: the response
+    /// with FIN, as first sent (a bare FIN when the application closed
+    /// without writing, §5.10); under keep-alive, the response alone, then
+    /// the FIN of LAST_ACK alone.
     fn response(&self, now: SimTime) -> Packet {
-        let mut p = segment(
-            &self.tuple,
-            fin_flags(self.response_len),
-            self.snd_nxt.wrapping_sub(self.response_len + 1),
-            self.rcv_nxt,
-            self.response_len,
-        );
+        let (flags, len, fin) = match self.state {
+            ChildState::LastAck => (TcpFlags::ACK | TcpFlags::FIN, 0, 1),
+            ChildState::FinWait => (fin_flags(self.response_len), self.response_len, 1),
+            _ => (TcpFlags::ACK | TcpFlags::PSH, self.response_len, 0),
+        };
+        let seq = self.snd_nxt.wrapping_sub(len + fin);
+        let mut p = segment(&self.tuple, flags, seq, self.rcv_nxt, len);
         self.stamp(now, &mut p);
         p
+    }
+
+    /// An ACK of everything sent (`pkt.ack == snd_nxt`) while the timer
+    /// runs: the RTT sample (`tcp_ack_update_rtt`; after a retransmission
+    /// only through the timestamp echo), and the timer stops.
+    fn ack_sent(&mut self, now: SimTime, pkt: &Packet, timers: &TimerModel, rto_max: SimDuration) {
+        if !pkt.flags.contains(TcpFlags::ACK) || pkt.ack != self.snd_nxt {
+            return;
+        }
+        if self.timer.is_armed() {
+            if !self.data_rexmitted {
+                let m = rtt_us(now, self.data_sent_at);
+                self.rtt_sample(m, timers, rto_max);
+            } else if self.ts_ok && pkt.tsecr != 0 {
+                self.rtt_sample(ts_rtt_us(now, pkt.tsecr), timers, rto_max);
+            }
+        }
+        self.timer.cancel();
     }
 
     /// One RTT sample (`tcp_ack_update_rtt`): the RTO follows, backoff clears.
@@ -153,7 +176,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
         let Some(child) = self.children.get(c) else {
             return AppClose::AlreadyClosed;
         };
-        if child.state == ChildState::FinWait {
+        if matches!(child.state, ChildState::FinWait | ChildState::LastAck) {
             return AppClose::AlreadyClosed;
         }
         if child.request_bytes > child.read_bytes {
@@ -161,7 +184,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             self.forget_child(now, c, RstCause::ApplicationAbort, out);
             return AppClose::Rst;
         }
-        self.respond(now, c, 0, out);
+        self.respond(now, c, 0, false, out);
         AppClose::Fin
     }
 
@@ -228,6 +251,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             migrated,
             tfo_listener: None,
             app: 0,
+            keep_alive: false,
         });
         self.ehash.insert(tuple, Sock::Child(c));
         self.counters.TcpPassiveOpens += 1;
@@ -235,32 +259,53 @@ impl<H: ReuseportHooks> ServerStack<H> {
     }
 
     /// The application writes a response of `len` bytes and closes: data with
-    /// FIN, retransmitted on RTO until the client acknowledges it.
-    pub fn respond(&mut self, now: SimTime, c: ChildKey, len: u32, out: &mut impl ServerOutput) {
+    /// FIN (FIN_WAIT1, or LAST_ACK if the client closed first), retransmitted
+    /// until the client acknowledges it. With `keep_alive` it does not
+    /// close: the data goes alone and the application closes when it reads
+    /// the client's FIN.
+    pub fn respond(
+        &mut self,
+        now: SimTime,
+        c: ChildKey,
+        len: u32,
+        keep_alive: bool,
+        out: &mut impl ServerOutput,
+    ) {
         let Some(child) = self.children.get_mut(c) else {
             return;
         };
-        if child.state == ChildState::FinWait {
+        if matches!(child.state, ChildState::FinWait | ChildState::LastAck) {
             return;
         }
         child.response_len = len;
         // The application read the request before answering it.
         child.read_bytes = child.request_bytes;
-        child.state = ChildState::FinWait;
-        let mut pkt = segment(
-            &child.tuple,
-            fin_flags(len),
-            child.snd_nxt,
-            child.rcv_nxt,
-            len,
-        );
+        let keep_alive = keep_alive && child.state == ChildState::Established;
+        let flags = if keep_alive {
+            child.keep_alive = true;
+            TcpFlags::ACK | TcpFlags::PSH
+        } else {
+            child.state = match child.state {
+                ChildState::CloseWait => ChildState::LastAck,
+                _ => ChildState::FinWait,
+            };
+            fin_flags(len)
+        };
+        let mut pkt = segment(&child.tuple, flags, child.snd_nxt, child.rcv_nxt, len);
         child.stamp(now, &mut pkt);
-        child.snd_nxt = child.snd_nxt.wrapping_add(len + 1);
-        child.retransmits = 0;
-        child.data_sent_at = now;
+        child.snd_nxt = child.snd_nxt.wrapping_add(len + u32::from(!keep_alive));
         out.transmit(pkt, None);
-        // The same rules as the client's request (§2.1): the tail loss
-        // probe first, then the RTO.
+        self.arm_data_timer(now, c, out);
+    }
+
+    /// After new data or a FIN is sent: the same rules as the client's
+    /// request (§2.1), the tail loss probe first, then the RTO.
+    fn arm_data_timer(&mut self, now: SimTime, c: ChildKey, out: &mut impl ServerOutput) {
+        let child = &mut self.children[c];
+        child.retransmits = 0;
+        child.data_rexmitted = false;
+        child.probe_sent = false;
+        child.data_sent_at = now;
         let timeout = if self.sysctls.loss_probes() && !child.probe_sent {
             child.probe_pending = true;
             child.est.probe_timeout(&self.timers).min(child.rto)
@@ -276,6 +321,24 @@ impl<H: ReuseportHooks> ServerStack<H> {
             ServerTimer::Child(c),
             out,
         );
+    }
+
+    /// The keep-alive application closes after the client's FIN: a bare
+    /// FIN|ACK, LAST_ACK.
+    fn respond_fin(&mut self, now: SimTime, c: ChildKey, out: &mut impl ServerOutput) {
+        let child = &mut self.children[c];
+        child.state = ChildState::LastAck;
+        let mut pkt = segment(
+            &child.tuple,
+            TcpFlags::ACK | TcpFlags::FIN,
+            child.snd_nxt,
+            child.rcv_nxt,
+            0,
+        );
+        child.stamp(now, &mut pkt);
+        child.snd_nxt = child.snd_nxt.wrapping_add(1);
+        out.transmit(pkt, None);
+        self.arm_data_timer(now, c, out);
     }
 
     /// Data and FIN processing of a child.
@@ -299,10 +362,21 @@ impl<H: ReuseportHooks> ServerStack<H> {
             // the start of a connection).
             ack_needed = true;
         }
-        if pkt.flags.contains(TcpFlags::FIN) && child.state == ChildState::Established {
+        if pkt.flags.contains(TcpFlags::FIN)
+            && child.state == ChildState::Established
+            && pkt.seq.wrapping_add(pkt.payload_len) == child.rcv_nxt
+        {
             child.rcv_nxt = child.rcv_nxt.wrapping_add(1);
             child.state = ChildState::CloseWait;
             child.peer_fin = true;
+            if child.keep_alive {
+                // The application waits in read() after its answer: it
+                // reads EOF and closes at once. CLOSE_WAIT delays the ACK
+                // (`tcp_fin` → `inet_csk_enter_pingpong_mode`), so it rides
+                // on our FIN: LAST_ACK.
+                self.respond_fin(now, c, out);
+                return;
+            }
             ack_needed = true;
         }
         if ack_needed {
@@ -374,40 +448,47 @@ impl<H: ReuseportHooks> ServerStack<H> {
                     self.child_data(now, c, pkt, out);
                 }
             }
-            ChildState::Established | ChildState::CloseWait | ChildState::FinWait
+            ChildState::Established
+            | ChildState::CloseWait
+            | ChildState::FinWait
+            | ChildState::LastAck
                 if flags.contains(TcpFlags::SYN) =>
             {
                 // A SYN in a synchronized state: RFC 5961 4.2 challenge ACK.
                 self.counters.TcpExtTCPSYNChallenge += 1;
                 self.child_challenge_ack(now, c, out);
             }
-            ChildState::Established | ChildState::CloseWait => self.child_data(now, c, pkt, out),
+            ChildState::Established | ChildState::CloseWait => {
+                if child.keep_alive {
+                    child.ack_sent(now, pkt, &timers, rto_max);
+                }
+                self.child_data(now, c, pkt, out)
+            }
+            ChildState::LastAck => {
+                if flags.contains(TcpFlags::ACK) && pkt.ack == child.snd_nxt {
+                    // `tcp_rcv_state_process` in LAST_ACK: `tcp_update_metrics`, `tcp_done`.
+                    child.ack_sent(now, pkt, &timers, rto_max);
+                    let child = self.unlink_child(c);
+                    self.metrics.update(
+                        now,
+                        child.tuple.local.ip(),
+                        child.tuple.remote.ip(),
+                        &child.est,
+                        child.backoff > 0,
+                        &self.sysctls,
+                    );
+                    out.notify(ServerEvent::ChildFinished { child: c });
+                } else if pkt.payload_len > 0 || flags.contains(TcpFlags::FIN) {
+                    // A retransmitted FIN: a duplicate ACK.
+                    out.transmit(child.ack(now), None);
+                }
+            }
             ChildState::FinWait => {
                 if flags.contains(TcpFlags::ACK) && pkt.ack == child.snd_nxt {
-                    if child.timer.is_armed() {
-                        // The response is acknowledged: an RTT sample unless it
-                        // was retransmitted (then only through the echo).
-                        if !child.data_rexmitted {
-                            let m = rtt_us(now, child.data_sent_at);
-                            child.rtt_sample(m, &timers, rto_max);
-                        } else if child.ts_ok && pkt.tsecr != 0 {
-                            child.rtt_sample(ts_rtt_us(now, pkt.tsecr), &timers, rto_max);
-                        }
-                    }
-                    child.timer.cancel();
-                    if flags.contains(TcpFlags::FIN) {
-                        // TIME-WAIT: `tcp_time_wait` -> `tcp_update_metrics`.
-                        let child = self.children.remove(c).expect("live child");
-                        self.ehash.remove(&child.tuple);
-                        self.metrics.update(
-                            now,
-                            child.tuple.local.ip(),
-                            child.tuple.remote.ip(),
-                            &child.est,
-                            child.backoff > 0,
-                            &self.sysctls,
-                        );
-                        out.notify(ServerEvent::ChildFinished { child: c });
+                    child.ack_sent(now, pkt, &timers, rto_max);
+                    if flags.contains(TcpFlags::FIN) && pkt.seq == child.rcv_nxt {
+                        child.rcv_nxt = child.rcv_nxt.wrapping_add(pkt.payload_len + 1);
+                        self.tcp_time_wait(now, c, out);
                     }
                 } else if pkt.payload_len > 0 && pkt.seq == child.rcv_nxt {
                     // New data after the application closed (RCV_SHUTDOWN):
@@ -516,7 +597,8 @@ impl<H: ReuseportHooks> ServerStack<H> {
                     out,
                 );
             }
-            ChildState::FinWait if child.probe_pending => {
+            ChildState::Established | ChildState::CloseWait if !child.keep_alive => {}
+            _ if child.probe_pending => {
                 // `tcp_send_loss_probe`: resend the last segment, then the RTO
                 // from now (§2.1 tcp_early_retrans).
                 child.probe_pending = false;
@@ -535,7 +617,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
                     out,
                 );
             }
-            ChildState::FinWait => {
+            ChildState::Established
+            | ChildState::CloseWait
+            | ChildState::FinWait
+            | ChildState::LastAck => {
                 self.counters.TcpExtTCPTimeouts += 1;
                 // The application closed the child after the response: an
                 // orphan gives up after `tcp_orphan_retries` worth of time.
@@ -561,7 +646,6 @@ impl<H: ReuseportHooks> ServerStack<H> {
                     out,
                 );
             }
-            ChildState::Established | ChildState::CloseWait => {}
         }
     }
 }

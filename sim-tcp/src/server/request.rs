@@ -55,6 +55,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
     }
 
     /// §5.2 `tcp_conn_request`.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn conn_request(
         &mut self,
         now: SimTime,
@@ -62,13 +63,15 @@ impl<H: ReuseportHooks> ServerStack<H> {
         tuple: FourTuple,
         hash: u32,
         pkt: &Packet,
+        tw_isn: Option<u32>,
         out: &mut impl ServerOutput,
     ) {
         let sys = &self.sysctls;
         let listener = &self.listeners[l.index()];
-        // Step 1.
+        // Step 1 (skipped for a SYN that replaced a TIME_WAIT socket:
+        // `tcp_conn_request` with `isn` set).
         let mut want_cookie = false;
-        if sys.tcp_syncookies == 2 || listener.syn_queue_is_full() {
+        if tw_isn.is_none() && (sys.tcp_syncookies == 2 || listener.syn_queue_is_full()) {
             if sys.tcp_syncookies != 0 {
                 want_cookie = true;
                 self.counters.TcpExtTCPReqQFullDoCookies += 1;
@@ -114,7 +117,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
         // Step 3: syncookies off, less than a quarter of tcp_max_syn_backlog
         // free, and the peer is not "proven": no RTT in the metrics cache
         // (`tcp_peer_is_proven`).
-        if sys.tcp_syncookies == 0 {
+        if sys.tcp_syncookies == 0 && tw_isn.is_none() {
             let max = i64::from(sys.tcp_max_syn_backlog);
             if max - i64::from(listener.syn_qlen) < (max >> 2)
                 && self
@@ -129,7 +132,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 return;
             }
         }
-        let snd_isn = self.flow.keyed(&tuple, u64::from(pkt.seq));
+        let snd_isn = tw_isn.unwrap_or_else(|| self.flow.keyed(&tuple, u64::from(pkt.seq)));
         // Fast Open (`tcp_try_fastopen`): a child in SYN_RECV straight into
         // the accept queue, data queued (§5.7 note).
         let tfo = sys.tcp_fastopen;
@@ -209,7 +212,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
         // Step 1 checked the SYN queue: only timer migration (§5.3) may go
         // past backlog+1.
         assert!(
-            !listener.syn_queue_is_full(),
+            tw_isn.is_some() || !listener.syn_queue_is_full(),
             "invariant queue_limits: listener {} SYN queue would grow to {} > backlog+1 = {} \
              through a SYN (§5.2 step 1)",
             l.0,

@@ -6,7 +6,8 @@ use crate::{
     reciprocal_scale, ChildKey, ClientConfig, ClientEnv, ClientOutcome, ClientOutput,
     ClientRstCause, ClientSocket, Counters, FlowHasher, Listener, ListenerId, ListenerOptions,
     MigrateFailure, MigrateOutcome, MigratingSock, ReuseportHooks, RstCause, Selection,
-    ServerEvent, ServerOutput, ServerStack, ServerTimer, Sysctls, TcpMetrics, TCP_SYNCOOKIE_VALID,
+    ServerEvent, ServerOutput, ServerStack, ServerTimer, Sysctls, TcpMetrics, TimeWaitTable, TwKey,
+    TCP_SYNCOOKIE_VALID,
 };
 use sim_core::{FourTuple, Packet, SimTime, TcpFlags, TimerModel};
 use std::collections::VecDeque;
@@ -411,6 +412,8 @@ pub(super) struct ClientRec {
     pub rsts: Vec<ClientRstCause>,
     pub timers: Vec<SimTime>,
     pub outcomes: Vec<(SimTime, ClientOutcome)>,
+    /// TIME_WAIT entries: (when, the socket's key, the expiry call asked for).
+    pub time_waits: Vec<(SimTime, Option<TwKey>, Option<SimTime>)>,
 }
 
 impl ClientOutput for ClientRec {
@@ -430,6 +433,9 @@ impl ClientOutput for ClientRec {
     fn outcome(&mut self, outcome: ClientOutcome) {
         self.outcomes.push((self.now, outcome));
     }
+    fn time_wait(&mut self, k: Option<TwKey>, arm: Option<SimTime>) {
+        self.time_waits.push((self.now, k, arm));
+    }
 }
 
 /// A client socket with its recorder.
@@ -440,6 +446,7 @@ pub(super) struct Cli {
     pub timers: TimerModel,
     pub metrics: TcpMetrics,
     pub counters: Counters,
+    pub timewait: TimeWaitTable,
 }
 
 impl Cli {
@@ -470,6 +477,7 @@ impl Cli {
             ..Default::default()
         };
         let mut counters = Counters::default();
+        let mut timewait = TimeWaitTable::default();
         let sock = ClientSocket::connect(
             t,
             client_addr(port),
@@ -481,6 +489,7 @@ impl Cli {
                 timers,
                 metrics: &mut metrics,
                 counters: &mut counters,
+                timewait: &mut timewait,
             },
             &mut out,
         );
@@ -491,6 +500,7 @@ impl Cli {
             timers,
             metrics,
             counters,
+            timewait,
         }
     }
 
@@ -511,6 +521,7 @@ impl Cli {
                 timers: self.timers,
                 metrics: &mut self.metrics,
                 counters: &mut self.counters,
+                timewait: &mut self.timewait,
             };
             self.sock.on_timer(at, &mut env, &mut self.out);
         }
@@ -524,6 +535,7 @@ impl Cli {
             timers: self.timers,
             metrics: &mut self.metrics,
             counters: &mut self.counters,
+            timewait: &mut self.timewait,
         };
         self.sock.on_segment(t, &pkt, &mut env, &mut self.out);
     }

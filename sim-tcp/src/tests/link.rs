@@ -17,6 +17,9 @@ fn expected_exchange(cisn: u32, sisn: u32) -> Vec<LogLine> {
         (ms(15), "S>C", ACK, sisn + 1, cisn + 101, 0),
         (ms(15), "S>C", ACK | PSH | FIN, sisn + 1, cisn + 101, 1000),
         (ms(20), "C>S", ACK | FIN, cisn + 101, sisn + 1002, 0),
+        // The server closed first: it ACKs the client's FIN and enters
+        // TIME_WAIT; the client leaves LAST_ACK on this ACK.
+        (ms(25), "S>C", ACK, sisn + 1002, cisn + 102, 0),
     ]
 }
 
@@ -37,6 +40,11 @@ fn check_handshake(server: SocketAddr, client: SocketAddr) {
     assert_eq!(pair.srv.request_count(), 0);
     assert_eq!(pair.srv.listeners[l.index()].accepted_total, 1);
     assert_eq!(pair.srv.counters.TcpOutRsts, 0);
+    assert!(pair.cli.is_closed(), "LAST_ACK ended by the server's ACK");
+    // TIME_WAIT on the server, freed after 60 s (TcpExtTW).
+    assert_eq!(pair.srv.timewait.peak(), 1);
+    assert_eq!(pair.srv.timewait.len(), 0);
+    assert_eq!(pair.srv.counters.TcpExtTW, 1);
 }
 
 #[test]
@@ -95,7 +103,7 @@ fn close_with_migration(server: SocketAddr, client: SocketAddr) {
     assert_eq!(pair.srv.counters.TcpExtTCPMigrateReqSuccess, 1);
     pair.server(|now, srv, out| {
         let c = srv.accept(b).unwrap().unwrap();
-        srv.respond(now, c, 1000, out);
+        srv.respond(now, c, 1000, false, out);
     });
     pair.run(secs(300));
     assert_eq!(pair.crec.outcomes, vec![(ms(25), ClientOutcome::Completed)]);

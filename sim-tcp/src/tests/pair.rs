@@ -5,7 +5,7 @@
 use super::harness::*;
 use crate::{
     closed_port_reply, ClientConfig, ClientEnv, ClientSocket, Counters, FlowHasher, ListenerId,
-    ServerEvent, ServerStack, ServerTimer, Sysctls, TcpMetrics,
+    ServerEvent, ServerStack, ServerTimer, Sysctls, TcpMetrics, TimeWaitTable,
 };
 use sim_core::{EventQueue, Packet, SimDuration, SimTime, TcpFlags, TimerModel};
 use std::net::SocketAddr;
@@ -33,6 +33,9 @@ pub(super) struct Pair {
     pub timers: TimerModel,
     pub cmetrics: TcpMetrics,
     pub ccounters: Counters,
+    pub ctimewait: TimeWaitTable,
+    /// The auto-responder answers without closing (HTTP keep-alive).
+    pub keep_alive: bool,
     pub delay: SimDuration,
     pub log: Vec<LogLine>,
     pub server_events: Vec<(SimTime, ServerEvent)>,
@@ -83,6 +86,7 @@ impl Pair {
         let mut crec = ClientRec::default();
         let mut cmetrics = TcpMetrics::default();
         let mut ccounters = Counters::default();
+        let mut ctimewait = TimeWaitTable::default();
         let cli = ClientSocket::connect(
             SimTime::ZERO,
             client,
@@ -94,6 +98,7 @@ impl Pair {
                 timers,
                 metrics: &mut cmetrics,
                 counters: &mut ccounters,
+                timewait: &mut ctimewait,
             },
             &mut crec,
         );
@@ -107,10 +112,12 @@ impl Pair {
             timers,
             cmetrics,
             ccounters,
+            ctimewait,
             delay,
             log: Vec::new(),
             server_events: Vec::new(),
             auto_respond: Some(1000),
+            keep_alive: false,
             lose,
             closed_port_replies: 0,
         };
@@ -136,6 +143,7 @@ impl Pair {
                 timers: self.timers,
                 metrics: &mut self.cmetrics,
                 counters: &mut self.ccounters,
+                timewait: &mut self.ctimewait,
             },
             &mut self.crec,
         );
@@ -185,7 +193,9 @@ impl Pair {
                     }
                     ServerEvent::RequestReceived { child } => {
                         self.srec.now = now;
-                        self.srv.respond(now, child, len, &mut self.srec);
+                        let keep_alive = self.keep_alive;
+                        self.srv
+                            .respond(now, child, len, keep_alive, &mut self.srec);
                         progress = true;
                     }
                     _ => {}
@@ -212,6 +222,7 @@ impl Pair {
                 timers: self.timers,
                 metrics: &mut self.cmetrics,
                 counters: &mut self.ccounters,
+                timewait: &mut self.ctimewait,
             };
             match ev {
                 Ev::ToServer(p) => self.srv.on_segment(now, &p, &mut self.srec),

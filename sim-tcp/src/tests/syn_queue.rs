@@ -221,7 +221,7 @@ fn proven_peer_is_exempt_from_the_quarter_rule_5_2_step3() {
     srv.recv(ms(1), final_ack(5001, isn));
     srv.recv(ms(1), seg(5001, ACK | PSH, cisn(5001) + 1, isn + 1, 100));
     let c = srv.stack.accept(l).unwrap().unwrap();
-    srv.stack.respond(ms(1), c, 1000, &mut srv.out);
+    srv.stack.respond(ms(1), c, 1000, false, &mut srv.out);
     srv.recv(ms(2), seg(5001, ACK | FIN, cisn(5001) + 101, isn + 1002, 0));
     assert_eq!(srv.stack.child(c), None, "closed: the metrics are written");
     let server_ip = server_addr().ip();

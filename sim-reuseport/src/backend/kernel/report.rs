@@ -79,6 +79,7 @@ pub fn run_result(
         policies: policies(plan, &k),
         counters: server_counters(plan, &k),
         counters_by_host: counters_by_host(plan, &k),
+        time_wait: Vec::new(),
         client_rsts_by_cause: BTreeMap::new(),
         listeners: listeners(plan, &k),
         latency: latency(&k),

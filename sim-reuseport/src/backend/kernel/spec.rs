@@ -41,6 +41,12 @@ pub fn kernel_spec(plan: &Plan, seed: u64, migrate: Option<bool>) -> Result<Kern
             w.name
         )));
     }
+    if let Some(w) = plan.workers.iter().find(|w| w.keep_alive) {
+        return Err(RunError::Unsupported(format!(
+            "worker {}: keep_alive (answer without closing, close at the client's FIN) is not implemented by the kernel backend's workers and clients",
+            w.name
+        )));
+    }
     let mut policies = Policies::new(plan)?;
     let timeline = timeline(plan, migrate, &mut policies);
     Ok(KernelSpec {

@@ -12,7 +12,7 @@ use sim_core::{
 };
 use sim_tcp::{
     closed_port_reply, ClientConfig, ClientEnv, ClientOutcome, ClientOutput, ClientRstCause,
-    ClientSocket, RstCause,
+    ClientSocket, RstCause, TwKey, TwVerdict,
 };
 use std::net::{IpAddr, SocketAddr};
 
@@ -29,7 +29,8 @@ pub(super) trait ClientHosts {
     fn server_ports(&self, h: HostIx) -> &[u16];
     /// Whether server host `sh` holds a request or child for `tuple` (its view).
     fn server_holds(&self, sh: HostIx, tuple: &FourTuple) -> bool;
-    /// Host `h`'s sysctls, timers, metrics cache and client counters.
+    /// Host `h`'s sysctls, timers, metrics cache, client counters and
+    /// client TIME_WAIT sockets.
     fn client_env(&mut self, h: HostIx) -> ClientEnv<'_>;
 }
 
@@ -41,6 +42,8 @@ pub(super) trait ClientsOut {
     fn set_timer(&mut self, at: SimTime, k: ClientKey);
     /// Population `g`'s next arrival is at `at`.
     fn next_arrival(&mut self, at: SimTime, g: ClientIx);
+    /// Host `h`'s client TIME_WAIT sockets are due at `at`.
+    fn time_wait_due(&mut self, at: SimTime, h: HostIx);
 }
 
 /// How a client connection ended.
@@ -89,6 +92,8 @@ pub(super) struct Clients {
     by_tuple: TupleMap<ClientKey>,
     /// Sockets whose outcome was reported but that are still open (orphans).
     orphans: usize,
+    /// Client TIME_WAIT sockets by 4-tuple (in their host's table).
+    time_wait: TupleMap<TwKey>,
 }
 
 /// A socket's outputs, keyed by its connection.
@@ -97,6 +102,8 @@ struct Keyed<'o, O> {
     key: ClientKey,
     host: HostIx,
     outcome: Option<ClientOutcome>,
+    /// The socket entered TIME_WAIT (its key, if the table had room).
+    time_wait: Option<Option<TwKey>>,
 }
 
 impl<O: ClientsOut> ClientOutput for Keyed<'_, O> {
@@ -110,6 +117,12 @@ impl<O: ClientsOut> ClientOutput for Keyed<'_, O> {
     }
     fn outcome(&mut self, outcome: ClientOutcome) {
         self.outcome = Some(outcome);
+    }
+    fn time_wait(&mut self, k: Option<TwKey>, arm: Option<SimTime>) {
+        self.time_wait = Some(k);
+        if let Some(at) = arm {
+            self.out.time_wait_due(at, self.host);
+        }
     }
 }
 
@@ -146,6 +159,7 @@ impl Clients {
             conns: slotmap::DenseSlotMap::with_key(),
             by_tuple: TupleMap::default(),
             orphans: 0,
+            time_wait: TupleMap::default(),
         }
     }
 
@@ -195,7 +209,7 @@ impl Clients {
     ) -> bool {
         let gen = &mut self.gens[g.index()];
         gen.issued += 1;
-        let Some(tuple) = free_tuple(gen, hosts, &self.by_tuple) else {
+        let Some(tuple) = free_tuple(now, gen, hosts, &self.by_tuple, &mut self.time_wait) else {
             return false;
         };
         let isn = uniform_below(&mut gen.rng, 1 << 32) as u32;
@@ -206,6 +220,7 @@ impl Clients {
                 key,
                 host,
                 outcome: None,
+                time_wait: None,
             };
             let sock = ClientSocket::connect(
                 now,
@@ -241,8 +256,11 @@ impl Clients {
             remote: pkt.src,
         };
         let Some(&k) = self.by_tuple.get(&tuple) else {
-            // No socket: a retransmitted response after the client finished
-            // is answered as from LAST-ACK, anything else but an RST gets an RST.
+            if let Some(&tw) = self.time_wait.get(&tuple) {
+                self.time_wait_segment(now, host, tw, pkt, hosts, out);
+                return None;
+            }
+            // No socket: anything but an RST gets an RST.
             let counters = hosts.client_env(host).counters;
             if let Some((reply, cause)) = closed_port_reply(pkt, counters) {
                 out.transmit(host, reply, cause);
@@ -255,6 +273,7 @@ impl Clients {
             key: k,
             host: conn.host,
             outcome: None,
+            time_wait: None,
         };
         conn.sock
             .on_segment(now, pkt, &mut hosts.client_env(conn.host), &mut io);
@@ -263,7 +282,51 @@ impl Clients {
             Some(ClientOutcome::Reset | ClientOutcome::Refused) => RstCause::from_tag(pkt.tag),
             _ => None,
         };
-        self.settle(k, io.outcome, cause)
+        let tw = io.time_wait;
+        self.settle(k, io.outcome, cause, tw)
+    }
+
+    /// A segment for a client TIME_WAIT socket (`tcp_timewait_state_process`).
+    fn time_wait_segment(
+        &mut self,
+        now: SimTime,
+        host: HostIx,
+        tw: TwKey,
+        pkt: &Packet,
+        hosts: &mut impl ClientHosts,
+        out: &mut impl ClientsOut,
+    ) {
+        let env = hosts.client_env(host);
+        let (verdict, arm) = env
+            .timewait
+            .state_process(now, tw, pkt, &env.timers, env.counters);
+        if let Some(at) = arm {
+            out.time_wait_due(at, host);
+        }
+        match verdict {
+            TwVerdict::Ack(ack) => out.transmit(host, ack, None),
+            // A server never sends a bare SYN: treat it as consumed.
+            TwVerdict::Syn { .. } | TwVerdict::Consumed => {}
+            TwVerdict::Killed => {
+                self.time_wait.remove(&pkt.tuple_at_receiver());
+            }
+        }
+    }
+
+    /// Host `h`'s client TIME_WAIT sockets due at `now` are freed.
+    pub(super) fn expire_time_wait(
+        &mut self,
+        now: SimTime,
+        h: HostIx,
+        hosts: &mut super::hosts::Hosts,
+        out: &mut impl ClientsOut,
+    ) {
+        let map = &mut self.time_wait;
+        if let Some(at) = hosts.expire_client_tw(h, now, |t| {
+            map.remove(t);
+        }) {
+            out.time_wait_due(at, h);
+        }
     }
 
     /// Connection `k`'s timer is due. Returns its outcome if it ended.
@@ -280,10 +343,12 @@ impl Clients {
             key: k,
             host: conn.host,
             outcome: None,
+            time_wait: None,
         };
         conn.sock
             .on_timer(now, &mut hosts.client_env(conn.host), &mut io);
-        self.settle(k, io.outcome, None)
+        let tw = io.time_wait;
+        self.settle(k, io.outcome, None, tw)
     }
 
     /// After a call into socket `k`: reports its outcome if it reached one,
@@ -293,6 +358,7 @@ impl Clients {
         k: ClientKey,
         outcome: Option<ClientOutcome>,
         cause: Option<RstCause>,
+        time_wait: Option<Option<TwKey>>,
     ) -> Option<Outcome> {
         let conn = &mut self.conns[k];
         let report = outcome.map(|kind| {
@@ -314,6 +380,9 @@ impl Clients {
                 self.orphans -= 1;
             }
             self.by_tuple.remove(&conn.sock.tuple());
+            if let Some(Some(tw)) = time_wait {
+                self.time_wait.insert(conn.sock.tuple(), tw);
+            }
         } else if report.is_some() {
             self.orphans += 1;
         }
@@ -347,13 +416,16 @@ fn next_arrival(gen: &mut Gen, now: SimTime) -> Option<SimTime> {
 }
 
 /// The next free 4-tuple of `gen`: ephemeral ports 32768..=60999 per
-/// source address in turn, skipping `reserved` ports and 4-tuples in use.
+/// source address in turn, skipping `reserved` ports, 4-tuples in use and
+/// the host's TIME_WAIT 4-tuples unless `tcp_tw_reuse` lets `connect()`
+/// take one over (`__inet_hash_connect` → `tcp_twsk_unique`).
 fn free_tuple(
+    now: SimTime,
     gen: &mut Gen,
-    hosts: &impl ClientHosts,
+    hosts: &mut impl ClientHosts,
     in_use: &TupleMap<ClientKey>,
+    time_wait: &mut TupleMap<TwKey>,
 ) -> Option<FourTuple> {
-    let reserved = hosts.server_ports(gen.host);
     for _ in 0..gen.sources.len() * 4 {
         let si = gen.next_source;
         gen.next_source = (gen.next_source + 1) % gen.sources.len();
@@ -363,15 +435,23 @@ fn free_tuple(
             local: SocketAddr::new(gen.sources[si], port),
             remote: gen.server_addr,
         };
-        let reserved = reserved.binary_search(&port).is_ok();
+        let reserved = hosts.server_ports(gen.host).binary_search(&port).is_ok();
         // Modelling choice: skip a 4-tuple the server still holds a
         // request or child for. The model has no window/PAWS check
         // (§5.4 step 3), so a reused tuple would meet its old request as
         // an in-window SYN and be reset, which a real kernel would not do.
         let server_holds = hosts.server_holds(gen.server_host, &t.reversed());
-        if !reserved && !server_holds && !in_use.contains_key(&t) {
-            return Some(t);
+        if reserved || server_holds || in_use.contains_key(&t) {
+            continue;
         }
+        if let Some(&tw) = time_wait.get(&t) {
+            let env = hosts.client_env(gen.host);
+            if !env.timewait.try_reuse(now, tw, env.sysctls, env.counters) {
+                continue;
+            }
+            time_wait.remove(&t);
+        }
+        return Some(t);
     }
     None
 }

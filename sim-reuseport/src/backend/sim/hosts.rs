@@ -4,14 +4,14 @@
 //! loaded into its kernel.
 
 use super::Stack;
-use crate::report::{ListenerReport, PolicyReport};
+use crate::report::{ListenerReport, PolicyReport, TimeWaitReport};
 use crate::reuseport::bpf::BpfPolicy;
 use crate::reuseport::group::ReuseportTable;
 use crate::reuseport::policy::{Policy, Rule};
 use crate::scenario::plan::{HostIx, Plan, PolicyIx, RulePlan, ServerIx, WorkerIx};
-use sim_core::{RngStreams, TimerMode, TimerModel};
+use sim_core::{FourTuple, RngStreams, SimTime, TimerMode, TimerModel};
 use sim_tcp::{ClientEnv, Counters, FlowHasher, Listener, ListenerId, ListenerOptions};
-use sim_tcp::{ListenerState, MigrationPath, ServerStack, Sysctls, TcpMetrics};
+use sim_tcp::{ListenerState, MigrationPath, ServerStack, Sysctls, TcpMetrics, TimeWaitTable};
 use std::collections::BTreeMap;
 
 /// A host that runs a server.
@@ -34,6 +34,10 @@ pub(super) struct Hosts {
     /// Counters of each host's client sockets (its nstat = these + its
     /// server stack's).
     client_counters: Vec<Counters>,
+    /// TIME_WAIT sockets of each host's clients (connections they closed
+    /// first). A host that also runs a server keeps its server's in the
+    /// stack: the two tables check `tcp_max_tw_buckets` each on their own.
+    client_tw: Vec<TimeWaitTable>,
     servers: Vec<Option<ServerHost>>,
     server_names: Vec<String>,
     /// Sorted server ports per host: segments to them go to the server stack.
@@ -106,6 +110,7 @@ impl Hosts {
             timers,
             client_metrics: vec![TcpMetrics::default(); n],
             client_counters: vec![Counters::default(); n],
+            client_tw: (0..n).map(|_| TimeWaitTable::default()).collect(),
             servers,
             server_names: plan.servers.iter().map(|s| s.name.clone()).collect(),
             server_ports,
@@ -215,7 +220,40 @@ impl Hosts {
                 None => &mut self.client_metrics[h],
             },
             counters: &mut self.client_counters[h],
+            timewait: &mut self.client_tw[h],
         }
+    }
+
+    /// `tw_timer_handler` for host `h`'s client TIME_WAIT sockets due at
+    /// `now`; `gone` is told each freed 4-tuple. Returns the next call's instant.
+    pub(super) fn expire_client_tw(
+        &mut self,
+        h: HostIx,
+        now: SimTime,
+        gone: impl FnMut(&FourTuple),
+    ) -> Option<SimTime> {
+        let h = h.index();
+        self.client_tw[h].expire(now, &mut self.client_counters[h], gone)
+    }
+
+    /// The report's `time_wait`: each host side where a socket entered
+    /// TIME_WAIT, with its peak and what is left at the end.
+    pub(super) fn time_wait_report(&self) -> Vec<TimeWaitReport> {
+        let mut out = Vec::new();
+        for (h, host) in self.names.iter().enumerate() {
+            let server = self.servers[h].as_ref().map(|s| &s.stack.timewait);
+            for (side, t) in [("server", server), ("clients", Some(&self.client_tw[h]))] {
+                if let Some(t) = t.filter(|t| t.peak() > 0) {
+                    out.push(TimeWaitReport {
+                        host: host.clone(),
+                        side: side.to_string(),
+                        peak: t.peak() as u64,
+                        at_end: t.len() as u64,
+                    });
+                }
+            }
+        }
+        out
     }
 
     /// The server ports of host `h`, sorted.

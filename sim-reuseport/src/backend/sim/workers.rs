@@ -71,6 +71,7 @@ struct Worker {
     accept: AcceptModel,
     service_time: SimDuration,
     response_bytes: u32,
+    keep_alive: bool,
     backlog: u32,
     tick_pending: bool,
     next_accept_at: SimTime,
@@ -113,6 +114,7 @@ impl Workers {
                 accept: w.accept,
                 service_time: w.service_time,
                 response_bytes: w.response_bytes,
+                keep_alive: w.keep_alive,
                 backlog: w.backlog,
                 tick_pending: false,
                 next_accept_at: SimTime::ZERO,
@@ -359,7 +361,7 @@ impl Workers {
             // `respond` reports no `ServerEvent`: answering inside the
             // caller's stack call has the same effects, in the same order,
             // as a stack call of its own.
-            stack.respond(now, child, worker.response_bytes, io);
+            stack.respond(now, child, worker.response_bytes, worker.keep_alive, io);
         } else {
             io.arm(
                 now + worker.service_time,
@@ -380,7 +382,7 @@ impl Workers {
             Some(tag) if tag != 0 => AppTag(tag).worker(),
             _ => return,
         };
-        let len = self.list[w.index()].response_bytes;
-        stack.respond(now, child, len, io);
+        let worker = &self.list[w.index()];
+        stack.respond(now, child, worker.response_bytes, worker.keep_alive, io);
     }
 }

@@ -43,6 +43,8 @@ enum Ev {
     ServerTimer(HostIx, ServerTimer),
     /// A client population's next connection.
     Arrival(ClientIx),
+    /// A host's client TIME_WAIT sockets are due (`tw_timer`).
+    ClientTimeWait(HostIx),
     /// A worker may accept again.
     AcceptTick(WorkerIx),
     /// A worker's service of a child of a host is done.
@@ -217,6 +219,8 @@ impl<'a> World<'a> {
             Ev::ServerTimer(h, ServerTimer::Child(c)) => {
                 4 ^ (u64::from(h.0) << 4) ^ (key(slotmap::Key::data(c)) << 8)
             }
+            Ev::ServerTimer(h, ServerTimer::TimeWait) => 11 ^ (u64::from(h.0) << 4),
+            Ev::ClientTimeWait(h) => 12 ^ (u64::from(h.0) << 4),
             Ev::Arrival(g) => 5 ^ (u64::from(g.0) << 4),
             Ev::AcceptTick(w) => 6 ^ (u64::from(w.0) << 4),
             Ev::ServiceDone(h, c) => 7 ^ (u64::from(h.0) << 4) ^ (key(slotmap::Key::data(c)) << 8),
@@ -236,6 +240,14 @@ impl<'a> World<'a> {
             Ev::ClientTimer(_) | Ev::ServerTimer(..) => self.timer(now, ev),
             Ev::HorizonBatch => self.horizon_batch(now),
             Ev::Arrival(g) => self.arrival(now, g),
+            Ev::ClientTimeWait(h) => {
+                let mut io = ClientIo {
+                    wire: wire!(self, now),
+                    stats: &mut self.stats,
+                };
+                self.clients
+                    .expire_time_wait(now, h, &mut self.hosts, &mut io);
+            }
             Ev::AcceptTick(w) => {
                 let h = self.workers.host(w);
                 self.with_stack(now, h, |stack, workers, io| {
@@ -586,6 +598,7 @@ impl<'a> World<'a> {
             policies: self.hosts.policies(),
             counters: self.hosts.counters(),
             counters_by_host: self.hosts.counters_by_host(),
+            time_wait: self.hosts.time_wait_report(),
             client_rsts_by_cause: self.stats.client_rsts(),
             listeners,
             latency: self.stats.latency(),

@@ -132,6 +132,7 @@ impl Cx<'_> {
                 accept,
                 service_time,
                 response_bytes: w.response_bytes,
+                keep_alive: w.keep_alive,
                 generation: w.generation,
                 syn_retries: w.syn_retries,
                 fast_open_qlen: w.fast_open_qlen,

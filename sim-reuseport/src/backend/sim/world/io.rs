@@ -142,6 +142,13 @@ impl ClientsOut for ClientIo<'_, '_> {
         let now = self.wire.now;
         self.wire.sched.schedule_timer(now, at, Ev::Arrival(g));
     }
+
+    fn time_wait_due(&mut self, at: SimTime, h: HostIx) {
+        let now = self.wire.now;
+        self.wire
+            .sched
+            .schedule_timer(now, at, Ev::ClientTimeWait(h));
+    }
 }
 
 impl ClientHosts for Hosts {

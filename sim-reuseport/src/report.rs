@@ -165,6 +165,10 @@ pub struct TimeWaitReport {
     pub peak: u64,
     /// Sockets still in TIME_WAIT when the run ended.
     pub at_end: u64,
+    /// TIME_WAIT 4-tuples a new connection took over: a SYN newer than the
+    /// old connection on the server side (§5.12, it skips §5.2 steps 1
+    /// and 3), `tcp_tw_reuse` on the clients' side.
+    pub taken_over: u64,
 }
 
 /// Packet totals of the network.
@@ -525,8 +529,8 @@ impl Report {
         for t in &self.time_wait {
             let _ = writeln!(
                 s,
-                "time_wait {} ({})  peak {}  at end {}",
-                t.host, t.side, t.peak, t.at_end
+                "time_wait {} ({})  peak {}  at end {}  taken over {}",
+                t.host, t.side, t.peak, t.at_end, t.taken_over
             );
         }
         let n = &self.network;

@@ -75,6 +75,7 @@ pub struct TimeWaitTable {
     /// The instant the driver was last asked to call [`Self::expire`].
     armed: Option<SimTime>,
     peak: usize,
+    taken_over: u64,
 }
 
 impl TimeWaitTable {
@@ -91,6 +92,12 @@ impl TimeWaitTable {
     /// The most sockets that were in TIME_WAIT at once.
     pub fn peak(&self) -> usize {
         self.peak
+    }
+
+    /// Sockets whose 4-tuple a new connection took over: a new SYN on the
+    /// server side, `tcp_tw_reuse` on a client's.
+    pub fn taken_over(&self) -> u64 {
+        self.taken_over
     }
 
     /// A socket, if it is still in TIME_WAIT.
@@ -150,10 +157,12 @@ impl TimeWaitTable {
         self.push_expiry(at, k)
     }
 
-    /// Removes a socket (`inet_twsk_deschedule_put`): a new SYN took its
-    /// 4-tuple, or an RST killed it. Its timer entry is skipped later.
-    pub fn kill(&mut self, k: TwKey) -> Option<TimeWaitSock> {
-        self.socks.remove(k)
+    /// A new SYN took the 4-tuple of socket `k` (`inet_twsk_deschedule_put`
+    /// on `TCP_TW_SYN`). Its timer entry is skipped later.
+    pub fn take_over(&mut self, k: TwKey) -> Option<TimeWaitSock> {
+        let s = self.socks.remove(k);
+        self.taken_over += u64::from(s.is_some());
+        s
     }
 
     /// `tw_timer_handler` for every socket due at `now` (counted as
@@ -200,6 +209,7 @@ impl TimeWaitTable {
         let reusable = sysctls.tcp_tw_reuse == 1 && s.ts_ok && now.saturating_sub(s.since) >= delay;
         if reusable {
             self.socks.remove(k);
+            self.taken_over += 1;
             counters.TcpExtTWRecycled += 1;
         }
         reusable

@@ -73,7 +73,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
                     .hooks
                     .select(&self.listeners, &tuple, hash, pkt.payload_len > 0);
                 if let Selection::Listener(_) = sel {
-                    self.timewait.kill(k);
+                    self.timewait.take_over(k);
                     self.ehash.remove(&tuple);
                     let ctx = RstCause::NoRequest;
                     self.selected_segment(now, tuple, hash, sel, pkt, ctx, Some(isn), out);

@@ -249,6 +249,7 @@ impl Hosts {
                         side: side.to_string(),
                         peak: t.peak() as u64,
                         at_end: t.len() as u64,
+                        taken_over: t.taken_over(),
                     });
                 }
             }

@@ -594,20 +594,8 @@ impl ClientSocket {
             self.challenge_ack(now, env, out);
             return;
         }
-        if flags.contains(TcpFlags::ACK)
-            && seq_after_eq(pkt.ack, self.snd_nxt)
-            && self.snd_una != self.snd_nxt
-        {
-            // The request is acknowledged: an RTT sample unless it was
-            // retransmitted (then only through the timestamp echo).
-            if !self.data_rexmitted {
-                self.rtt_sample(rtt_us(now, self.sent_at), env);
-            } else if self.ts_ok && pkt.tsecr != 0 {
-                self.rtt_sample(ts_rtt_us(now, pkt.tsecr), env);
-            }
-            self.snd_una = self.snd_nxt;
-            self.pending = None;
-        }
+        // The request is acknowledged.
+        self.ack_all_sent(now, pkt, env);
         if self.ts_ok && pkt.tsval != 0 {
             self.ts_recent = pkt.tsval;
         }
@@ -647,6 +635,50 @@ impl ClientSocket {
         }
     }
 
+    /// An ACK of everything sent (the request, or our FIN): an RTT sample
+    /// unless it was retransmitted (then only through the timestamp echo),
+    /// and the retransmission timer stops. Returns whether it acked anything.
+    fn ack_all_sent(&mut self, now: SimTime, pkt: &Packet, env: &ClientEnv<'_>) -> bool {
+        if !pkt.flags.contains(TcpFlags::ACK)
+            || !seq_after_eq(pkt.ack, self.snd_nxt)
+            || self.snd_una == self.snd_nxt
+        {
+            return false;
+        }
+        if !self.data_rexmitted {
+            self.rtt_sample(rtt_us(now, self.sent_at), env);
+        } else if self.ts_ok && pkt.tsecr != 0 {
+            self.rtt_sample(ts_rtt_us(now, pkt.tsecr), env);
+        }
+        self.snd_una = self.snd_nxt;
+        self.pending = None;
+        true
+    }
+
+    /// An RST or SYN for a socket its application closed: an acceptable RST
+    /// frees it, a SYN draws a challenge ACK (RFC 5961). Returns whether
+    /// the segment was one of them.
+    fn closed_rst_or_syn(
+        &mut self,
+        now: SimTime,
+        pkt: &Packet,
+        env: &mut ClientEnv<'_>,
+        out: &mut impl ClientOutput,
+    ) -> bool {
+        if pkt.flags.contains(TcpFlags::RST) {
+            if self.rst_acceptable(now, pkt, env, out) {
+                self.close_quietly();
+            }
+            return true;
+        }
+        if pkt.flags.contains(TcpFlags::SYN) {
+            env.counters.TcpExtTCPSYNChallenge += 1;
+            self.challenge_ack(now, env, out);
+            return true;
+        }
+        false
+    }
+
     /// After the application closed with its answer: LAST_ACK (the
     /// server's FIN came first) or FIN_WAIT1/2 (keep-alive, we closed
     /// first), `tcp_rcv_state_process`.
@@ -657,33 +689,15 @@ impl ClientSocket {
         env: &mut ClientEnv<'_>,
         out: &mut impl ClientOutput,
     ) {
+        if self.closed_rst_or_syn(now, pkt, env, out) {
+            return;
+        }
         let flags = pkt.flags;
-        if flags.contains(TcpFlags::RST) {
-            if self.rst_acceptable(now, pkt, env, out) {
-                self.close_quietly();
-            }
-            return;
-        }
-        if flags.contains(TcpFlags::SYN) {
-            env.counters.TcpExtTCPSYNChallenge += 1;
-            self.challenge_ack(now, env, out);
-            return;
-        }
         if self.ts_ok && pkt.tsval != 0 {
             self.ts_recent = pkt.tsval;
         }
-        if flags.contains(TcpFlags::ACK)
-            && seq_after_eq(pkt.ack, self.snd_nxt)
-            && self.snd_una != self.snd_nxt
-        {
+        if self.ack_all_sent(now, pkt, env) {
             // Our FIN is acknowledged.
-            if !self.data_rexmitted {
-                self.rtt_sample(rtt_us(now, self.sent_at), env);
-            } else if self.ts_ok && pkt.tsecr != 0 {
-                self.rtt_sample(ts_rtt_us(now, pkt.tsecr), env);
-            }
-            self.snd_una = self.snd_nxt;
-            self.pending = None;
             if let ClientState::LastAck(_) = self.state {
                 self.update_metrics(now, env);
                 self.close_quietly();
@@ -730,18 +744,10 @@ impl ClientSocket {
         env: &mut ClientEnv<'_>,
         out: &mut impl ClientOutput,
     ) {
+        if self.closed_rst_or_syn(now, pkt, env, out) {
+            return;
+        }
         let flags = pkt.flags;
-        if flags.contains(TcpFlags::RST) {
-            if self.rst_acceptable(now, pkt, env, out) {
-                self.close_quietly();
-            }
-            return;
-        }
-        if flags.contains(TcpFlags::SYN) {
-            env.counters.TcpExtTCPSYNChallenge += 1;
-            self.challenge_ack(now, env, out);
-            return;
-        }
         if pkt.payload_len > 0 {
             // Data for a socket the application closed: `TCPAbortOnData`,
             // `tcp_reset`, and an RST in reply (tcp_rcv_state_process step 7).
@@ -756,14 +762,7 @@ impl ClientSocket {
             // (`tcp_time_wait` -> `tcp_update_metrics`).
             self.rcv_nxt = self.rcv_nxt.wrapping_add(1);
             out.transmit(self.seg(now, TcpFlags::ACK, self.snd_nxt, 0), None);
-            env.metrics.update(
-                now,
-                self.local.ip(),
-                self.remote.ip(),
-                &self.est,
-                self.backoff > 0,
-                env.sysctls,
-            );
+            self.update_metrics(now, env);
             self.close_quietly();
         }
     }

@@ -469,14 +469,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
                     // `tcp_rcv_state_process` in LAST_ACK: `tcp_update_metrics`, `tcp_done`.
                     child.ack_sent(now, pkt, &timers, rto_max);
                     let child = self.unlink_child(c);
-                    self.metrics.update(
-                        now,
-                        child.tuple.local.ip(),
-                        child.tuple.remote.ip(),
-                        &child.est,
-                        child.backoff > 0,
-                        &self.sysctls,
-                    );
+                    self.update_metrics(now, &child);
                     out.notify(ServerEvent::ChildFinished { child: c });
                 } else if pkt.payload_len > 0 || flags.contains(TcpFlags::FIN) {
                     // A retransmitted FIN: a duplicate ACK.

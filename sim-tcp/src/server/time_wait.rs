@@ -4,6 +4,7 @@
 //! `tcp_timewait_state_process`), and its timer frees it 60 s later.
 //! Measured: `tools/kernel-probes/results/time_wait.txt` (A, B1–B5, C).
 
+use super::child::Child;
 use super::{ServerEvent, ServerOutput, ServerStack, ServerTimer, Sock};
 use crate::hooks::{ReuseportHooks, Selection};
 use crate::timewait::{TwKey, TwVerdict};
@@ -21,14 +22,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
         let mut ack = super::segment(&child.tuple, TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0);
         child.stamp(now, &mut ack);
         out.transmit(ack, None);
-        self.metrics.update(
-            now,
-            child.tuple.local.ip(),
-            child.tuple.remote.ip(),
-            &child.est,
-            child.backoff > 0,
-            &self.sysctls,
-        );
+        self.update_metrics(now, &child);
         let (k, arm) = self.timewait.enter(
             now,
             child.tuple,
@@ -46,6 +40,18 @@ impl<H: ReuseportHooks> ServerStack<H> {
             out.set_timer(at, ServerTimer::TimeWait);
         }
         out.notify(ServerEvent::ChildFinished { child: c });
+    }
+
+    /// `tcp_update_metrics` as a closed connection's child goes.
+    pub(super) fn update_metrics(&mut self, now: SimTime, child: &Child) {
+        self.metrics.update(
+            now,
+            child.tuple.local.ip(),
+            child.tuple.remote.ip(),
+            &child.est,
+            child.backoff > 0,
+            &self.sysctls,
+        );
     }
 
     /// A segment for TIME_WAIT socket `k` (`tcp_v4_rcv`, `TCP_TW_*`). A new

@@ -640,6 +640,14 @@ impl<H: ReuseportHooks> ServerStack<H> {
     /// Removes a child from the stack: ehash and, if still queued, its
     /// listener's accept queue.
     fn unlink_child(&mut self, c: ChildKey) -> Child {
+        let child = self.detach_child(c);
+        self.ehash.remove(&child.tuple);
+        child
+    }
+
+    /// [`Self::unlink_child`] but for its ehash entry, which the caller
+    /// overwrites or removes.
+    fn detach_child(&mut self, c: ChildKey) -> Child {
         // A pending Fast Open child that dies stops counting (`tcp_done`).
         let child = &mut self.children[c];
         if let Some(l) = child.tfo_listener.take() {
@@ -647,7 +655,6 @@ impl<H: ReuseportHooks> ServerStack<H> {
             listener.fastopen_pending = listener.fastopen_pending.saturating_sub(1);
         }
         let child = self.children.remove(c).expect("live child");
-        self.ehash.remove(&child.tuple);
         if let Some(l) = child.queued_on {
             let q = &mut self.listeners[l.index()].accept_queue;
             if let Some(pos) = q.iter().position(|&x| x == c) {

@@ -18,7 +18,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
     /// (`tcp_time_wait`), or, past `tcp_max_tw_buckets`, just free the
     /// socket (`TCPTimeWaitOverflow`).
     pub(super) fn tcp_time_wait(&mut self, now: SimTime, c: ChildKey, out: &mut impl ServerOutput) {
-        let child = self.unlink_child(c);
+        let child = self.detach_child(c);
         let mut ack = super::segment(&child.tuple, TcpFlags::ACK, child.snd_nxt, child.rcv_nxt, 0);
         child.stamp(now, &mut ack);
         out.transmit(ack, None);
@@ -33,9 +33,12 @@ impl<H: ReuseportHooks> ServerStack<H> {
             &self.sysctls,
             &mut self.counters,
         );
-        if let Some(k) = k {
-            self.ehash.insert(child.tuple, Sock::TimeWait(k));
-        }
+        // The TIME_WAIT socket takes over the child's ehash entry
+        // (`inet_twsk_hashdance_schedule`).
+        match k {
+            Some(k) => self.ehash.insert(child.tuple, Sock::TimeWait(k)),
+            None => self.ehash.remove(&child.tuple),
+        };
         if let Some(at) = arm {
             out.set_timer(at, ServerTimer::TimeWait);
         }

@@ -24,10 +24,11 @@ use sim_kernel::{KernelRunResult, KernelSpec, Outcome};
 use std::collections::BTreeMap;
 
 /// What every kernel report says about itself.
-pub const NOTES: [&str; 4] = [
+pub const NOTES: [&str; 5] = [
     "RST and drop causes are simulator-only: the kernel does not label its RSTs; see the counters (TcpOutRsts, TcpExtListenOverflows, ...) and the clients' outcomes",
     "migrations per path are not counted by the kernel: migrations.* are 0, see counters TcpExtTCPMigrateReqSuccess / TcpExtTCPMigrateReqFailure",
     "peak_syn_queue per listener is 0: INET_DIAG does not say which listener a request belongs to; see peak_syn_recv per server",
+    "time_wait is not sampled on the kernel (no TIME_WAIT peak): see counters_by_host TcpExtTW / TcpExtTCPTimeWaitOverflow",
     "not deterministic: real time, the kernel's own flow hash secret and CPU scheduling move outcomes between runs; events and digest are not measured",
 ];
 

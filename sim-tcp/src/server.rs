@@ -2,6 +2,7 @@
 //! and every rule of §5 that decides whether a connection survives.
 
 mod child;
+mod conn_request;
 mod request;
 mod time_wait;
 

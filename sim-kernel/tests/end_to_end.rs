@@ -48,8 +48,11 @@ fn tiny_spec_completes_over_the_emulated_link() {
         r.forwarder.lateness
     );
     assert!((10_000_000..12_000_000).contains(&hs), "handshake {hs} ns");
+    // Up to 4 ms late: on a 2-core machine shared with other runs the
+    // worker's wake-up and the emulator move by milliseconds (measured
+    // 24.5 ms under load); one more round trip would be 31 ms or more.
     assert!(
-        (21_000_000..24_000_000).contains(&done),
+        (21_000_000..26_000_000).contains(&done),
         "completion {done} ns"
     );
     let server = &r.namespaces[0];

@@ -406,9 +406,8 @@ impl TimerModel {
     /// The wheel's firing instant of a timer armed at `now` for `timeout`
     /// when the base's clock is `ahead` ticks past `jiffies`. A tick of a
     /// whole number of nanoseconds (every `HZ` but 300) takes one
-    /// monomorphic path. Out of line: inlined, it grows its callers past
-    /// their own inlining thresholds.
-    #[inline(never)]
+    /// monomorphic path.
+    #[inline(always)]
     fn wheel_fire(&self, now: SimTime, timeout: SimDuration, ahead: u64) -> SimTime {
         if self.hz.0 == 250 {
             return wheel_fire_whole::<4_000_000, 9>(now, timeout, ahead);

@@ -160,7 +160,9 @@ fn bucket_expiry(expires: Jiffies, clk: Jiffies, depth: u32) -> Jiffies {
 /// (`ahead` 1) in the wheel mode for a tick of `TICK` nanoseconds on a
 /// wheel of `DEPTH` levels: the same arithmetic as
 /// [`TimerModel::jiffies`], [`TimerModel::to_jiffies`] and
-/// [`TimerModel::jiffy_start`], with the divisor a constant.
+/// [`TimerModel::jiffy_start`], with the divisor a constant. Levels 0-2
+/// (what TCP's timers use) take a leaf path without branches on the
+/// level; anything else goes out of line.
 #[inline(always)]
 fn wheel_fire_whole<const TICK: u64, const DEPTH: u32>(
     now: SimTime,
@@ -168,7 +170,28 @@ fn wheel_fire_whole<const TICK: u64, const DEPTH: u32>(
     ahead: u64,
 ) -> SimTime {
     let j = now.0 / TICK;
-    let expires = Jiffies(j.saturating_add(timeout.0.div_ceil(TICK)));
+    let n = timeout.0.div_ceil(TICK);
+    // delta = expires - clk; below lvl_start(3), j + n cannot overflow.
+    let delta = n.wrapping_sub(ahead);
+    if delta >= lvl_start(3) {
+        return wheel_fire_far::<TICK, DEPTH>(j, n, ahead);
+    }
+    let shift = if delta < lvl_start(1) {
+        0
+    } else if delta < lvl_start(2) {
+        lvl_shift(1)
+    } else {
+        lvl_shift(2)
+    };
+    let bucket = (((j + n) >> shift) + 1) << shift;
+    SimTime(bucket.saturating_mul(TICK))
+}
+
+/// [`wheel_fire_whole`] beyond level 2 or with an expiry in the past.
+#[cold]
+#[inline(never)]
+fn wheel_fire_far<const TICK: u64, const DEPTH: u32>(j: u64, n: u64, ahead: u64) -> SimTime {
+    let expires = Jiffies(j.saturating_add(n));
     let bucket = bucket_expiry(expires, Jiffies(j + ahead), DEPTH);
     SimTime(bucket.0.saturating_mul(TICK))
 }
@@ -337,12 +360,22 @@ impl TimerModel {
     /// of an RTO computed in µs).
     #[inline]
     pub fn quantize_us(&self, us: u64) -> SimDuration {
-        match (self.mode, self.hz.0) {
-            (TimerMode::Exact, _) => SimDuration(us.saturating_mul(1_000)),
-            (TimerMode::Wheel, 250) => SimDuration(us.div_ceil(4_000).saturating_mul(4_000_000)),
-            (TimerMode::Wheel, 1000) => SimDuration(us.div_ceil(1_000).saturating_mul(1_000_000)),
-            (TimerMode::Wheel, 100) => SimDuration(us.div_ceil(10_000).saturating_mul(10_000_000)),
-            (TimerMode::Wheel, _) => self.quantize(SimDuration(us.saturating_mul(1_000))),
+        if self.mode == TimerMode::Exact {
+            return SimDuration(us.saturating_mul(1_000));
+        }
+        if self.hz.0 == 250 {
+            return SimDuration(us.div_ceil(4_000).saturating_mul(4_000_000));
+        }
+        self.quantize_us_other(us)
+    }
+
+    /// [`TimerModel::quantize_us`] in the wheel mode at every `HZ` but 250.
+    #[inline(never)]
+    fn quantize_us_other(&self, us: u64) -> SimDuration {
+        match self.hz.0 {
+            1000 => SimDuration(us.div_ceil(1_000).saturating_mul(1_000_000)),
+            100 => SimDuration(us.div_ceil(10_000).saturating_mul(10_000_000)),
+            _ => self.quantize(SimDuration(us.saturating_mul(1_000))),
         }
     }
 
@@ -373,11 +406,19 @@ impl TimerModel {
     /// The wheel's firing instant of a timer armed at `now` for `timeout`
     /// when the base's clock is `ahead` ticks past `jiffies`. A tick of a
     /// whole number of nanoseconds (every `HZ` but 300) takes one
-    /// monomorphic path: one hz dispatch instead of three.
-    #[inline]
+    /// monomorphic path.
+    #[inline(always)]
     fn wheel_fire(&self, now: SimTime, timeout: SimDuration, ahead: u64) -> SimTime {
+        if self.hz.0 == 250 {
+            return wheel_fire_whole::<4_000_000, 9>(now, timeout, ahead);
+        }
+        self.wheel_fire_other(now, timeout, ahead)
+    }
+
+    /// [`TimerModel::wheel_fire`] at every `HZ` but the default.
+    #[inline(never)]
+    fn wheel_fire_other(&self, now: SimTime, timeout: SimDuration, ahead: u64) -> SimTime {
         match self.hz.0 {
-            250 => wheel_fire_whole::<4_000_000, 9>(now, timeout, ahead),
             1000 => wheel_fire_whole::<1_000_000, 9>(now, timeout, ahead),
             100 => wheel_fire_whole::<10_000_000, 8>(now, timeout, ahead),
             hz => {

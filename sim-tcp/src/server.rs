@@ -268,6 +268,7 @@ fn rto_for(timeout: SimDuration, shift: u8) -> SimDuration {
 
 /// Arms `timer` to fire `timeout` after `now` through the host's timer
 /// model, and asks the driver for a queue entry if needed.
+#[inline]
 fn arm_timer(
     timer: &mut Timer,
     timers: &TimerModel,

@@ -69,7 +69,9 @@ pub struct OutcomeCounts {
     pub eof_before_response: u64,
     /// [`Outcome::InFlight`].
     pub in_flight: u64,
-    /// [`Outcome::OtherError`].
+    /// [`Outcome::OtherError`] with `EADDRNOTAVAIL`: no free local port.
+    pub no_port: u64,
+    /// Any other [`Outcome::OtherError`].
     pub other_error: u64,
 }
 
@@ -263,6 +265,7 @@ impl KernelRunResult {
                 Outcome::TimedOut => c.timed_out += 1,
                 Outcome::EofBeforeResponse => c.eof_before_response += 1,
                 Outcome::InFlight => c.in_flight += 1,
+                Outcome::OtherError(libc::EADDRNOTAVAIL) => c.no_port += 1,
                 Outcome::OtherError(_) => c.other_error += 1,
             }
         }

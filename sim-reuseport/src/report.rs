@@ -46,6 +46,11 @@ pub struct Connections {
     /// client read EOF (its worker exited after reading the request, §5.10).
     #[serde(default)]
     pub eof: u64,
+    /// connect() failed at once: no local port was free for the
+    /// destination (`EADDRNOTAVAIL`; e.g. every port held in the client's
+    /// own TIME_WAIT, §5.12).
+    #[serde(default)]
+    pub no_port: u64,
     /// Still open at the end of the run.
     pub in_flight: u64,
 }
@@ -335,6 +340,7 @@ fn outcome_rows(r: &Report) -> Vec<(&'static str, u64)> {
         ("timed_out", c.timed_out),
         ("abandoned", c.abandoned),
         ("eof", c.eof),
+        ("no_port", c.no_port),
         ("in_flight", c.in_flight),
         (
             "rsts_sent",

@@ -43,7 +43,7 @@ pub const CHECKS: [(&str, &str); 9] = [
     ),
     (
         OUTCOMES_ACCOUNTED,
-        "attempted = completed + refused + reset + timed_out + abandoned + eof + in_flight",
+        "attempted = completed + refused + reset + timed_out + abandoned + eof + no_port + in_flight",
     ),
     (
         COUNTERS_AGREE,
@@ -282,13 +282,20 @@ fn time_wait_bounded(scn: &Scenario, r: &Report) -> Option<Violation> {
 /// [`OUTCOMES_ACCOUNTED`].
 fn outcomes_accounted(r: &Report) -> Option<Violation> {
     let c = &r.connections;
-    let ended = c.completed + c.refused + c.reset + c.timed_out + c.abandoned + c.eof + c.in_flight;
+    let ended = c.completed
+        + c.refused
+        + c.reset
+        + c.timed_out
+        + c.abandoned
+        + c.eof
+        + c.no_port
+        + c.in_flight;
     (ended != c.attempted).then(|| {
         v(
             OUTCOMES_ACCOUNTED,
             format!(
-                "attempted {} but completed {} + refused {} + reset {} + timed_out {} + abandoned {} + eof {} + in_flight {} = {}",
-                c.attempted, c.completed, c.refused, c.reset, c.timed_out, c.abandoned, c.eof, c.in_flight, ended
+                "attempted {} but completed {} + refused {} + reset {} + timed_out {} + abandoned {} + eof {} + no_port {} + in_flight {} = {}",
+                c.attempted, c.completed, c.refused, c.reset, c.timed_out, c.abandoned, c.eof, c.no_port, c.in_flight, ended
             ),
         )
     })

@@ -69,6 +69,7 @@ pub fn run_result(
             timed_out: c.timed_out,
             abandoned: 0,
             eof: c.eof_before_response,
+            no_port: c.no_port,
             in_flight: c.in_flight,
         },
         resets_by_cause: Vec::new(),

@@ -70,12 +70,12 @@ impl Stats {
     }
 
     /// A client called `connect()`; `opened` is false when no 4-tuple was
-    /// free (`EADDRNOTAVAIL`, counted as timed out at once).
+    /// free (`EADDRNOTAVAIL`: outcome `no_port` at once).
     #[inline]
     pub(super) fn connect(&mut self, opened: bool) {
         self.conns.attempted += 1;
         if !opened {
-            self.conns.timed_out += 1;
+            self.conns.no_port += 1;
         }
     }
 

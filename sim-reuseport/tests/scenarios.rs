@@ -171,7 +171,14 @@ fn check_consistency(file: &str, side: &str, r: &Report) {
     let c = &r.connections;
     assert_eq!(
         c.attempted,
-        c.completed + c.refused + c.reset + c.timed_out + c.abandoned + c.eof + c.in_flight,
+        c.completed
+            + c.refused
+            + c.reset
+            + c.timed_out
+            + c.abandoned
+            + c.eof
+            + c.no_port
+            + c.in_flight,
         "{tag}: every connection has one outcome"
     );
     assert_eq!(

@@ -55,6 +55,21 @@ pub struct Connections {
     pub in_flight: u64,
 }
 
+impl Connections {
+    /// Every outcome, in flight included: equals `attempted` when each
+    /// connect() ended in exactly one outcome.
+    pub fn outcomes(&self) -> u64 {
+        self.completed
+            + self.refused
+            + self.reset
+            + self.timed_out
+            + self.abandoned
+            + self.eof
+            + self.no_port
+            + self.in_flight
+    }
+}
+
 /// RSTs of one cause.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RstCount {

@@ -403,14 +403,7 @@ fn every_scenario_that_lowers_runs_without_panicking() {
         let c = &report.connections;
         prop_assert_eq!(
             c.attempted,
-            c.completed
-                + c.refused
-                + c.reset
-                + c.timed_out
-                + c.abandoned
-                + c.eof
-                + c.no_port
-                + c.in_flight,
+            c.outcomes(),
             "every connection has one outcome\n{}",
             text
         );

@@ -171,14 +171,7 @@ fn check_consistency(file: &str, side: &str, r: &Report) {
     let c = &r.connections;
     assert_eq!(
         c.attempted,
-        c.completed
-            + c.refused
-            + c.reset
-            + c.timed_out
-            + c.abandoned
-            + c.eof
-            + c.no_port
-            + c.in_flight,
+        c.outcomes(),
         "{tag}: every connection has one outcome"
     );
     assert_eq!(

@@ -282,14 +282,7 @@ fn time_wait_bounded(scn: &Scenario, r: &Report) -> Option<Violation> {
 /// [`OUTCOMES_ACCOUNTED`].
 fn outcomes_accounted(r: &Report) -> Option<Violation> {
     let c = &r.connections;
-    let ended = c.completed
-        + c.refused
-        + c.reset
-        + c.timed_out
-        + c.abandoned
-        + c.eof
-        + c.no_port
-        + c.in_flight;
+    let ended = c.outcomes();
     (ended != c.attempted).then(|| {
         v(
             OUTCOMES_ACCOUNTED,

@@ -414,9 +414,11 @@ fn every_scenario_that_lowers_runs_without_panicking() {
         panic!("{e}");
     }
     // The property is only worth something if most cases reach the run
-    // (about 90 % do; the rest break a rule of the timeline).
+    // (about 80 % do: 302-329 of 400 in eight runs, 297 once; the rest
+    // break a rule of the timeline). The cases are random per run, so the
+    // bound leaves room below that spread.
     assert!(
-        lowered.get() * 4 > tried.get() * 3,
+        lowered.get() * 3 > tried.get() * 2,
         "only {} of {} random scenarios lowered",
         lowered.get(),
         tried.get()

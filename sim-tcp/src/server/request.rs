@@ -268,18 +268,8 @@ impl<H: ReuseportHooks> ServerStack<H> {
         out: &mut impl ServerOutput,
     ) {
         let flags = pkt.flags;
-        let (l, snd_isn, rcv_isn, num_timeout, tuple, hash, migrated) = {
-            let q = &self.requests[r];
-            (
-                q.listener,
-                q.snd_isn,
-                q.rcv_isn,
-                q.num_timeout,
-                q.tuple,
-                q.hash,
-                q.migrated,
-            )
-        };
+        let q = &self.requests[r];
+        let (l, snd_isn, rcv_isn, num_timeout) = (q.listener, q.snd_isn, q.rcv_isn, q.num_timeout);
         let has_ack = flags.contains(TcpFlags::ACK);
         // Step 1: a retransmitted SYN with the original ISN.
         if flags.contains(TcpFlags::SYN)
@@ -287,29 +277,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             && !flags.contains(TcpFlags::RST)
             && pkt.seq == rcv_isn
         {
-            let req = &mut self.requests[r];
-            let limited = req
-                .last_oow_ack
-                .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT);
-            if limited {
-                out.notify(ServerEvent::Dropped {
-                    cause: DropCause::DuplicateSynRateLimited,
-                });
-                return;
-            }
-            req.last_oow_ack = Some(now);
-            // `mod_timer_pending(jiffies + min(TCP_TIMEOUT_INIT << num_timeout,
-            // TCP_RTO_MAX))`.
-            let timeout = rto_for(TCP_TIMEOUT_INIT, num_timeout);
-            arm_timer(
-                &mut req.timer,
-                &self.timers,
-                now,
-                timeout,
-                ServerTimer::Req(r),
-                out,
-            );
-            self.rtx_synack(now, r, out);
+            self.req_duplicate_syn(now, r, num_timeout, out);
             return;
         }
         // Step 2: an ACK of the wrong sequence is a listener segment: RST,
@@ -335,26 +303,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             rcv_nxt,
             rcv_nxt.wrapping_add(u32::from(WINDOW)),
         ) {
-            let cause = if flags.contains(TcpFlags::RST) {
-                DropCause::RstOutOfWindow
-            } else {
-                let req = &mut self.requests[r];
-                if !req
-                    .last_oow_ack
-                    .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT)
-                {
-                    req.last_oow_ack = Some(now);
-                    let mut ack =
-                        segment(&tuple, TcpFlags::ACK, snd_isn.wrapping_add(1), rcv_nxt, 0);
-                    if req.ts_recent != 0 {
-                        ack.tsval = ts_now(now);
-                        ack.tsecr = req.ts_recent;
-                    }
-                    out.transmit(ack, None);
-                }
-                DropCause::OutOfWindow
-            };
-            out.notify(ServerEvent::Dropped { cause });
+            self.req_out_of_window(now, r, pkt, out);
             return;
         }
         // Step 4: RST, or a SYN in the window.
@@ -396,6 +345,91 @@ impl<H: ReuseportHooks> ServerStack<H> {
         }
         // Step 6: the accept queue of S is full.
         if self.listeners[s.index()].accept_queue_is_full() {
+            self.final_ack_queue_full(r, s, l, pkt, out);
+            return;
+        }
+        self.complete_hashdance(now, r, s, pkt, out);
+    }
+
+    /// §5.4 step 1: a retransmitted SYN with the original ISN: the SYN-ACK
+    /// again (rate-limited by `tcp_invalid_ratelimit`) and the timer
+    /// pushed back (`mod_timer_pending`).
+    fn req_duplicate_syn(
+        &mut self,
+        now: SimTime,
+        r: ReqKey,
+        num_timeout: u8,
+        out: &mut impl ServerOutput,
+    ) {
+        let req = &mut self.requests[r];
+        let limited = req
+            .last_oow_ack
+            .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT);
+        if limited {
+            out.notify(ServerEvent::Dropped {
+                cause: DropCause::DuplicateSynRateLimited,
+            });
+            return;
+        }
+        req.last_oow_ack = Some(now);
+        // `mod_timer_pending(jiffies + min(TCP_TIMEOUT_INIT << num_timeout,
+        // TCP_RTO_MAX))`.
+        let timeout = rto_for(TCP_TIMEOUT_INIT, num_timeout);
+        arm_timer(
+            &mut req.timer,
+            &self.timers,
+            now,
+            timeout,
+            ServerTimer::Req(r),
+            out,
+        );
+        self.rtx_synack(now, r, out);
+    }
+
+    /// §5.4 step 3: a segment out of the request's window: an ACK in reply,
+    /// rate-limited, unless it is an RST; then drop.
+    fn req_out_of_window(
+        &mut self,
+        now: SimTime,
+        r: ReqKey,
+        pkt: &Packet,
+        out: &mut impl ServerOutput,
+    ) {
+        let cause = if pkt.flags.contains(TcpFlags::RST) {
+            DropCause::RstOutOfWindow
+        } else {
+            let req = &mut self.requests[r];
+            if !req
+                .last_oow_ack
+                .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT)
+            {
+                req.last_oow_ack = Some(now);
+                let rcv_nxt = req.rcv_isn.wrapping_add(1);
+                let snd_nxt = req.snd_isn.wrapping_add(1);
+                let mut ack = segment(&req.tuple, TcpFlags::ACK, snd_nxt, rcv_nxt, 0);
+                if req.ts_recent != 0 {
+                    ack.tsval = ts_now(now);
+                    ack.tsecr = req.ts_recent;
+                }
+                out.transmit(ack, None);
+            }
+            DropCause::OutOfWindow
+        };
+        out.notify(ServerEvent::Dropped { cause });
+    }
+
+    /// §5.4 step 6: the final ACK finds the accept queue of `s` full (`l`
+    /// is the request's own listener): `acked` and dropped, or with
+    /// `tcp_abort_on_overflow` an RST (§7 G).
+    fn final_ack_queue_full(
+        &mut self,
+        r: ReqKey,
+        s: ListenerId,
+        l: ListenerId,
+        pkt: &Packet,
+        out: &mut impl ServerOutput,
+    ) {
+        {
             self.counters.TcpExtListenOverflows += 1;
             self.counters.TcpExtListenDrops += 1;
             if s != l {
@@ -424,16 +458,28 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 // `embryonic_reset:` again: counted on S (see step 4).
                 self.drop_request_counted_on(r, s);
             }
-            return;
         }
-        // Step 7: the child replaces the request (inet_csk_complete_hashdance):
-        // `new_child` overwrites the request's ehash entry in place.
+    }
+
+    /// §5.4 step 7: the child replaces the request
+    /// (`inet_csk_complete_hashdance`: `new_child` overwrites the request's
+    /// ehash entry in place) and joins the accept queue of `s`, migrating
+    /// if `s` is not the request's own listener.
+    fn complete_hashdance(
+        &mut self,
+        now: SimTime,
+        r: ReqKey,
+        s: ListenerId,
+        pkt: &Packet,
+        out: &mut impl ServerOutput,
+    ) {
+        let q = &self.requests[r];
+        let (l, snd_isn, rcv_isn, tuple, hash, migrated) = (
+            q.listener, q.snd_isn, q.rcv_isn, q.tuple, q.hash, q.migrated,
+        );
+        let (snt_synack, num_retrans, ts_recent) = (q.snt_synack, q.num_retrans, q.ts_recent);
         debug_assert_eq!(self.ehash.get(&tuple), Some(&Sock::Req(r)));
-        let (owner, snt_synack, num_retrans, ts_recent) = {
-            let q = &self.requests[r];
-            (q.listener, q.snt_synack, q.num_retrans, q.ts_recent)
-        };
-        self.release_request(r, owner, false);
+        self.release_request(r, l, false);
         let c = self.new_child(
             tuple,
             hash,

@@ -370,6 +370,19 @@ fn outcome_rows(r: &Report) -> Vec<(&'static str, u64)> {
 }
 
 impl Report {
+    /// The text report's TIME_WAIT lines, one per host side.
+    fn time_wait_text(&self, s: &mut String) {
+        for t in &self.time_wait {
+            let _ = writeln!(
+                s,
+                "time_wait {} ({})  peak {}  at end {}  taken over {}",
+                t.host, t.side, t.peak, t.at_end, t.taken_over
+            );
+        }
+    }
+}
+
+impl Report {
     /// The RST row of `cause` (a [`sim_tcp::RstCause`] name), if any.
     fn rst_row(&self, cause: &str) -> Option<&RstCount> {
         self.resets_by_cause.iter().find(|c| c.cause == cause)
@@ -547,13 +560,7 @@ impl Report {
                 let _ = writeln!(s, "  {k:<30} {v:>10}");
             }
         }
-        for t in &self.time_wait {
-            let _ = writeln!(
-                s,
-                "time_wait {} ({})  peak {}  at end {}  taken over {}",
-                t.host, t.side, t.peak, t.at_end, t.taken_over
-            );
-        }
+        self.time_wait_text(&mut s);
         let n = &self.network;
         let _ = writeln!(
             s,

@@ -115,25 +115,8 @@ impl<H: ReuseportHooks> ServerStack<H> {
                 }
             }
         }
+        let max_retries = self.synack_max_retries(owner);
         let o = &self.listeners[owner.index()];
-        let mut max_retries = if o.options.syn_retries != 0 {
-            o.options.syn_retries
-        } else {
-            self.sysctls.tcp_synack_retries
-        };
-        // Pruning under SYN-queue pressure: old requests get fewer retries.
-        // `(qlen << 1) > max(8U, backlog)` compares as unsigned in C.
-        let qlen = o.syn_qlen;
-        if (qlen.wrapping_shl(1) as u32) > o.backlog.max(8) {
-            let mut young = o.syn_young.wrapping_shl(1);
-            while max_retries > 2 {
-                if qlen < young {
-                    break;
-                }
-                max_retries -= 1;
-                young = young.wrapping_shl(1);
-            }
-        }
         self.counters.TcpExtTCPTimeouts += 1;
         // `syn_ack_recalc`: with TCP_DEFER_ACCEPT an `acked` request lives
         // until the defer period is over and gets no SYN-ACK before its
@@ -213,6 +196,31 @@ impl<H: ReuseportHooks> ServerStack<H> {
             });
             self.maybe_destroy_listener(l);
         }
+    }
+
+    /// The SYN-ACK retries a request of listener `owner` gets
+    /// (`TCP_SYNCNT`, else `tcp_synack_retries`), fewer under SYN-queue
+    /// pressure: `reqsk_timer_handler`'s pruning of old requests.
+    fn synack_max_retries(&self, owner: ListenerId) -> u8 {
+        let o = &self.listeners[owner.index()];
+        let mut max_retries = if o.options.syn_retries != 0 {
+            o.options.syn_retries
+        } else {
+            self.sysctls.tcp_synack_retries
+        };
+        // `(qlen << 1) > max(8U, backlog)` compares as unsigned in C.
+        let qlen = o.syn_qlen;
+        if (qlen.wrapping_shl(1) as u32) > o.backlog.max(8) {
+            let mut young = o.syn_young.wrapping_shl(1);
+            while max_retries > 2 {
+                if qlen < young {
+                    break;
+                }
+                max_retries -= 1;
+                young = young.wrapping_shl(1);
+            }
+        }
+        max_retries
     }
 
     /// §5.4: a segment for request `r`.

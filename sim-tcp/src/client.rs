@@ -9,7 +9,7 @@ use crate::metrics::TcpMetrics;
 use crate::rtt::{
     rtt_us, tcp_model_timeout, timed_out, ts_now, ts_rtt_us, RttEstimator, DATA_RTO_BASE,
 };
-use crate::server::{TCP_INVALID_RATELIMIT, TCP_ORPHAN_RETRIES, TCP_TIMEOUT_INIT, TIMER_HORIZON};
+use crate::server::{tcp_oow_rate_limited, TCP_ORPHAN_RETRIES, TCP_TIMEOUT_INIT, TIMER_HORIZON};
 use crate::timewait::{TimeWaitTable, TwKey};
 use crate::{ClientRstCause, Counters, Sysctls, TFO_CLIENT_ENABLE, TFO_CLIENT_NO_COOKIE};
 use serde::{Deserialize, Serialize};
@@ -393,14 +393,10 @@ impl ClientSocket {
         env: &mut ClientEnv<'_>,
         out: &mut impl ClientOutput,
     ) {
-        if self
-            .last_oow_ack
-            .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT)
-        {
+        if tcp_oow_rate_limited(&mut self.last_oow_ack, now) {
             env.counters.TcpExtTCPACKSkippedChallenge += 1;
             return;
         }
-        self.last_oow_ack = Some(now);
         env.counters.TcpExtTCPChallengeACK += 1;
         out.transmit(self.seg(now, TcpFlags::ACK, self.snd_nxt, 0), None);
     }

@@ -47,6 +47,17 @@ pub(crate) const TCP_ORPHAN_RETRIES: u32 = 8;
 pub const TCP_SYNCOOKIE_VALID: SimDuration = SimDuration::from_secs(120);
 /// `tcp_invalid_ratelimit`: SYN-ACK rate limit for duplicate SYNs (§3).
 pub const TCP_INVALID_RATELIMIT: SimDuration = SimDuration::from_millis(500);
+
+/// `__tcp_oow_rate_limited`: true if a reply to an out-of-window or
+/// duplicate segment was sent less than `tcp_invalid_ratelimit` ago;
+/// otherwise records `now` as the socket's `last_oow_ack_time`.
+pub(crate) fn tcp_oow_rate_limited(last_oow_ack: &mut Option<SimTime>, now: SimTime) -> bool {
+    if last_oow_ack.is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT) {
+        return true;
+    }
+    *last_oow_ack = Some(now);
+    false
+}
 /// Length of a TCP header without options, what a BPF program sees as the
 /// minimum `len` of a real segment (§2.7).
 const TCP_HEADER_LEN: u32 = 20;

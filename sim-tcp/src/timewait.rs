@@ -7,7 +7,8 @@
 //! `tools/kernel-probes/results/time_wait.txt`, `docs/linux-semantics/time-wait.md`.
 
 use crate::rtt::ts_now;
-use crate::{Counters, Sysctls, TCP_INVALID_RATELIMIT};
+use crate::server::tcp_oow_rate_limited;
+use crate::{Counters, Sysctls};
 use sim_core::{FourTuple, Packet, SimDuration, SimTime, TcpFlags, TimerModel};
 use slotmap::SlotMap;
 use std::collections::VecDeque;
@@ -279,13 +280,10 @@ impl TimeWaitTable {
     /// `tcp_timewait_check_oow_rate_limit`, then `tcp_v4_timewait_ack`.
     fn oow_ack(&mut self, now: SimTime, k: TwKey, counters: &mut Counters) -> TwVerdict {
         let s = &mut self.socks[k];
-        if s.last_oow_ack
-            .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT)
-        {
+        if tcp_oow_rate_limited(&mut s.last_oow_ack, now) {
             counters.TcpExtTCPACKSkippedTimeWait += 1;
             return TwVerdict::Consumed;
         }
-        s.last_oow_ack = Some(now);
         TwVerdict::Ack(self.ack(now, k))
     }
 

@@ -12,7 +12,8 @@ use crate::hooks::ReuseportHooks;
 use crate::rtt::{
     rtt_us, tcp_model_timeout, timed_out, ts_now, ts_rtt_us, RttEstimator, DATA_RTO_BASE,
 };
-use crate::{ChildKey, ListenerId, TCP_INVALID_RATELIMIT, TCP_TIMEOUT_INIT};
+use crate::server::tcp_oow_rate_limited;
+use crate::{ChildKey, ListenerId, TCP_TIMEOUT_INIT};
 use sim_core::{FourTuple, Packet, SimDuration, SimTime, TcpFlags, Timer, TimerModel};
 
 /// A child socket.
@@ -534,14 +535,10 @@ impl<H: ReuseportHooks> ServerStack<H> {
     /// is off by default since Linux 6.0 and not modelled).
     fn child_challenge_ack(&mut self, now: SimTime, c: ChildKey, out: &mut impl ServerOutput) {
         let child = &mut self.children[c];
-        if child
-            .last_oow_ack
-            .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT)
-        {
+        if tcp_oow_rate_limited(&mut child.last_oow_ack, now) {
             self.counters.TcpExtTCPACKSkippedChallenge += 1;
             return;
         }
-        child.last_oow_ack = Some(now);
         self.counters.TcpExtTCPChallengeACK += 1;
         out.transmit(child.ack(now), None);
     }

@@ -370,16 +370,12 @@ impl<H: ReuseportHooks> ServerStack<H> {
         out: &mut impl ServerOutput,
     ) {
         let req = &mut self.requests[r];
-        let limited = req
-            .last_oow_ack
-            .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT);
-        if limited {
+        if tcp_oow_rate_limited(&mut req.last_oow_ack, now) {
             out.notify(ServerEvent::Dropped {
                 cause: DropCause::DuplicateSynRateLimited,
             });
             return;
         }
-        req.last_oow_ack = Some(now);
         // `mod_timer_pending(jiffies + min(TCP_TIMEOUT_INIT << num_timeout,
         // TCP_RTO_MAX))`.
         let timeout = rto_for(TCP_TIMEOUT_INIT, num_timeout);
@@ -407,11 +403,7 @@ impl<H: ReuseportHooks> ServerStack<H> {
             DropCause::RstOutOfWindow
         } else {
             let req = &mut self.requests[r];
-            if !req
-                .last_oow_ack
-                .is_some_and(|t| now.saturating_sub(t) < TCP_INVALID_RATELIMIT)
-            {
-                req.last_oow_ack = Some(now);
+            if !tcp_oow_rate_limited(&mut req.last_oow_ack, now) {
                 let rcv_nxt = req.rcv_isn.wrapping_add(1);
                 let snd_nxt = req.snd_isn.wrapping_add(1);
                 let mut ack = segment(&req.tuple, TcpFlags::ACK, snd_nxt, rcv_nxt, 0);
